@@ -1,0 +1,173 @@
+"""`xpbank` command line (SPEC §5). Each command parses its arguments and hands on."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+import orjson
+
+from xpbank.config import ConfigError, Settings
+from xpbank.core.times import format_time
+from xpbank.records import RecordLineError, output_line, read_lines
+
+
+def _open(path: str) -> IO[bytes]:
+    return sys.stdin.buffer if path == "-" else open(path, "rb")
+
+
+def _lines(path: str) -> Iterator[bytes]:
+    with _open(path) as handle:
+        yield from handle
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.simulate import Simulator
+
+    simulator = Simulator(settings.rules, settings.topic_prefix)
+    out = sys.stdout.buffer
+    for record in simulator.run(read_lines(_lines(args.file), settings.topic_prefix)):
+        out.write(output_line(record, settings.topic_prefix) + b"\n")
+    out.flush()
+    if args.summary:
+        for name, count in sorted(simulator.counts.items()):
+            print(f"{name}: {count}", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.core.explain import explain_banking, render
+    from xpbank.simulate import Simulator
+
+    if not args.log:
+        print("explain needs --log FILE.jsonl (the offline record log to decide from)", file=sys.stderr)
+        return 2
+    simulator = Simulator(settings.rules, settings.topic_prefix)
+    for _ in simulator.run(read_lines(_lines(args.log), settings.topic_prefix)):
+        pass
+    store = simulator.store
+    ref = store.mastery(args.user, args.exercise)
+    course = store.course(ref.courseSourcedId) if ref else None
+    pairs = {k.split("\x1f", 1)[1]: v for k, v in store.pairs.items() if k.startswith(args.user + "\x1f")}
+    explanation = explain_banking(args.user, args.exercise, ref, course, pairs)
+    if args.json:
+        print(orjson.dumps(explanation.model_dump(mode="json")).decode())
+    else:
+        print(render(explanation))
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.kafka_io import create_topics
+
+    created = asyncio.run(create_topics(settings))
+    for name in created:
+        print(f"created {name}")
+    print(f"{len(created)} created; all {settings.partitions}-partition topics present on {settings.broker}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.kafka_io import produce
+
+    records = read_lines(_lines(args.file), settings.topic_prefix, topic=args.topic)
+    count = asyncio.run(produce(settings, records, show_progress=True))
+    print(f"produced {count} records", file=sys.stderr)
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.kafka_io import read_topic
+
+    async def run() -> None:
+        async for m in read_topic(settings, args.topic):
+            value = None if m.value is None else _json_or_text(m.value)
+            line = {
+                "topic": m.topic, "key": m.key.decode("utf-8", "replace") if m.key is not None else None,
+                "value": value, "timestamp": format_time(_ms(m.timestamp)), "partition": m.partition, "offset": m.offset,
+            }
+            sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_facts(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.kafka_io import read_topic
+    from xpbank.topics import FACTS
+
+    async def run() -> dict[str, dict]:
+        facts: dict[str, dict] = {}
+        async for m in read_topic(settings, settings.topic_prefix + FACTS):
+            if m.value is None:
+                continue
+            fact = orjson.loads(m.value)
+            held = facts.get(fact["factId"])
+            if held is None or (fact["generation"], fact["revision"]) > (held["generation"], held["revision"]):
+                facts[fact["factId"]] = fact
+        return facts
+
+    for fact in sorted(asyncio.run(run()).values(), key=lambda f: f["factId"]):
+        sys.stdout.buffer.write(orjson.dumps(fact) + b"\n")
+    return 0
+
+
+def _json_or_text(value: bytes):
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")
+
+
+def _ms(ms: int):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xpbank", description="Turns learning events into XP (see SPEC.md).")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("simulate", help="run the rules offline over a record log; prints output records")
+    s.add_argument("file", help="record lines (JSONL), or - for stdin")
+    s.add_argument("--summary", action="store_true", help="print counters to stderr")
+    s.set_defaults(run=cmd_simulate)
+    s = sub.add_parser("explain", help="why a mastery banked what it banked")
+    s.add_argument("user")
+    s.add_argument("exercise")
+    s.add_argument("--log", help="decide offline from this record log")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_explain)
+    s = sub.add_parser("topics", help="topic administration")
+    tsub = s.add_subparsers(dest="topics_command", required=True)
+    t = tsub.add_parser("create", help="create every topic with its partitions and cleanup policy")
+    t.set_defaults(run=cmd_topics_create)
+    s = sub.add_parser("produce", help="publish record lines to their topics")
+    s.add_argument("file", help="record lines (JSONL), or - for stdin")
+    s.add_argument("--topic", help="send every line to this topic instead of its own")
+    s.set_defaults(run=cmd_produce)
+    s = sub.add_parser("dump", help="print a topic's records from the beginning")
+    s.add_argument("topic")
+    s.set_defaults(run=cmd_dump)
+    s = sub.add_parser("facts", help="print the current facts (latest per factId)")
+    s.set_defaults(run=cmd_facts)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.run(args, settings)
+    except (ConfigError, RecordLineError) as exc:
+        print(f"xpbank: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The one codec: record bytes -> models (or a SPEC §3.6 reason), models -> bytes, and
+the compact encodings of table values.
+
+Checks run in the contract's order: size, JSON, schema, future_event_time. The checks
+that need state (too_late, duplicates, rules) belong to the core. A Caliper envelope
+yields one result per event, so one bad event never sinks its neighbours."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from xpbank.core.attempts import AttemptState
+from xpbank.core.banking import BankDecision, MasteryRef, PairState
+from xpbank.core.read_time import TimeEntry
+from xpbank.core.rules import Rules
+from xpbank.events import CaliperEnvelope, CourseDeleted, CourseUpserted, ExerciseMastered, Submission, TimeSpentEvent
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: BaseModel
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A Caliper event of another type: counted, not dead-lettered."""
+
+    event_type: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: str
+    detail: str
+    event_id: str | None = None
+
+
+Decoded = Accepted | Ignored | Invalid
+
+SUBMISSION = TypeAdapter(Submission)
+SINGLE_MODEL: dict[str, type[BaseModel] | TypeAdapter] = {
+    "submissions": SUBMISSION,
+    "mastery": ExerciseMastered,
+    "curriculum": CourseUpserted,
+}
+
+
+def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetime | None, rules: Rules) -> list[Decoded]:
+    """Decode one record of an input topic of the given kind (see topics.INPUT_KINDS)."""
+    if value is None:
+        if kind == "curriculum" and key:
+            return [Accepted(CourseDeleted(courseSourcedId=key.decode("utf-8", "replace")))]
+        return [Invalid("schema_violation", "a null value is only meaningful on the curriculum topic (with a key)")]
+    if len(value) > rules.max_payload_bytes:
+        return [Invalid("payload_too_large", f"{len(value)} bytes > {rules.max_payload_bytes}")]
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return [Invalid("malformed_json", str(exc))]
+    if kind == "caliper":
+        return _decode_caliper(doc, timestamp, rules)
+    return [_validate(SINGLE_MODEL[kind], doc, timestamp, rules)]
+
+
+def _decode_caliper(doc: Any, timestamp: datetime | None, rules: Rules) -> list[Decoded]:
+    if isinstance(doc, dict) and "data" in doc and "type" not in doc:
+        try:
+            envelope = CaliperEnvelope.model_validate(doc)
+        except ValidationError as exc:
+            return [Invalid("schema_violation", "envelope: " + _summary(exc))]
+        return [_decode_caliper_event(item, timestamp, rules) for item in envelope.data]
+    return [_decode_caliper_event(doc, timestamp, rules)]
+
+
+def _decode_caliper_event(doc: Any, timestamp: datetime | None, rules: Rules) -> Decoded:
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind != "TimeSpentEvent":
+        return Ignored(kind)
+    return _validate(TimeSpentEvent, doc, timestamp, rules)
+
+
+def _validate(model: Any, doc: Any, timestamp: datetime | None, rules: Rules) -> Decoded:
+    event_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+    try:
+        event = model.validate_python(doc) if isinstance(model, TypeAdapter) else model.model_validate(doc)
+    except ValidationError as exc:
+        return Invalid("schema_violation", _summary(exc), event_id)
+    event_time = getattr(event, "eventTime", None)
+    if timestamp is not None and event_time is not None:
+        if event_time > timestamp + timedelta(seconds=rules.max_clock_skew_seconds):
+            return Invalid(
+                "future_event_time",
+                f"eventTime {event_time.isoformat()} is more than {rules.max_clock_skew_seconds}s "
+                f"after the record timestamp {timestamp.isoformat()}",
+                event_id,
+            )
+    return Accepted(event)
+
+
+def _summary(exc: ValidationError, most: int = 3) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:most]]
+    more = exc.error_count() - most
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+# ---- output values -------------------------------------------------------------
+
+
+def encode(model: BaseModel) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def payload_text(value: bytes | None) -> tuple[str | None, str]:
+    """A dead letter's payload: the original bytes as UTF-8 text, else base64."""
+    if value is None:
+        return None, "utf-8"
+    try:
+        return value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(value).decode("ascii"), "base64"
+
+
+# ---- table values --------------------------------------------------------------
+# A pair's read time is the state that grows with every heartbeat, so it is packed:
+# 28 bytes per accepted event (time µs, credited ms, event uuid), then the decision.
+
+_PAIR_HEADER = struct.Struct(">BI")
+_ENTRY = struct.Struct(">qI16s")
+_PAIR_VERSION = 1
+
+
+def encode_pair(pair: PairState) -> bytes:
+    parts = [_PAIR_HEADER.pack(_PAIR_VERSION, len(pair.entries))]
+    for entry in pair.entries:
+        parts.append(_ENTRY.pack(entry.time_us, entry.credited_ms, uuid.UUID(entry.event_id[9:]).bytes))
+    if pair.decision is not None:
+        parts.append(orjson.dumps(list(pair.decision.model_dump(mode="json").values())))
+    return b"".join(parts)
+
+
+def decode_pair(raw: bytes) -> PairState:
+    version, count = _PAIR_HEADER.unpack_from(raw, 0)
+    if version != _PAIR_VERSION:
+        raise ValueError(f"pair state version {version} is not supported")
+    offset = _PAIR_HEADER.size
+    entries = []
+    for _ in range(count):
+        time_us, credited_ms, uid = _ENTRY.unpack_from(raw, offset)
+        entries.append(TimeEntry(time_us, credited_ms, f"urn:uuid:{uuid.UUID(bytes=uid)}"))
+        offset += _ENTRY.size
+    decision = None
+    if offset < len(raw):
+        decision = BankDecision.model_validate(dict(zip(BankDecision.model_fields, orjson.loads(raw[offset:]))))
+    return PairState(entries=tuple(entries), decision=decision)
+
+
+def encode_attempts(state: AttemptState) -> bytes:
+    return orjson.dumps(state.model_dump(mode="json"))
+
+
+def decode_attempts(raw: bytes) -> AttemptState:
+    return AttemptState.model_validate(orjson.loads(raw))
+
+
+def encode_mastery_ref(ref: MasteryRef) -> bytes:
+    return encode(ref)
+
+
+def decode_mastery_ref(raw: bytes) -> MasteryRef:
+    return MasteryRef.model_validate(orjson.loads(raw))
+
+
+def decode_course(raw: bytes) -> CourseUpserted:
+    return CourseUpserted.model_validate(orjson.loads(raw))

@@ -1,0 +1,96 @@
+"""Configuration from the environment (SPEC §6). Every variable has a default that
+works on a developer machine; a bad value fails fast with the variable's name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpbank.core.rules import Rules
+
+DEFAULTS: dict[str, str] = {
+    "XPBANK_BROKER": "kafka://127.0.0.1:9092",
+    "XPBANK_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "XPBANK_STORE": "rocksdb://",
+    "XPBANK_PARTITIONS": "8",
+    "XPBANK_TOPIC_PREFIX": "",
+    "XPBANK_LATENESS_SECONDS": "3600",
+    "XPBANK_MAX_CLOCK_SKEW_SECONDS": "300",
+    "XPBANK_MAX_UNANCHORED_SECONDS": "60",
+    "XPBANK_MAX_PAYLOAD_BYTES": "262144",
+    "XPBANK_GENERATION": "1",
+    "XPBANK_WEB_PORT": "6066",
+    "XPBANK_DATA_DIR": "./data",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port`",
+    "XPBANK_REDIS_URL": "Redis for the read models",
+    "XPBANK_STORE": "table store: `rocksdb://` (production) or `memory://`",
+    "XPBANK_PARTITIONS": "partitions of every topic xpbank creates",
+    "XPBANK_TOPIC_PREFIX": "prefix prepended to every topic name",
+    "XPBANK_LATENESS_SECONDS": "TimeSpent older than watermark minus this is `too_late`",
+    "XPBANK_MAX_CLOCK_SKEW_SECONDS": "eventTime this far after the record timestamp is `future_event_time`",
+    "XPBANK_MAX_UNANCHORED_SECONDS": "credit cap of a time item without startDate/endDate",
+    "XPBANK_MAX_PAYLOAD_BYTES": "records larger than this are `payload_too_large`",
+    "XPBANK_GENERATION": "generation stamped on outputs (replays use a new one)",
+    "XPBANK_WEB_PORT": "the worker's HTTP port",
+    "XPBANK_DATA_DIR": "where a worker keeps its local table stores",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value that cannot be used."""
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = env.get(name) or DEFAULTS[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str
+    redis_url: str
+    store: str
+    partitions: int
+    topic_prefix: str
+    web_port: int
+    data_dir: Path
+    rules: Rules
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        store = env.get("XPBANK_STORE") or DEFAULTS["XPBANK_STORE"]
+        if not store.startswith(("rocksdb://", "memory://")):
+            raise ConfigError(f"XPBANK_STORE={store!r}: use rocksdb:// or memory://")
+        return cls(
+            broker=env.get("XPBANK_BROKER") or DEFAULTS["XPBANK_BROKER"],
+            redis_url=env.get("XPBANK_REDIS_URL") or DEFAULTS["XPBANK_REDIS_URL"],
+            store=store,
+            partitions=_int(env, "XPBANK_PARTITIONS", minimum=1),
+            topic_prefix=env.get("XPBANK_TOPIC_PREFIX", DEFAULTS["XPBANK_TOPIC_PREFIX"]),
+            web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
+            data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
+            rules=Rules(
+                lateness_seconds=_int(env, "XPBANK_LATENESS_SECONDS"),
+                max_clock_skew_seconds=_int(env, "XPBANK_MAX_CLOCK_SKEW_SECONDS"),
+                max_unanchored_seconds=_int(env, "XPBANK_MAX_UNANCHORED_SECONDS"),
+                max_payload_bytes=_int(env, "XPBANK_MAX_PAYLOAD_BYTES", minimum=1),
+                generation=_int(env, "XPBANK_GENERATION", minimum=1),
+            ),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL(s) as aiokafka wants them (`host:port[,host:port]`)."""
+        return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))

@@ -1,0 +1,220 @@
+"""The active-attempt pointer per (user, exercise) (SPEC §3.2) and exercise XP on
+finalize (§3.3). xpbank owns the attempt number; nothing re-derives it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from xpbank.core.curriculum import locate
+from xpbank.core.exercise_xp import MASTERY_ACCURACY, accuracy_of, exercise_xp
+from xpbank.core.ids import attempt_output_id, exercise_fact_id, mastery_id, output_id
+from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
+from xpbank.core.rules import Rules
+from xpbank.events import (
+    AnswerSubmitted,
+    AttemptFinalized,
+    AttemptReset,
+    AttemptStarted,
+    CourseUpserted,
+    ExerciseMastered,
+    QuestionReported,
+    QuestionSkipped,
+)
+from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OpenAttempt(Frozen):
+    number: int
+    total_questions: int | None = None
+    answers: tuple[tuple[str, bool], ...] = ()  # first answer per question; a skip is False
+    reported: tuple[str, ...] = ()
+
+    def answered(self, question: str) -> bool:
+        return any(q == question for q, _ in self.answers)
+
+
+class CompletedAttempt(Frozen):
+    number: int
+    correct: int
+    total: int
+    accuracy: float
+    exercise_xp: int
+    mastered: bool
+    completed_by: str
+
+
+class AttemptState(Frozen):
+    completed: int = 0
+    mastered_before: bool = False  # a finalized attempt reached 80 %: no more XP (no farming)
+    open: OpenAttempt | None = None
+    last_completed: CompletedAttempt | None = None
+    seen: frozenset[str] = frozenset()
+
+    @property
+    def current_number(self) -> int:
+        """The open attempt's number, or the one the next event would open."""
+        return self.open.number if self.open else self.completed + 1
+
+
+EMPTY = AttemptState()
+
+
+def apply_submission(
+    state: AttemptState, event, course: CourseUpserted | None, rules: Rules
+) -> tuple[AttemptState, Outcome]:
+    """One submission (already schema-checked) against the (user, exercise) state."""
+    if event.id in state.seen:
+        return state, counted("duplicates")
+    named = event.attempt
+    if isinstance(event, AttemptFinalized) and named is not None and named <= state.completed:
+        return _seen(state, event), counted("noop_finalize")
+    if named is not None and named != state.current_number:
+        return state, rejected(
+            "stale_attempt", f"attempt {named} but the current attempt is {state.current_number}", event.id
+        )
+    if isinstance(event, AttemptFinalized):
+        return _finalize(state, event, course, rules)
+    if isinstance(event, AttemptReset):
+        return _reset(state, event, rules)
+    state, opened = _ensure_open(state, event, rules)
+    attempt = state.open
+    assert attempt is not None
+    if isinstance(event, AnswerSubmitted) and not attempt.answered(event.questionId):
+        attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, event.correct))})
+    elif isinstance(event, QuestionSkipped) and not attempt.answered(event.questionId):
+        attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, False))})
+    elif isinstance(event, QuestionReported) and event.questionId not in attempt.reported:
+        attempt = attempt.model_copy(update={"reported": (*attempt.reported, event.questionId)})
+    return _seen(state.model_copy(update={"open": attempt}), event), opened
+
+
+def _seen(state: AttemptState, event) -> AttemptState:
+    return state.model_copy(update={"seen": state.seen | {event.id}})
+
+
+def _ensure_open(state: AttemptState, event, rules: Rules) -> tuple[AttemptState, Outcome]:
+    if state.open is not None:
+        return state, NOTHING
+    total = event.totalQuestions if isinstance(event, AttemptStarted) else None
+    attempt = OpenAttempt(number=state.completed + 1, total_questions=total)
+    opened = AttemptOpened(
+        id=attempt_output_id(
+            "attempt-opened", event.userSourcedId, event.exerciseSourcedId, attempt.number, rules.generation, event.id
+        ),
+        generation=rules.generation,
+        userSourcedId=event.userSourcedId,
+        exerciseSourcedId=event.exerciseSourcedId,
+        courseSourcedId=event.courseSourcedId,
+        attempt=attempt.number,
+        totalQuestions=total,
+        sourceEventId=event.id,
+        eventTime=event.eventTime,
+    )
+    return state.model_copy(update={"open": attempt}), Outcome(outputs=(opened,))
+
+
+def _reset(state: AttemptState, event: AttemptReset, rules: Rules) -> tuple[AttemptState, Outcome]:
+    if state.open is None:
+        return _seen(state, event), counted("noop_reset")
+    discarded = AttemptDiscarded(
+        id=attempt_output_id(
+            "attempt-discarded", event.userSourcedId, event.exerciseSourcedId, state.open.number, rules.generation, event.id
+        ),
+        generation=rules.generation,
+        userSourcedId=event.userSourcedId,
+        exerciseSourcedId=event.exerciseSourcedId,
+        courseSourcedId=event.courseSourcedId,
+        attempt=state.open.number,
+        answered=len(state.open.answers),
+        sourceEventId=event.id,
+        eventTime=event.eventTime,
+    )
+    # the number is not consumed: the next attempt reuses it
+    return _seen(state.model_copy(update={"open": None}), event), Outcome(outputs=(discarded,))
+
+
+def _finalize(
+    state: AttemptState, event: AttemptFinalized, course: CourseUpserted | None, rules: Rules
+) -> tuple[AttemptState, Outcome]:
+    attempt = state.open
+    if attempt is None:
+        return _seen(state, event), counted("noop_finalize")
+    if course is None:
+        return state, rejected("unknown_course", f"course {event.courseSourcedId} is not in the curriculum", event.id)
+    placed = locate(course, event.exerciseSourcedId)
+    if placed is None:
+        return state, rejected(
+            "unknown_exercise", f"exercise {event.exerciseSourcedId} is not in course {course.courseSourcedId}", event.id
+        )
+    counted_answers = [(q, ok) for q, ok in attempt.answers if q not in attempt.reported]
+    planned = event.totalQuestions if event.totalQuestions is not None else attempt.total_questions
+    total = (planned if planned is not None else len(attempt.answers)) - len(attempt.reported)
+    correct = sum(1 for _, ok in counted_answers if ok)
+    accuracy = accuracy_of(correct, total)
+    xp = exercise_xp(placed.resource.xp or 0, attempt.number, accuracy, state.mastered_before)
+    mastered = accuracy >= MASTERY_ACCURACY and xp > 0
+    user, exercise, generation = event.userSourcedId, event.exerciseSourcedId, rules.generation
+    completed = AttemptCompleted(
+        id=output_id(f"xpbank:attempt-completed:{user}:{exercise}:{attempt.number}:{generation}"),
+        generation=generation,
+        userSourcedId=user,
+        exerciseSourcedId=exercise,
+        courseSourcedId=event.courseSourcedId,
+        attempt=attempt.number,
+        correct=correct,
+        total=total,
+        accuracy=accuracy,
+        exerciseXp=xp,
+        mastered=mastered,
+        sourceEventId=event.id,
+        eventTime=event.eventTime,
+    )
+    fact = XpFact(
+        factId=exercise_fact_id(user, exercise, attempt.number),
+        kind="exercise",
+        generation=generation,
+        revision=1,
+        userSourcedId=user,
+        email=event.email,
+        date=event.eventTime.date(),
+        courseSourcedId=event.courseSourcedId,
+        subject=course.subject,
+        resourceSourcedId=exercise,
+        exerciseSourcedId=exercise,
+        attempt=attempt.number,
+        xp=xp,
+        eventTime=event.eventTime,
+        sources=(event.id,),
+    )
+    outputs: tuple = (completed, fact)
+    if mastered:
+        outputs += (
+            ExerciseMastered(
+                id=mastery_id(user, exercise, attempt.number),
+                userSourcedId=user,
+                exerciseSourcedId=exercise,
+                courseSourcedId=event.courseSourcedId,
+                attempt=attempt.number,
+                accuracy=accuracy,
+                exerciseXp=xp,
+                email=event.email,
+                eventTime=event.eventTime,
+            ),
+        )
+    record = CompletedAttempt(
+        number=attempt.number, correct=correct, total=total, accuracy=accuracy,
+        exercise_xp=xp, mastered=mastered, completed_by=event.id,
+    )
+    new_state = state.model_copy(
+        update={
+            "completed": attempt.number,
+            "mastered_before": state.mastered_before or accuracy >= MASTERY_ACCURACY,
+            "open": None,
+            "last_completed": record,
+        }
+    )
+    return _seen(new_state, event), Outcome(outputs=outputs)

@@ -1,0 +1,139 @@
+"""Apply one input record to the state: decode, pick the core function, store the new
+state, and return what to publish. `xpbank simulate` and the Faust agents both call
+`handle_record`, which is why they make the same decisions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from xpbank import codec
+from xpbank.core.attempts import EMPTY, apply_submission
+from xpbank.core.banking import EMPTY_PAIR, bank_mastery, eligible_resources, mastery_ref
+from xpbank.core.outcome import Outcome
+from xpbank.core.rules import Rules
+from xpbank.core.time_spent import record_time_spent
+from xpbank.events import CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.outputs import DeadLetter
+from xpbank.state import StateStore
+from xpbank.topics import DEAD_LETTERS, INPUT_KINDS, route
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    topic: str  # registry name (without prefix)
+    key: bytes | None
+    value: bytes | None
+    timestamp: datetime | None
+    partition: int | None = None
+    offset: int | None = None
+    topic_full_name: str | None = None  # as it appears on the broker, for dead letters
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    topic: str
+    key: str | None
+    value: BaseModel
+    timestamp: datetime | None
+
+
+@dataclass
+class Handled:
+    outputs: list[OutputRecord] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+
+
+def handle_record(store: StateStore, record: InputRecord, rules: Rules) -> Handled:
+    kind = INPUT_KINDS[record.topic]
+    handled = Handled()
+    results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
+    time_spent: dict[str, list[TimeSpentEvent]] = {}
+    for result in results:
+        if isinstance(result, codec.Ignored):
+            handled.counts[f"ignored_caliper_type:{result.event_type}"] += 1
+        elif isinstance(result, codec.Invalid):
+            _dead_letter(handled, record, result.reason, result.detail, result.event_id)
+        elif isinstance(result.event, TimeSpentEvent):
+            time_spent.setdefault(result.event.user, []).append(result.event)
+        else:
+            _collect(handled, record, _apply(store, result.event, rules))
+    for user, events in time_spent.items():
+        _collect(handled, record, _apply_time_spent(store, user, events, rules))
+    return handled
+
+
+def _apply(store: StateStore, event: BaseModel, rules: Rules) -> Outcome:
+    if isinstance(event, CourseUpserted):
+        store.set_course(event.courseSourcedId, event)
+        return Outcome(counts=(("courses_upserted", 1),))
+    if isinstance(event, CourseDeleted):
+        store.set_course(event.courseSourcedId, None)
+        return Outcome(counts=(("courses_deleted", 1),))
+    if isinstance(event, ExerciseMastered):
+        return _apply_mastery(store, event, rules)
+    user, exercise = event.userSourcedId, event.exerciseSourcedId
+    before = store.attempts(user, exercise) or EMPTY
+    after, outcome = apply_submission(before, event, store.course(event.courseSourcedId), rules)
+    if after != before:
+        store.set_attempts(user, exercise, after)
+    return outcome
+
+
+def _apply_mastery(store: StateStore, mastery: ExerciseMastered, rules: Rules) -> Outcome:
+    user = mastery.userSourcedId
+    course = store.course(mastery.courseSourcedId)
+    pairs = {rid: store.pair(user, rid) or EMPTY_PAIR for rid in eligible_resources(course, mastery.exerciseSourcedId)}
+    changed, outcome = bank_mastery(pairs, mastery, course, rules)
+    for rid, pair in changed.items():
+        if pair != pairs[rid]:
+            store.set_pair(user, rid, pair)
+    if not outcome.rejections:
+        store.set_mastery(user, mastery.exerciseSourcedId, mastery_ref(mastery))
+    return outcome
+
+
+def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent], rules: Rules) -> Outcome:
+    before = store.watermark(user)
+    pairs = {}
+    for event in events:
+        if event.resource not in pairs:
+            pairs[event.resource] = store.pair(user, event.resource) or EMPTY_PAIR
+    watermark, changed, outcome = record_time_spent(before, pairs, events, rules)
+    for resource, pair in changed.items():
+        store.set_pair(user, resource, pair)
+    if watermark is not None and watermark != before:
+        store.set_watermark(user, watermark)
+    return outcome
+
+
+def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:
+    for output in outcome.outputs:
+        topic, key = route(output)
+        handled.outputs.append(OutputRecord(topic, key, output, record.timestamp))
+    for rejection in outcome.rejections:
+        _dead_letter(handled, record, rejection.reason, rejection.detail, rejection.event_id)
+    for name, amount in outcome.counts:
+        handled.counts[name] += amount
+
+
+def _dead_letter(handled: Handled, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
+    payload, encoding = codec.payload_text(record.value)
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    letter = DeadLetter(
+        reason=reason,
+        detail=detail,
+        topic=record.topic_full_name or record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=key,
+        timestamp=record.timestamp,
+        eventId=event_id,
+        payload=payload,
+        payloadEncoding=encoding,
+    )
+    handled.outputs.append(OutputRecord(DEAD_LETTERS, key, letter, record.timestamp))
+    handled.counts[f"dead_letters:{reason}"] += 1

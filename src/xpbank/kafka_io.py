@@ -1,0 +1,114 @@
+"""The Kafka edge for the command line: topic creation, producing record lines, and
+reading topics back. Clients are opened per call, never at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from xpbank.config import Settings
+from xpbank.handlers import InputRecord
+from xpbank.topics import TOPICS
+
+
+def topic_configs(cleanup: str) -> dict[str, str]:
+    return {"cleanup.policy": cleanup}
+
+
+async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Create every registry topic (and `extra` (name, cleanup) pairs); idempotent.
+    Returns the names that were created now."""
+    wanted = [(spec.full_name(settings.topic_prefix), spec.cleanup) for spec in TOPICS] + list(extra)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=1, topic_configs=topic_configs(cleanup))
+            for name, cleanup in wanted
+            if name not in existing
+        ]
+        created = []
+        for topic in missing:  # one at a time: a racing creator only costs that one
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+def progress(done: int, total: int | None, started: float, what: str) -> None:
+    rate = done / max(time.monotonic() - started, 1e-9)
+    of = f"/{total}" if total else ""
+    print(f"\r{what}: {done}{of} records ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+
+async def produce(settings: Settings, records: Iterable[InputRecord], show_progress: bool = False) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    await producer.start()
+    count, started = 0, time.monotonic()
+    try:
+        pending = []
+        for record in records:
+            ts_ms = int(record.timestamp.timestamp() * 1000) if record.timestamp else None
+            pending.append(
+                await producer.send(
+                    settings.topic_prefix + record.topic, value=record.value, key=record.key, timestamp_ms=ts_ms
+                )
+            )
+            count += 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if show_progress:
+                    progress(count, None, started, "produced")
+        await asyncio.gather(*pending)
+        if show_progress and count >= 5000:
+            progress(count, None, started, "produced")
+            print(file=sys.stderr)
+    finally:
+        await producer.stop()
+    return count
+
+
+async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) -> AsyncIterator:
+    """Every record of a topic from the beginning up to its current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(full_name)
+        if partitions is None:
+            await consumer.client.force_metadata_update()  # type: ignore[attr-defined]
+            partitions = consumer.partitions_for_topic(full_name)
+        if not partitions:
+            raise SystemExit(f"topic {full_name!r} does not exist on {settings.broker}")
+        assigned = [TopicPartition(full_name, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=idle_ms)
+            for tp, messages in batch.items():
+                for message in messages:
+                    yield message
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
