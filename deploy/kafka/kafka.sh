@@ -61,7 +61,9 @@ our_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
   # Guard against pid reuse: the process must be a JVM running kafka.Kafka with our config.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $CONFIG" || return 1
+  local cmdline
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmdline" == *"kafka.Kafka $CONFIG"* ]] || return 1
   echo "$pid"
 }
 
@@ -84,7 +86,7 @@ ensure_jars() {
   mkdir -p "$CACHE_DIR"
   local tmp="$CACHE_DIR/lib.tmp.$$"
   rm -rf "$tmp"
-  if ! mvn -B -q -f "$POM" dependency:copy-dependencies \
+  if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
         -DoutputDirectory="$tmp" -DincludeScope=runtime; then
     rm -rf "$tmp"
     die "maven could not resolve the Kafka jars (see output above)"
@@ -229,7 +231,7 @@ cmd_up() {
   local pid
   if pid="$(our_pid)"; then
     if port_open "$PORT"; then
-      log "kafka already running (pid $pid) on $HOST:$PORT"
+      echo "kafka already running (pid $pid) on $HOST:$PORT"
       return 0
     fi
     log "pid $pid is alive but $HOST:$PORT is not accepting connections yet"
@@ -262,7 +264,7 @@ cmd_up() {
   pid=$!
   echo "$pid" >"$PID_FILE"
   wait_ready "$pid"
-  log "kafka running (pid $pid); bootstrap servers: $HOST:$PORT"
+  echo "kafka running (pid $pid); bootstrap servers: $HOST:$PORT"
 }
 
 cmd_down() {
@@ -291,10 +293,10 @@ cmd_down() {
       sleep 1
     fi
     rm -f "$PID_FILE"
-    log "kafka stopped"
+    echo "kafka stopped"
   else
     rm -f "$PID_FILE"
-    log "kafka not running"
+    echo "kafka not running"
   fi
   if ((purge)); then
     rm -rf "$DATA_DIR"
@@ -306,13 +308,13 @@ cmd_status() {
   local pid
   if pid="$(our_pid)"; then
     if port_open "$PORT"; then
-      log "running (pid $pid) on $HOST:$PORT"
+      echo "kafka running (pid $pid) on $HOST:$PORT"
       return 0
     fi
     log "process $pid alive but $HOST:$PORT not accepting connections (starting or unhealthy)"
     return 1
   fi
-  log "not running"
+  echo "kafka not running"
   return 1
 }
 

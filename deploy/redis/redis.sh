@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Local Redis for xpbank dev/tests: a throw-away, non-persistent redis-server on 127.0.0.1.
+#
+#   bash deploy/redis/redis.sh up      start (idempotent; installs redis-server via apt if missing and root)
+#   bash deploy/redis/redis.sh down    stop the redis started by this script (never touches any other redis)
+#   bash deploy/redis/redis.sh status  exit 0 if a redis answers PING on the port, 1 otherwise
+#
+# URL: redis://127.0.0.1:${XPBANK_REDIS_PORT:-6379}/0
+# No persistence (--save '' --appendonly no): every fresh 'up' starts empty.
+# If some other redis already answers PONG on the port, 'up' accepts it as is (and 'down' leaves it alone).
+#
+# Environment:
+#   XPBANK_REDIS_PORT  port (default 6379)
+#   XPBANK_RUN_DIR     runtime root (default <repo>/.run; this script uses <root>/redis: redis.pid, redis.log)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+
+HOST=127.0.0.1
+PORT="${XPBANK_REDIS_PORT:-6379}"
+RUN_DIR="${XPBANK_RUN_DIR:-$REPO_ROOT/.run}/redis"
+PID_FILE="$RUN_DIR/redis.pid"
+LOG_FILE="$RUN_DIR/redis.log"
+
+log() { echo "redis: $*"; }
+die() { echo "redis: ERROR: $*" >&2; exit 1; }
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$PORT" 2>/dev/null; }
+
+# True if a redis answers PONG on $HOST:$PORT (redis-cli if installed, else raw RESP over /dev/tcp).
+pong() {
+  if command -v redis-cli >/dev/null; then
+    [[ "$(timeout 3 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null)" == "PONG" ]]
+  else
+    timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$PORT && printf 'PING\r\n' >&3 && IFS= read -r l <&3 && [[ \"\$l\" == '+PONG'* ]]" 2>/dev/null
+  fi
+}
+
+# Prints the pid from our pid file if it is a live redis-server started by this script
+# (redis rewrites its argv to "redis-server host:port", so also check its working dir == $RUN_DIR).
+our_pid() {
+  local pid
+  [[ -f "$PID_FILE" ]] || return 1
+  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  # (Debian's /usr/bin/redis-server is a symlink to redis-check-rdb, so test the name, not the exe.)
+  local cmdline
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmdline" == *redis-server* ]] || return 1
+  [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == "$(cd "$RUN_DIR" && pwd -P)" ]] || return 1
+  echo "$pid"
+}
+
+ensure_installed() {
+  command -v redis-server >/dev/null && return 0
+  if [[ "$(id -u)" -ne 0 ]]; then
+    die "redis-server not found: install redis-server (Debian: apt-get install redis-server)"
+  fi
+  log "redis-server not found; installing it with apt-get (Debian package redis-server)..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+  command -v redis-server >/dev/null || die "apt-get install redis-server did not provide redis-server"
+}
+
+cmd_up() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.lock"   # serialise concurrent up/down; redis must not inherit fd 9
+  flock 9
+
+  local pid
+  if pid="$(our_pid)" && pong; then
+    echo "redis already running (pid $pid) on $HOST:$PORT"
+    return 0
+  fi
+  if [[ -z "${pid:-}" ]]; then
+    rm -f "$PID_FILE"
+    if pong; then
+      echo "redis already answering on $HOST:$PORT (not started by this script; using it as is)"
+      return 0
+    fi
+    if port_open; then
+      die "port $HOST:$PORT is in use by something that is not redis. Stop it, or set XPBANK_REDIS_PORT."
+    fi
+  fi
+
+  ensure_installed
+  if [[ -z "${pid:-}" ]]; then
+    redis-server --daemonize yes --bind "$HOST" --port "$PORT" \
+      --save '' --appendonly no \
+      --dir "$RUN_DIR" --pidfile "$PID_FILE" --logfile "$LOG_FILE" 9>&- \
+      || die "redis-server failed to start (see $LOG_FILE)"
+  fi
+
+  local i
+  for ((i = 0; i < 50; i++)); do
+    if pong; then
+      pid="$(our_pid || echo '?')"
+      echo "redis running (pid $pid); url: redis://$HOST:$PORT/0"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "---- last 40 lines of $LOG_FILE ----" >&2
+  tail -n 40 "$LOG_FILE" >&2 || true
+  die "redis did not answer PING on $HOST:$PORT within 10s"
+}
+
+cmd_down() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/.lock"
+  flock 9
+
+  local pid
+  if ! pid="$(our_pid)"; then
+    rm -f "$PID_FILE"
+    echo "redis not running"
+    return 0
+  fi
+  log "stopping redis (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "still alive after 10s; sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PID_FILE"
+  echo "redis stopped"
+}
+
+cmd_status() {
+  local pid
+  if pong; then
+    if pid="$(our_pid)"; then
+      echo "redis running (pid $pid) on $HOST:$PORT"
+    else
+      echo "redis running on $HOST:$PORT (not started by this script)"
+    fi
+    return 0
+  fi
+  echo "redis not running"
+  return 1
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $0 up | down | status" >&2
+    exit 2
+    ;;
+esac
