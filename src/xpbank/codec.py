@@ -95,7 +95,7 @@ def _validate(model: Any, doc: Any, timestamp: datetime | None, rules: Rules) ->
         return Invalid("schema_violation", _summary(exc), event_id)
     event_time = getattr(event, "eventTime", None)
     if timestamp is not None and event_time is not None:
-        if event_time > timestamp + timedelta(seconds=rules.max_clock_skew_seconds):
+        if event_time - timestamp > timedelta(seconds=rules.max_clock_skew_seconds):
             return Invalid(
                 "future_event_time",
                 f"eventTime {event_time.isoformat()} is more than {rules.max_clock_skew_seconds}s "
@@ -130,10 +130,10 @@ def payload_text(value: bytes | None) -> tuple[str | None, str]:
 
 # ---- table values --------------------------------------------------------------
 # A pair's read time is the state that grows with every heartbeat, so it is packed:
-# 28 bytes per accepted event (time µs, credited ms, event uuid), then the decision.
+# 32 bytes per accepted event (time µs, credited ms, event uuid), then the decision.
 
 _PAIR_HEADER = struct.Struct(">BI")
-_ENTRY = struct.Struct(">qI16s")
+_ENTRY = struct.Struct(">qq16s")
 _PAIR_VERSION = 1
 
 

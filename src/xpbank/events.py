@@ -156,7 +156,7 @@ class ExerciseMastered(Frozen):
     exerciseSourcedId: NonEmpty
     courseSourcedId: NonEmpty
     attempt: Annotated[StrictInt, Field(ge=1)]
-    accuracy: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    accuracy: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
     exerciseXp: Annotated[StrictInt, Field(ge=0)]
     email: StrictStr | None = None
     eventTime: Time

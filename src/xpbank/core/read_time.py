@@ -13,6 +13,9 @@ from xpbank.core.times import to_micros
 from xpbank.events import TimeSpentEvent
 
 
+MAX_CLAIM_MS = float(2**53)
+
+
 class TimeEntry(NamedTuple):
     time_us: int
     credited_ms: int
@@ -31,7 +34,7 @@ def credit(event: TimeSpentEvent, rules: Rules) -> Credit:
     for item in event.generated.items:
         if item.type != "active":
             continue
-        claimed = int(item.value * 1000 + 0.5)
+        claimed = int(min(item.value * 1000, MAX_CLAIM_MS) + 0.5)  # 1e308 s stays finite
         if item.startDate is not None and item.endDate is not None:
             cap = (to_micros(item.endDate) - to_micros(item.startDate)) // 1000 + 1000
         else:

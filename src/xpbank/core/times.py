@@ -22,7 +22,10 @@ def parse_time(value: object) -> datetime:
         raise ValueError("must be an ISO-8601 string with a zone")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("must carry a zone (e.g. Z or +00:00)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the representable range once converted to UTC") from None
 
 
 def to_micros(moment: datetime) -> int:
