@@ -41,9 +41,23 @@ async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = (
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass
+        await _until_visible(admin, [name for name, _ in wanted], settings.partitions)
         return created
     finally:
         await admin.close()
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout: float = 30) -> None:
+    """Creation returns before every broker's metadata has the topics; wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = await admin.describe_topics(names)
+        if all(not t["error_code"] and len(t["partitions"]) >= partitions for t in described):
+            return
+        if time.monotonic() > deadline:
+            missing = [t["topic"] for t in described if t["error_code"] or len(t["partitions"]) < partitions]
+            raise RuntimeError(f"topics not visible after {timeout:.0f}s: {missing}")
+        await asyncio.sleep(0.2)
 
 
 def progress(done: int, total: int | None, started: float, what: str) -> None:
@@ -82,6 +96,18 @@ async def produce(settings: Settings, records: Iterable[InputRecord], show_progr
     return count
 
 
+async def partitions_of(settings: Settings, full_name: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([full_name])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        raise SystemExit(f"topic {full_name!r} does not exist on {settings.broker}")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
 async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) -> AsyncIterator:
     """Every record of a topic from the beginning up to its current end."""
     consumer = AIOKafkaConsumer(
@@ -89,12 +115,7 @@ async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) ->
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(full_name)
-        if partitions is None:
-            await consumer.client.force_metadata_update()  # type: ignore[attr-defined]
-            partitions = consumer.partitions_for_topic(full_name)
-        if not partitions:
-            raise SystemExit(f"topic {full_name!r} does not exist on {settings.broker}")
+        partitions = await partitions_of(settings, full_name)
         assigned = [TopicPartition(full_name, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)

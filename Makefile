@@ -1,0 +1,58 @@
+# xpbank — every target installs what it needs; `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+XPBANK := $(VENV)/bin/xpbank
+PYTEST_ARGS ?=
+
+.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
+
+help:
+	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
+	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis"
+	@echo "other: setup kafka-up kafka-down redis-up redis-down schemas test-unit test-integration test-e2e bench clean"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+kafka-up:
+	@bash deploy/kafka/kafka.sh up
+
+kafka-down:
+	@bash deploy/kafka/kafka.sh down
+
+redis-up:
+	@bash deploy/redis/redis.sh up
+
+redis-down:
+	@bash deploy/redis/redis.sh down
+
+services: kafka-up redis-up
+
+schemas: setup
+	$(PY) -m xpbank.schemas schemas
+
+# The test fixtures start Kafka and Redis themselves (or use XPBANK_BROKER / XPBANK_REDIS_URL).
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+run: setup services
+	$(XPBANK) topics create
+	$(XPBANK) simulate examples/seed002.jsonl
+
+clean:
+	rm -rf .run/worker* data .pytest_cache .hypothesis

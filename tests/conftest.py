@@ -1,0 +1,58 @@
+"""Shared fixtures. Services are real and started by the project's own scripts:
+XPBANK_BROKER / XPBANK_REDIS_URL when set (e.g. docker compose), else deploy/*.sh."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from xpbank.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _start(script: str) -> None:
+    result = subprocess.run(["bash", str(ROOT / script), "up"], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} up failed:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def broker() -> str:
+    if not os.environ.get("XPBANK_BROKER"):
+        _start("deploy/kafka/kafka.sh")
+    return os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not os.environ.get("XPBANK_REDIS_URL"):
+        _start("deploy/redis/redis.sh")
+    return os.environ.get("XPBANK_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def env(broker: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for one test: its own topic prefix, so tests never see each other's records."""
+    return {
+        **os.environ,
+        "XPBANK_BROKER": broker,
+        "XPBANK_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+        "XPBANK_PARTITIONS": "4",
+        "XPBANK_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+def xpbank(env: dict[str, str], *args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real `xpbank` command line."""
+    command = [str(ROOT / ".venv/bin/xpbank"), *args]
+    return subprocess.run(command, env=env, input=input, capture_output=True, timeout=timeout, check=False)

@@ -1,0 +1,248 @@
+"""The codec (SPEC §2, §3.6): bytes -> models or a reason code, in the contract's check order,
+plus the table-value encodings."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from xpbank import codec
+from xpbank.codec import Accepted, Ignored, Invalid, decode
+from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt
+from xpbank.core.banking import BankDecision, PairState
+from xpbank.core.read_time import TimeEntry, credit
+from xpbank.core.rules import Rules
+from xpbank.events import AnswerSubmitted, CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
+
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+SKEW = timedelta(seconds=Rules().max_clock_skew_seconds)
+
+
+def uid(n: int) -> str:
+    return f"urn:uuid:00000000-0000-4000-8000-{n:012d}"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def tse(n: int = 1, at: datetime = T0, **over) -> dict:
+    doc = {"id": uid(n), "type": "TimeSpentEvent", "action": "SpentTime", "actor": {"id": "u1"},
+           "object": {"activity": {"id": "v1"}}, "eventTime": iso(at),
+           "generated": {"items": [{"type": "active", "value": 30}]}}
+    return doc | over
+
+
+def submission(**over) -> dict:
+    return {"id": uid(9), "type": "AnswerSubmitted", "userSourcedId": "u1", "exerciseSourcedId": "ex1",
+            "courseSourcedId": "c1", "questionId": "q1", "correct": True, "eventTime": iso(T0)} | over
+
+
+def mastery(**over) -> dict:
+    return {"id": uid(8), "type": "ExerciseMastered", "userSourcedId": "u1", "exerciseSourcedId": "ex1",
+            "courseSourcedId": "c1", "attempt": 1, "accuracy": 100.0, "exerciseXp": 3, "eventTime": iso(T0)} | over
+
+
+def envelope(*events, **over) -> dict:
+    return {"sensor": "s", "sendTime": iso(T0), "dataVersion": "v1p2", "data": list(events)} | over
+
+
+def dec(kind: str, doc, key: bytes | None = None, timestamp: datetime | None = T0, rules: Rules = Rules()):
+    value = doc if isinstance(doc, bytes | None) else orjson.dumps(doc)
+    return decode(kind, value, key, timestamp, rules)
+
+
+def only(results) -> Accepted | Ignored | Invalid:
+    assert len(results) == 1, results
+    return results[0]
+
+
+# ---- one test per reason code ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "doc", "model"), [
+    ("caliper", tse(), TimeSpentEvent), ("submissions", submission(), AnswerSubmitted),
+    ("mastery", mastery(), ExerciseMastered), ("curriculum", {"type": "CourseUpserted", "courseSourcedId": "c1"},
+                                               CourseUpserted)])
+def test_valid_records_are_accepted(kind, doc, model):
+    result = only(dec(kind, doc))
+    assert isinstance(result, Accepted) and type(result.event) is model
+
+
+def test_payload_too_large():
+    value = orjson.dumps(tse())
+    assert isinstance(only(dec("caliper", value, rules=Rules(max_payload_bytes=len(value)))), Accepted)
+    result = only(dec("caliper", value, rules=Rules(max_payload_bytes=len(value) - 1)))
+    assert isinstance(result, Invalid) and result.reason == "payload_too_large"
+
+
+@pytest.mark.parametrize("value", [b"{", b"not json", b"", b'{"value": NaN}', b"\xff\xfe{}"])
+def test_malformed_json(value):
+    result = only(dec("caliper", value))
+    assert isinstance(result, Invalid) and result.reason == "malformed_json" and result.event_id is None
+
+
+@pytest.mark.parametrize(("kind", "doc"), [
+    ("caliper", tse(action="NavigatedTo")), ("caliper", tse(id="not-a-urn")), ("caliper", [tse()]),
+    ("caliper", {k: v for k, v in tse().items() if k != "type"}), ("caliper", tse(type=5)),
+    ("submissions", submission(type="AttemptAbandoned")), ("submissions", submission(correct=None)),
+    ("mastery", mastery(eventTime="2026-11-21T10:00:00")),
+    ("curriculum", {"type": "CourseUpserted", "courseSourcedId": "c1", "units": [{"sourcedId": "u", "sortOrder": 1,
+                    "lessons": [{"sourcedId": "l", "sortOrder": 1, "resources": [
+                        {"sourcedId": "r", "sortOrder": 1, "kind": "Podcast"}]}]}]})])
+def test_schema_violation(kind, doc):
+    result = only(dec(kind, doc))
+    assert isinstance(result, Invalid) and result.reason == "schema_violation"
+
+
+@pytest.mark.parametrize(("kind", "build"), [("caliper", lambda t: tse(at=t)),
+                                             ("submissions", lambda t: submission(eventTime=iso(t))),
+                                             ("mastery", lambda t: mastery(eventTime=iso(t)))])
+def test_future_event_time_boundary(kind, build):
+    assert isinstance(only(dec(kind, build(T0 + SKEW))), Accepted)
+    result = only(dec(kind, build(T0 + SKEW + timedelta(microseconds=1))))
+    assert isinstance(result, Invalid) and result.reason == "future_event_time"
+    assert result.event_id == build(T0)["id"]
+
+
+def test_future_event_time_uses_configured_skew_and_needs_a_timestamp():
+    late = tse(at=T0 + timedelta(seconds=11))
+    assert only(dec("caliper", late, rules=Rules(max_clock_skew_seconds=10))).reason == "future_event_time"
+    assert isinstance(only(dec("caliper", late, rules=Rules(max_clock_skew_seconds=11))), Accepted)
+    assert isinstance(only(dec("caliper", tse(at=T0 + timedelta(days=9)), timestamp=None)), Accepted)
+
+
+@pytest.mark.parametrize("doc", [
+    tse(eventTime="0001-01-01T00:00:00+01:00"), tse(eventTime="9999-12-31T23:59:59-01:00"),
+    tse(generated={"items": [{"type": "active", "value": 1, "startDate": "0001-01-01T00:00:00+05:00",
+                              "endDate": iso(T0)}]})])
+def test_time_out_of_range_in_utc_is_a_schema_violation_not_a_crash(doc):
+    # §3.6: a worker never crashes on input; a time that cannot be expressed in UTC is a bad value.
+    result = only(dec("caliper", doc))
+    assert isinstance(result, Invalid) and result.reason == "schema_violation"
+
+
+def test_record_timestamp_at_the_end_of_time_does_not_crash():
+    assert isinstance(only(dec("caliper", tse(), timestamp=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))), Accepted)
+
+
+# ---- check order -------------------------------------------------------------------
+
+
+def test_oversize_and_malformed_is_payload_too_large():
+    assert only(dec("caliper", b"{" * 300, rules=Rules(max_payload_bytes=200))).reason == "payload_too_large"
+
+
+def test_malformed_is_malformed_json_even_if_late():
+    old = orjson.dumps(tse(at=T0 - timedelta(days=30)))[:-1]
+    assert only(dec("caliper", old, timestamp=T0)).reason == "malformed_json"
+
+
+def test_schema_violation_wins_over_future_event_time():
+    result = only(dec("caliper", tse(at=T0 + timedelta(days=1), action="Wrong")))
+    assert result.reason == "schema_violation" and result.event_id == uid(1)
+
+
+# ---- envelopes and Caliper types ---------------------------------------------------
+
+
+def test_envelope_gives_one_result_per_event_in_order():
+    bad_item = tse(2, generated={"items": [{"type": "active", "value": -5}]})
+    results = dec("caliper", envelope(tse(1), bad_item, {"type": "NavigationEvent", "id": uid(3)},
+                                      tse(4, at=T0 + SKEW + timedelta(seconds=1)), "junk", tse(6)))
+    assert [type(r) for r in results] == [Accepted, Invalid, Ignored, Invalid, Invalid, Accepted]
+    assert results[0].event.id == uid(1) and results[5].event.id == uid(6)
+    assert (results[1].reason, results[1].event_id) == ("schema_violation", uid(2))
+    assert results[2] == Ignored("NavigationEvent")
+    assert (results[3].reason, results[3].event_id) == ("future_event_time", uid(4))
+    assert (results[4].reason, results[4].event_id) == ("schema_violation", None)
+
+
+def test_single_event_of_another_type_is_ignored_not_invalid():
+    assert dec("caliper", {"type": "SessionEvent", "action": "LoggedIn"}) == [Ignored("SessionEvent")]
+
+
+@pytest.mark.parametrize("data", [{}, "events", None, 5, {"0": tse()}])
+def test_envelope_data_not_a_list_is_one_schema_violation(data):
+    result = only(dec("caliper", envelope(data=data)))
+    assert isinstance(result, Invalid) and result.reason == "schema_violation"
+
+
+# ---- curriculum tombstones, null values, event ids ------------------------------------
+
+
+def test_curriculum_tombstone_is_course_deleted():
+    result = only(dec("curriculum", None, key=b"c1"))
+    assert isinstance(result, Accepted) and result.event == CourseDeleted(courseSourcedId="c1")
+
+
+@pytest.mark.parametrize(("kind", "key"), [("curriculum", None), ("curriculum", b""), ("caliper", b"u1"),
+                                           ("submissions", b"u1"), ("mastery", b"u1")])
+def test_null_value_elsewhere_is_schema_violation(kind, key):
+    result = only(dec(kind, None, key=key))
+    assert isinstance(result, Invalid) and result.reason == "schema_violation"
+
+
+@pytest.mark.parametrize(("kind", "doc", "expected"), [
+    ("caliper", tse(7, action="Wrong"), uid(7)), ("caliper", tse(id=7, action="Wrong"), None),
+    ("submissions", submission(id="sub-1", questionId=None), "sub-1"), ("mastery", mastery(id="m-1", attempt=0), "m-1")])
+def test_event_id_is_extracted_when_readable(kind, doc, expected):
+    assert only(dec(kind, doc)).event_id == expected
+
+
+def test_payload_text():
+    assert codec.payload_text("café".encode()) == ("café", "utf-8")
+    assert codec.payload_text(None) == (None, "utf-8")
+    raw = b"\xff\x00\xfe"
+    text, encoding = codec.payload_text(raw)
+    assert encoding == "base64" and base64.b64decode(text) == raw
+
+
+# ---- table values ------------------------------------------------------------------
+
+
+def decision(**over) -> BankDecision:
+    return BankDecision(decided_at=T0 + timedelta(microseconds=123), mastery_event_id=uid(8), exercise="ex1",
+                        attempt=2, course="c1", subject=None, email="a@b.org", resource_kind="Video",
+                        expected_xp=5, xp=3, revision=2).model_copy(update=over)
+
+
+def entries(count: int) -> tuple[TimeEntry, ...]:
+    return tuple(TimeEntry(1_795_000_000_000_000 + i * 20_000_000, 20_000 + i, uid(100 + i)) for i in range(count))
+
+
+@pytest.mark.parametrize("pair", [PairState(), PairState(entries=entries(3)), PairState(decision=decision()),
+                                  PairState(entries=entries(5), decision=decision(subject="Math", email=None, xp=0))])
+def test_pair_round_trip(pair):
+    assert codec.decode_pair(codec.encode_pair(pair)) == pair
+
+
+def test_pair_round_trips_the_largest_credit_one_valid_event_can_earn():
+    # §2.1: value is any finite number >= 0; an anchored item is credited up to its window + 1 s.
+    start = T0 - timedelta(days=60)
+    item = {"type": "active", "value": 60 * 86400, "startDate": iso(start), "endDate": iso(T0)}
+    event = only(dec("caliper", tse(generated={"items": [item]}))).event
+    credited = credit(event, Rules()).credited_ms
+    assert credited == 60 * 86400 * 1000
+    pair = PairState(entries=(TimeEntry(0, credited, event.id),))
+    assert codec.decode_pair(codec.encode_pair(pair)) == pair
+
+
+def test_pair_with_twenty_heartbeats_and_a_decision_is_small():
+    size = len(codec.encode_pair(PairState(entries=entries(20), decision=decision())))
+    print(f"PairState with 20 entries + decision: {size} bytes")
+    assert size < 1024
+
+
+def test_attempts_round_trip():
+    state = AttemptState(completed=2, mastered_before=True,
+                         open=OpenAttempt(number=3, total_questions=5, answers=(("q1", True), ("q2", False)),
+                                          reported=("q3",)),
+                         last_completed=CompletedAttempt(number=2, correct=4, total=5, accuracy=80.0, exercise_xp=2,
+                                                         mastered=True, completed_by=uid(9)),
+                         seen=frozenset({uid(1), uid(2), "sub-1"}))
+    assert codec.decode_attempts(codec.encode_attempts(state)) == state
+    assert codec.decode_attempts(codec.encode_attempts(AttemptState())) == AttemptState()

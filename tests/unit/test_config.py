@@ -1,0 +1,29 @@
+"""Configuration: defaults, validation, and the README table kept in sync with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xpbank.config import DEFAULTS, ConfigError, Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_work_on_a_developer_machine():
+    settings = Settings.from_env({})
+    assert settings.bootstrap_servers == "127.0.0.1:9092"
+    assert (settings.partitions, settings.rules.generation, settings.rules.lateness_seconds) == (8, 1, 3600)
+
+
+@pytest.mark.parametrize(("name", "value"), [("XPBANK_PARTITIONS", "0"), ("XPBANK_GENERATION", "two"), ("XPBANK_STORE", "redis://")])
+def test_bad_values_fail_with_the_variables_name(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_readme_documents_every_variable_with_its_default():
+    text = README.read_text()
+    for name, default in DEFAULTS.items():
+        assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
