@@ -246,3 +246,21 @@ def test_attempts_round_trip():
                          seen=frozenset({uid(1), uid(2), "sub-1"}))
     assert codec.decode_attempts(codec.encode_attempts(state)) == state
     assert codec.decode_attempts(codec.encode_attempts(AttemptState())) == AttemptState()
+
+
+def test_state_of_a_typical_pair_stays_compact():
+    """20 heartbeats and a banking decision: what a pair costs in the table."""
+    from xpbank.core.banking import BankDecision, PairState
+    from xpbank.core.read_time import TimeEntry
+    from xpbank.core.times import parse_time
+
+    entries = tuple(TimeEntry(1_763_719_200_000_000 + i * 30_000_000, 30_000, f"urn:uuid:3f1c2a40-0000-4000-8000-{i:012d}") for i in range(20))
+    decision = BankDecision(
+        decided_at=parse_time("2026-11-21T10:30:00Z"), mastery_event_id="urn:uuid:67df0f1f-cacf-53c8-a612-f89547817e68",
+        exercise="exercise-fractions-3", attempt=1, course="course-math-grade-5", subject="Math",
+        email="learner@example.org", resource_kind="Video", expected_xp=5, xp=5, revision=1,
+    )
+    encoded = codec.encode_pair(PairState(entries=entries, decision=decision))
+    print(f"pair state: {len(encoded)} bytes for 20 heartbeats + decision")
+    assert len(encoded) < 1024
+    assert len(codec.encode_pair(PairState(entries=entries))) == 5 + 20 * 32  # 32 bytes per heartbeat
