@@ -60,6 +60,23 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.worker import run_worker
+
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from xpbank.worker import run_worker
+
+    rules = dataclasses.replace(settings.rules, generation=args.generation)
+    run_worker(dataclasses.replace(settings, rules=rules), until_caught_up=not args.follow, loglevel=args.loglevel)
+    return 0
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.kafka_io import create_topics
 
@@ -141,6 +158,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log", help="decide offline from this record log")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=cmd_explain)
+    s = sub.add_parser("worker", help="run a stream-processing worker")
+    s.add_argument("--loglevel", default="INFO")
+    s.set_defaults(run=cmd_worker)
+    s = sub.add_parser("replay", help="rebuild state from the input topics under a new generation")
+    s.add_argument("--generation", type=int, required=True)
+    s.add_argument("--follow", action="store_true", help="keep running as that generation's worker once caught up")
+    s.add_argument("--loglevel", default="INFO")
+    s.set_defaults(run=cmd_replay)
     s = sub.add_parser("topics", help="topic administration")
     tsub = s.add_subparsers(dest="topics_command", required=True)
     t = tsub.add_parser("create", help="create every topic with its partitions and cleanup policy")

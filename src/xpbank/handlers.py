@@ -45,18 +45,36 @@ class OutputRecord:
 class Handled:
     outputs: list[OutputRecord] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
+    foreign_users: set[str] = field(default_factory=set)  # events to route to their learner's partition
 
 
-def handle_record(store: StateStore, record: InputRecord, rules: Rules) -> Handled:
+def learner_of(event: BaseModel) -> str | None:
+    """The learner whose partition owns the event (None: not per-learner, e.g. a course)."""
+    if isinstance(event, TimeSpentEvent):
+        return event.user
+    return getattr(event, "userSourcedId", None)
+
+
+def handle_record(
+    store: StateStore, record: InputRecord, rules: Rules, *, owner: str | None = None, rekeyed: bool = False
+) -> Handled:
+    """Apply a record. With `owner`, only that learner's events are applied and the other
+    learners are listed in `foreign_users`; a `rekeyed` copy skips what the first hop
+    already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
     handled = Handled()
     results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
     time_spent: dict[str, list[TimeSpentEvent]] = {}
     for result in results:
         if isinstance(result, codec.Ignored):
-            handled.counts[f"ignored_caliper_type:{result.event_type}"] += 1
+            if not rekeyed:
+                handled.counts[f"ignored_caliper_type:{result.event_type}"] += 1
         elif isinstance(result, codec.Invalid):
-            _dead_letter(handled, record, result.reason, result.detail, result.event_id)
+            if not rekeyed:
+                _dead_letter(handled, record, result.reason, result.detail, result.event_id)
+        elif owner is not None and (user := learner_of(result.event)) not in (None, owner):
+            if not rekeyed:
+                handled.foreign_users.add(user)
         elif isinstance(result.event, TimeSpentEvent):
             time_spent.setdefault(result.event.user, []).append(result.event)
         else:

@@ -133,3 +133,40 @@ async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) ->
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Records of `topics` not yet committed by consumer group `group`, per topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+        tps = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        committed = await admin.list_consumer_group_offsets(group)
+        lag: dict[str, int] = {}
+        for tp in tps:
+            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - done)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def latest_courses(settings: Settings) -> dict[str, bytes | None]:
+    """The curriculum topic as it stands now: per course its encoded value (None: deleted).
+    Invalid records are skipped here (the curriculum agent dead-letters them)."""
+    from xpbank import codec
+    from xpbank.events import CourseDeleted
+    from xpbank.topics import CURRICULUM
+
+    courses: dict[str, bytes | None] = {}
+    async for message in read_topic(settings, settings.topic_prefix + CURRICULUM):
+        for result in codec.decode("curriculum", message.value, message.key, None, settings.rules):
+            if isinstance(result, codec.Accepted):
+                event = result.event
+                courses[event.courseSourcedId] = None if isinstance(event, CourseDeleted) else codec.encode(event)
+    return courses

@@ -71,3 +71,69 @@ class MemoryStore:
             self.courses.pop(course, None)
         else:
             self.courses[course] = value
+
+
+_UNSET = object()
+
+
+class BufferedStore:
+    """Reads through to a store and holds writes until `flush`, so a record's outputs
+    can be acknowledged before its state is written: a crash in between replays the
+    record against the old state and re-emits the same outputs (same ids)."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.writes: dict[tuple[str, str, str], object] = {}
+        self.reads: dict[tuple[str, str, str], object] = {}
+
+    def _get(self, kind: str, a: str, b: str, getter):
+        key = (kind, a, b)
+        if key in self.writes:
+            return self.writes[key]
+        value = getter()
+        self.reads[key] = value
+        return value
+
+    def watermark(self, user: str) -> int | None:
+        return self._get("watermark", user, "", lambda: self.inner.watermark(user))
+
+    def set_watermark(self, user: str, micros: int) -> None:
+        self.writes[("watermark", user, "")] = micros
+
+    def pair(self, user: str, resource: str) -> PairState | None:
+        return self._get("pair", user, resource, lambda: self.inner.pair(user, resource))
+
+    def set_pair(self, user: str, resource: str, pair: PairState) -> None:
+        self.writes[("pair", user, resource)] = pair
+
+    def attempts(self, user: str, exercise: str) -> AttemptState | None:
+        return self._get("attempts", user, exercise, lambda: self.inner.attempts(user, exercise))
+
+    def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
+        self.writes[("attempts", user, exercise)] = state
+
+    def mastery(self, user: str, exercise: str) -> MasteryRef | None:
+        return self._get("mastery", user, exercise, lambda: self.inner.mastery(user, exercise))
+
+    def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
+        self.writes[("mastery", user, exercise)] = ref
+
+    def course(self, course: str) -> CourseUpserted | None:
+        return self.inner.course(course)
+
+    def set_course(self, course: str, value: CourseUpserted | None) -> None:
+        self.inner.set_course(course, value)
+
+    def flush(self, rewrite_reads: bool = False) -> int:
+        """Write what changed; with `rewrite_reads` also what was read, so a replayed record
+        re-establishes in the changelog state a local store may hold ahead of it."""
+        pending = dict(self.writes)
+        if rewrite_reads:
+            for key, value in self.reads.items():
+                if value is not None:
+                    pending.setdefault(key, value)
+        for (kind, a, b), value in pending.items():
+            getattr(self.inner, f"set_{kind}")(*((a, value) if kind == "watermark" else (a, b, value)))
+        self.writes.clear()
+        self.reads.clear()
+        return len(pending)

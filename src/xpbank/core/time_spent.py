@@ -34,6 +34,8 @@ def record_time_spent(
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
         event_id = entry_id(event.id)
         if has_event(pair.entries, event_id):
+            # accepted before, so already in the watermark - unless a crash lost that write
+            watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
             outcome += counted("duplicates")
             continue
         credited, clamped = credit(event, rules)

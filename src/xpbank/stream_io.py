@@ -1,0 +1,103 @@
+"""The worker's edges: decision state on Faust tables, and publishing outputs.
+
+Table values are the codec's bytes; the domain never sees a faust.Record."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from xpbank import codec
+from xpbank.core.attempts import AttemptState
+from xpbank.core.banking import MasteryRef, PairState
+from xpbank.events import CourseUpserted
+from xpbank.handlers import OutputRecord
+from xpbank.state import pair_key
+
+ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
+_WATERMARK = struct.Struct(">q")
+
+
+@lru_cache(maxsize=256)
+def _course(raw: bytes) -> CourseUpserted:
+    return codec.decode_course(raw)
+
+
+class TableStore:
+    """StateStore on Faust tables: bytes keys and values, replaced never mutated."""
+
+    def __init__(self, watermarks, pairs, attempts, masteries, courses) -> None:
+        self.watermarks, self.pairs, self.attempt_states = watermarks, pairs, attempts
+        self.masteries, self.courses = masteries, courses
+
+    @staticmethod
+    def _key(user: str, other: str) -> bytes:
+        return pair_key(user, other).encode("utf-8")
+
+    def watermark(self, user: str) -> int | None:
+        raw = self.watermarks.get(user.encode("utf-8"))
+        return None if raw is None else _WATERMARK.unpack(raw)[0]
+
+    def set_watermark(self, user: str, micros: int) -> None:
+        self.watermarks[user.encode("utf-8")] = _WATERMARK.pack(micros)
+
+    def pair(self, user: str, resource: str) -> PairState | None:
+        raw = self.pairs.get(self._key(user, resource))
+        return None if raw is None else codec.decode_pair(raw)
+
+    def set_pair(self, user: str, resource: str, pair: PairState) -> None:
+        self.pairs[self._key(user, resource)] = codec.encode_pair(pair)
+
+    def attempts(self, user: str, exercise: str) -> AttemptState | None:
+        raw = self.attempt_states.get(self._key(user, exercise))
+        return None if raw is None else codec.decode_attempts(raw)
+
+    def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
+        self.attempt_states[self._key(user, exercise)] = codec.encode_attempts(state)
+
+    def mastery(self, user: str, exercise: str) -> MasteryRef | None:
+        raw = self.masteries.get(self._key(user, exercise))
+        return None if raw is None else codec.decode_mastery_ref(raw)
+
+    def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
+        self.masteries[self._key(user, exercise)] = codec.encode_mastery_ref(ref)
+
+    def course(self, course: str) -> CourseUpserted | None:
+        raw = self.courses.get(course.encode("utf-8"))
+        return None if raw is None else _course(raw)
+
+    def set_course(self, course: str, value: CourseUpserted | None) -> None:
+        key = course.encode("utf-8")
+        if value is not None:
+            self.courses[key] = codec.encode(value)
+        elif key in self.courses:
+            del self.courses[key]
+
+
+def to_seconds(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def from_timestamp(seconds: float | None) -> datetime | None:
+    """Faust gives record timestamps in seconds (float)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) -> int:
+    """Send every output and wait until the broker has acknowledged all of them."""
+    pending = []
+    for out in outputs:
+        topic = topics[out.topic]
+        pending.append(
+            await topic.send(  # type: ignore[attr-defined]
+                key=None if out.key is None else out.key.encode("utf-8"),
+                value=codec.encode(out.value),
+                timestamp=to_seconds(out.timestamp),
+            )
+        )
+    if pending:
+        await asyncio.gather(*pending)
+    return len(pending)
