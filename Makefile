@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
+.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e test-known-failures run demo clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
@@ -39,7 +39,11 @@ schemas: setup
 
 # The test fixtures start Kafka and Redis themselves (or use XPBANK_BROKER / XPBANK_REDIS_URL).
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/known_failures $(PYTEST_ARGS)
+
+# Tests of behaviour that does not work yet (see each file's docstring); not part of `make test`.
+test-known-failures: setup
+	$(PY) -m pytest tests/known_failures $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -51,8 +55,7 @@ test-e2e: setup
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 run: setup services
-	$(XPBANK) topics create
-	$(XPBANK) simulate examples/seed002.jsonl
+	@bash deploy/run.sh
 
 clean:
 	rm -rf .run/worker* data .pytest_cache .hypothesis

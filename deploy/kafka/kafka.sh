@@ -120,7 +120,9 @@ min.insync.replicas=1
 
 # Test friendliness.
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+# topics are created explicitly (xpbank topics create, the worker, Faust for its changelogs):
+# an auto-created topic would silently get the wrong partition count and cleanup policy
+auto.create.topics.enable=false
 delete.topic.enable=true
 num.partitions=1
 # Fewer internal partitions => faster first consumer-group / transaction use.

@@ -5,7 +5,6 @@ the broker's acknowledgement, then write the tables. Nothing else creates an app
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,8 +12,8 @@ from dataclasses import dataclass, field
 import faust
 
 from xpbank.config import Settings
+from xpbank.curriculum_view import CurriculumView
 from xpbank.handlers import Handled, InputRecord, handle_record
-from xpbank.kafka_io import latest_courses
 from xpbank.state import BufferedStore
 from xpbank.stream_io import ORIGIN_HEADERS, TableStore, from_timestamp, publish
 from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
@@ -31,8 +30,8 @@ class Wiring:
     settings: Settings
     store: TableStore
     internal_topics: list[tuple[str, str]]  # (name, cleanup) the worker creates besides the registry's
+    curriculum: CurriculumView
     metrics: Counter = field(default_factory=Counter)
-    curriculum_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def app_id(settings: Settings) -> str:
@@ -40,13 +39,15 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}xpbank-g{settings.rules.generation}"
 
 
-def create_app(settings: Settings) -> Wiring:
+def create_app(settings: Settings, *, web: bool = True) -> Wiring:
+    """`web=False` for a replay, which runs beside the live worker and serves nothing."""
     ident = app_id(settings)
     app = faust.App(
         ident,
         broker=settings.broker,
         store=settings.store,
         datadir=str(settings.data_dir / ident),
+        web_enabled=web,
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
@@ -57,7 +58,9 @@ def create_app(settings: Settings) -> Wiring:
         broker_heartbeat_interval=1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        stream_wait_empty=False,
+        # wait for in-flight records before partitions are revoked: otherwise a record's
+        # table writes race the store closing the revoked partition (a worker hung so)
+        stream_wait_empty=True,
     )
     names = {spec.name: spec.full_name(settings.topic_prefix) for spec in TOPICS}
     topics = {name: app.topic(full, **RAW) for name, full in names.items()}
@@ -68,38 +71,35 @@ def create_app(settings: Settings) -> Wiring:
     def table(name: str) -> faust.Table:
         return app.Table(name, partitions=settings.partitions, **RAW_TABLE)
 
+    curriculum_view = CurriculumView(settings)
     store = TableStore(
         watermarks=table("watermarks"),
         pairs=table("pairs"),
         attempts=table("attempts"),
         masteries=table("masteries"),
-        # one changelog partition, written through the partitioner: the layout Faust
-        # documents as safe for a GlobalTable shared by several workers
-        courses=app.GlobalTable("courses", partitions=1, recovery_buffer_size=1, use_partitioner=True, **RAW_TABLE),
+        positions=table("positions"),
+        courses=curriculum_view,
     )
-    wiring = Wiring(app, settings, store, [(rekeyed_name, "delete")])
+    wiring = Wiring(app, settings, store, [(rekeyed_name, "delete")], curriculum_view)
     rules = settings.rules
 
     @app.task
-    async def wait_for_curriculum() -> None:
-        """Decisions need the curriculum: hold learner records until this worker's
-        GlobalTable has every course the curriculum topic held at startup (a replay
-        would otherwise race its own curriculum)."""
-        expected = await latest_courses(settings)
-        while any(store.courses.get(cid.encode()) != value for cid, value in expected.items()):
-            await asyncio.sleep(0.2)
-        log.info("curriculum ready courses=%d", sum(v is not None for v in expected.values()))
-        wiring.curriculum_ready.set()
+    async def follow_curriculum() -> None:
+        await curriculum_view.follow()
 
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
     async def learners(stream):
-        await wiring.curriculum_ready.wait()
         async for event in stream.events():
+            # decisions need the curriculum: a replay would otherwise race its own courses.
+            # (Waited for here, not before iterating: faust delivers meanwhile.)
+            await curriculum_view.ready.wait()
             record, owner, is_copy = learner_record(event.message, settings.topic_prefix, rekeyed_name)
+            log.debug("record topic=%s partition=%s offset=%s key=%s", event.message.topic,
+                      event.message.partition, event.message.offset, owner)
             buffered = BufferedStore(store)
             handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
             for user in sorted(handled.foreign_users):  # route to the learner's own partition
-                await (await rekeyed.send(key=user.encode(), value=event.message.value,
+                await (await rekeyed.send(key=user.encode(), value=event.message.value, force=True,
                                           headers=origin_headers(record), timestamp=event.message.timestamp))
             await publish(topics, handled.outputs)
             buffered.flush(rewrite_reads=record.topic == MASTERY or any(handled.counts[s] for s in REPLAY_SIGNS))
@@ -148,6 +148,8 @@ def origin_headers(record: InputRecord) -> list[tuple[str, bytes]]:
 def observe(wiring: Wiring, record: InputRecord, handled: Handled) -> None:
     metrics = wiring.metrics
     metrics[f"records_in:{record.topic}"] += 1
+    if handled.counts["redelivered"]:
+        log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name, record.partition, record.offset)
     metrics.update(handled.counts)
     for out in handled.outputs:
         metrics[f"records_out:{out.topic}"] += 1

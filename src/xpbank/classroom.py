@@ -119,7 +119,7 @@ def _learner(rng, user, start, course_id, units, lessons, pace, mistakes) -> lis
                     clock += rng.uniform(3, 8) * pace
                     emit(clock, sub("AnswerSubmitted", clock, questionId=f"q{q}", correct=rng.random() < 0.55 + skill * 0.5, attempt=attempt_no))
                 if mistakes and rng.random() < 0.05:
-                    emit(clock + 0.2, sub("AnswerSubmitted", clock, questionId="q0", correct=True, attempt=attempt_no + 1))  # stale
+                    emit(clock + 0.2 * pace, sub("AnswerSubmitted", clock, questionId="q0", correct=True, attempt=attempt_no + 1))  # stale
                 if rng.random() < 0.08 and tries < 3:
                     clock += 2 * pace
                     emit(clock, sub("AttemptReset", clock))
@@ -132,14 +132,14 @@ def _learner(rng, user, start, course_id, units, lessons, pace, mistakes) -> lis
             for when, line in late:
                 emit(clock + rng.uniform(1, 4) * pace, line, when=when)
             if mistakes and rng.random() < 0.04:
-                emit(clock + 1, {"topic": "learning.caliper.v1", "key": user, "raw": '{"type": "TimeSpentEvent", "id": '})
+                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "raw": '{"type": "TimeSpentEvent", "id": '})
             if mistakes and rng.random() < 0.04:
                 bad = _time_spent(ev("bad", l), user, f"video-{u}-{l}", course_id, start + timedelta(seconds=clock), 30)
                 bad["action"] = "Paused"
-                emit(clock + 1, {"topic": "learning.caliper.v1", "key": user, "value": bad})
+                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": bad})
             if mistakes and rng.random() < 0.03:
                 future = _time_spent(ev("future", l), user, f"video-{u}-{l}", course_id, start + timedelta(seconds=clock + 3600), 30)
-                emit(clock + 1, {"topic": "learning.caliper.v1", "key": user, "value": future})
+                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": future})
     return out
 
 

@@ -77,6 +77,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.demo import run_demo
+
+    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed))
+    return 0
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.kafka_io import create_topics
 
@@ -177,6 +184,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("dump", help="print a topic's records from the beginning")
     s.add_argument("topic")
     s.set_defaults(run=cmd_dump)
+    s = sub.add_parser("demo", help="a simulated classroom producing live events")
+    s.add_argument("--learners", type=int, default=50)
+    s.add_argument("--speed", type=float, default=30.0, help="classroom seconds per real second")
+    s.add_argument("--seed", type=int, default=7)
+    s.set_defaults(run=cmd_demo)
     s = sub.add_parser("facts", help="print the current facts (latest per factId)")
     s.set_defaults(run=cmd_facts)
     return p

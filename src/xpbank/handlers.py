@@ -63,6 +63,12 @@ def handle_record(
     already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
     handled = Handled()
+    source = record_source(record)
+    if owner is not None and source is not None:
+        last = store.position(owner, source)
+        if last is not None and record.offset <= last:  # redelivered after a crash or rebalance
+            handled.counts["redelivered"] += 1
+            return handled
     results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
     time_spent: dict[str, list[TimeSpentEvent]] = {}
     for result in results:
@@ -81,7 +87,17 @@ def handle_record(
             _collect(handled, record, _apply(store, result.event, rules))
     for user, events in time_spent.items():
         _collect(handled, record, _apply_time_spent(store, user, events, rules))
+    if owner is not None and source is not None:
+        store.set_position(owner, source, record.offset)
     return handled
+
+
+def record_source(record: InputRecord) -> str | None:
+    """Where a broker record came from, for redelivery checks (None offline: simulate
+    has no redelivery, and a repeated line there is a new record)."""
+    if record.partition is None or record.offset is None:
+        return None
+    return f"{record.topic_full_name or record.topic}:{record.partition}"
 
 
 def _apply(store: StateStore, event: BaseModel, rules: Rules) -> Outcome:

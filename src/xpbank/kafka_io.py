@@ -52,10 +52,13 @@ async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], partition
     deadline = time.monotonic() + timeout
     while True:
         described = await admin.describe_topics(names)
+        short = [f"{t['topic']} has {len(t['partitions'])}" for t in described if not t["error_code"] and 0 < len(t["partitions"]) < partitions]
+        if short:  # created elsewhere (broker auto-creation?) with fewer partitions than its co-partitioned peers
+            raise RuntimeError(f"topics with fewer than {partitions} partitions: {', '.join(short)}; delete them or raise XPBANK_PARTITIONS")
         if all(not t["error_code"] and len(t["partitions"]) >= partitions for t in described):
             return
         if time.monotonic() > deadline:
-            missing = [t["topic"] for t in described if t["error_code"] or len(t["partitions"]) < partitions]
+            missing = [t["topic"] for t in described if t["error_code"] or not t["partitions"]]
             raise RuntimeError(f"topics not visible after {timeout:.0f}s: {missing}")
         await asyncio.sleep(0.2)
 
@@ -155,18 +158,3 @@ async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> di
         await consumer.stop()
         await admin.close()
 
-
-async def latest_courses(settings: Settings) -> dict[str, bytes | None]:
-    """The curriculum topic as it stands now: per course its encoded value (None: deleted).
-    Invalid records are skipped here (the curriculum agent dead-letters them)."""
-    from xpbank import codec
-    from xpbank.events import CourseDeleted
-    from xpbank.topics import CURRICULUM
-
-    courses: dict[str, bytes | None] = {}
-    async for message in read_topic(settings, settings.topic_prefix + CURRICULUM):
-        for result in codec.decode("curriculum", message.value, message.key, None, settings.rules):
-            if isinstance(result, codec.Accepted):
-                event = result.event
-                courses[event.courseSourcedId] = None if isinstance(event, CourseDeleted) else codec.encode(event)
-    return courses

@@ -21,6 +21,8 @@ class StateStore(Protocol):
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None: ...
     def course(self, course: str) -> CourseUpserted | None: ...
     def set_course(self, course: str, value: CourseUpserted | None) -> None: ...
+    def position(self, user: str, source: str) -> int | None: ...
+    def set_position(self, user: str, source: str, offset: int) -> None: ...
 
 
 def pair_key(user: str, other: str) -> str:
@@ -38,6 +40,7 @@ class MemoryStore:
         self.attempt_states: dict[str, AttemptState] = {}
         self.masteries: dict[str, MasteryRef] = {}
         self.courses: dict[str, CourseUpserted] = {}
+        self.positions: dict[str, int] = {}
 
     def watermark(self, user: str) -> int | None:
         return self.watermarks.get(user)
@@ -71,6 +74,12 @@ class MemoryStore:
             self.courses.pop(course, None)
         else:
             self.courses[course] = value
+
+    def position(self, user: str, source: str) -> int | None:
+        return self.positions.get(pair_key(user, source))
+
+    def set_position(self, user: str, source: str, offset: int) -> None:
+        self.positions[pair_key(user, source)] = offset
 
 
 _UNSET = object()
@@ -124,6 +133,12 @@ class BufferedStore:
     def set_course(self, course: str, value: CourseUpserted | None) -> None:
         self.inner.set_course(course, value)
 
+    def position(self, user: str, source: str) -> int | None:
+        return self._get("position", user, source, lambda: self.inner.position(user, source))
+
+    def set_position(self, user: str, source: str, offset: int) -> None:
+        self.writes[("position", user, source)] = offset
+
     def flush(self, rewrite_reads: bool = False) -> int:
         """Write what changed; with `rewrite_reads` also what was read, so a replayed record
         re-establishes in the changelog state a local store may hold ahead of it."""
@@ -132,7 +147,8 @@ class BufferedStore:
             for key, value in self.reads.items():
                 if value is not None:
                     pending.setdefault(key, value)
-        for (kind, a, b), value in pending.items():
+        # the position last: once it is stored, the record's other effects are too
+        for (kind, a, b), value in sorted(pending.items(), key=lambda item: item[0][0] == "position"):
             getattr(self.inner, f"set_{kind}")(*((a, value) if kind == "watermark" else (a, b, value)))
         self.writes.clear()
         self.reads.clear()

@@ -8,7 +8,6 @@ import asyncio
 import struct
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from xpbank import codec
 from xpbank.core.attempts import AttemptState
@@ -18,20 +17,15 @@ from xpbank.handlers import OutputRecord
 from xpbank.state import pair_key
 
 ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
-_WATERMARK = struct.Struct(">q")
-
-
-@lru_cache(maxsize=256)
-def _course(raw: bytes) -> CourseUpserted:
-    return codec.decode_course(raw)
+_INT64 = struct.Struct(">q")
 
 
 class TableStore:
     """StateStore on Faust tables: bytes keys and values, replaced never mutated."""
 
-    def __init__(self, watermarks, pairs, attempts, masteries, courses) -> None:
+    def __init__(self, watermarks, pairs, attempts, masteries, positions, courses) -> None:
         self.watermarks, self.pairs, self.attempt_states = watermarks, pairs, attempts
-        self.masteries, self.courses = masteries, courses
+        self.masteries, self.positions, self.courses = masteries, positions, courses
 
     @staticmethod
     def _key(user: str, other: str) -> bytes:
@@ -39,10 +33,10 @@ class TableStore:
 
     def watermark(self, user: str) -> int | None:
         raw = self.watermarks.get(user.encode("utf-8"))
-        return None if raw is None else _WATERMARK.unpack(raw)[0]
+        return None if raw is None else _INT64.unpack(raw)[0]
 
     def set_watermark(self, user: str, micros: int) -> None:
-        self.watermarks[user.encode("utf-8")] = _WATERMARK.pack(micros)
+        self.watermarks[user.encode("utf-8")] = _INT64.pack(micros)
 
     def pair(self, user: str, resource: str) -> PairState | None:
         raw = self.pairs.get(self._key(user, resource))
@@ -65,16 +59,18 @@ class TableStore:
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
         self.masteries[self._key(user, exercise)] = codec.encode_mastery_ref(ref)
 
+    def position(self, user: str, source: str) -> int | None:
+        raw = self.positions.get(self._key(user, source))
+        return None if raw is None else _INT64.unpack(raw)[0]
+
+    def set_position(self, user: str, source: str, offset: int) -> None:
+        self.positions[self._key(user, source)] = _INT64.pack(offset)
+
     def course(self, course: str) -> CourseUpserted | None:
-        raw = self.courses.get(course.encode("utf-8"))
-        return None if raw is None else _course(raw)
+        return self.courses.get(course)
 
     def set_course(self, course: str, value: CourseUpserted | None) -> None:
-        key = course.encode("utf-8")
-        if value is not None:
-            self.courses[key] = codec.encode(value)
-        elif key in self.courses:
-            del self.courses[key]
+        """Nothing to do: every worker's curriculum view follows the topic itself."""
 
 
 def to_seconds(moment: datetime | None) -> float | None:
@@ -87,7 +83,7 @@ def from_timestamp(seconds: float | None) -> datetime | None:
 
 
 async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) -> int:
-    """Send every output and wait until the broker has acknowledged all of them."""
+    """Send every output now and wait until the broker has acknowledged all of them."""
     pending = []
     for out in outputs:
         topic = topics[out.topic]
@@ -96,6 +92,10 @@ async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) ->
                 key=None if out.key is None else out.key.encode("utf-8"),
                 value=codec.encode(out.value),
                 timestamp=to_seconds(out.timestamp),
+                # publish now: without force, Faust attaches the message to the source
+                # offset and sends it only at commit, so waiting for its ack here
+                # would wait on ourselves (and a rebalance drops attachments)
+                force=True,
             )
         )
     if pending:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -27,7 +28,8 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     input record present has been processed and committed."""
     from faust.worker import Worker
 
-    wiring = create_app(settings)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` prints every stack
+    wiring = create_app(settings, web=not until_caught_up)
     os.makedirs(wiring.app.conf.datadir, exist_ok=True)
     asyncio.run(create_topics(settings, extra=wiring.internal_topics))
     app = wiring.app
@@ -35,8 +37,9 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
 
     @app.task
     async def quiet_framework_logs() -> None:
+        framework_level = os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper()
         for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(framework_level)
         logging.getLogger("xpbank").info(
             "worker ready to consume group=%s generation=%d partitions=%d store=%s web=:%d",
             group, settings.rules.generation, settings.partitions, settings.store, settings.web_port,
@@ -56,4 +59,6 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
                 os.kill(os.getpid(), signal.SIGTERM)  # a clean stop: commit, flush, close
             wiring.metrics["caught_up_checks"] = wiring.metrics.get("caught_up_checks", 0) + 1 if lag == 0 else 0
 
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None  # faust's spinner switches the root logger to DEBUG
+    worker.execute_from_commandline()

@@ -100,3 +100,28 @@ def test_a_later_course_record_replaces_the_earlier_one():
     replaced = course("c1", [[resource("v1", 1, "Video", 1), resource("ex1", 2, "Exercise", 2)]])
     lines = [CURRICULUM, replaced, heartbeat("u1", "v1", 600, 50), mastery("u1", "ex1", 1000)]
     assert facts_of(lines) == {"bank:u1:v1": 1}
+
+
+def test_a_redelivered_record_is_skipped_but_a_new_record_with_a_rejected_id_is_checked_afresh():
+    """Broker redelivery (same partition and offset) has the effect of once; simulate's
+    rule that a rejected id is checked afresh still holds for a new record."""
+    from xpbank.handlers import InputRecord, handle_record
+    from xpbank.state import MemoryStore
+    from xpbank.core.rules import Rules
+    import orjson
+
+    def record(doc, offset):
+        return InputRecord(topic=doc["topic"], key=doc["key"].encode(), value=orjson.dumps(doc["value"]), timestamp=None,
+                           partition=0, offset=offset, topic_full_name=doc["topic"])
+
+    store, rules = MemoryStore(), Rules()
+    handle_record(store, record(CURRICULUM, 0), rules)
+    stale = submission("AnswerSubmitted", "u1", "ex1", 100, attempt=2, questionId="q", correct=True)
+    first = [submission("AnswerSubmitted", "u1", "ex1", 99, questionId="q0", correct=True),
+             stale, submission("AttemptFinalized", "u1", "ex1", 101)]
+    outcomes = [handle_record(store, record(doc, offset), rules, owner="u1") for offset, doc in enumerate(first, 1)]
+    assert [o.value.reason for o in outcomes[1].outputs] == ["stale_attempt"]
+    replayed = handle_record(store, record(stale, 2), rules, owner="u1")  # attempt 2 is current now
+    assert replayed.outputs == [] and replayed.counts["redelivered"] == 1
+    again = handle_record(store, record(stale, 4), rules, owner="u1")  # a new record: checked afresh
+    assert [type(o.value).__name__ for o in again.outputs] == ["AttemptOpened"]

@@ -1,0 +1,98 @@
+"""`xpbank demo`: a simulated classroom producing live events, with the worker's awards,
+facts and dead letters printed as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from xpbank.classroom import classroom
+from xpbank.config import Settings
+from xpbank.kafka_io import create_topics, partitions_of
+from xpbank.records import parse_line
+from xpbank.topics import BANKED, DEAD_LETTERS, FACTS
+
+BOLD, DIM, GREEN, YELLOW, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[31m", "\033[0m"
+
+
+def _paint(text: str, color: str, enabled: bool) -> str:
+    return f"{color}{text}{RESET}" if enabled else text
+
+
+async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, seed: int = 7) -> None:
+    await create_topics(settings)
+    color = sys.stdout.isatty()
+    start = datetime.now(UTC)
+    arrivals = list(classroom(learners=learners, seed=seed, start=start, pace=1 / speed))
+    print(_paint(f"xpbank demo: {learners} learners, {len(arrivals)} records over ~{arrivals[-1].offset:.0f}s "
+                 f"(classroom time x{speed:g})", BOLD, color), flush=True)
+    watcher = asyncio.create_task(watch(settings, color))
+    await produce_live(settings, arrivals)
+    await asyncio.sleep(8)  # let the last decisions arrive
+    watcher.cancel()
+    totals = await asyncio.gather(watcher, return_exceptions=True)
+    summary = totals[0] if isinstance(totals[0], Counter) else Counter()
+    print(_paint("\nleaderboard (current facts)", BOLD, color))
+    for user, xp in summary.most_common(5):
+        print(f"  {user:<14} {xp:>4} XP")
+    print("see every fact: .venv/bin/xpbank facts | head")
+
+
+async def produce_live(settings: Settings, arrivals) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    began = time.monotonic()
+    try:
+        for number, arrival in enumerate(arrivals, start=1):
+            delay = arrival.offset - (time.monotonic() - began)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            record = parse_line(orjson.dumps(arrival.line), number, settings.topic_prefix)
+            await producer.send(settings.topic_prefix + record.topic, value=record.value, key=record.key,
+                                timestamp_ms=int(record.timestamp.timestamp() * 1000))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def watch(settings: Settings, color: bool) -> Counter:
+    """Print outputs from now on; return XP per learner from the facts seen."""
+    names = [settings.topic_prefix + t for t in (BANKED, FACTS, DEAD_LETTERS)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    facts: dict[str, dict] = {}
+    try:
+        tps = [TopicPartition(n, p) for n in names for p in await partitions_of(settings, n)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        while True:
+            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                for m in messages:
+                    value = orjson.loads(m.value)
+                    if tp.topic.endswith(BANKED):
+                        print(_paint(f"  +{value['deltaXp']} XP banked  ", GREEN, color)
+                              + f"{value['userSourcedId']}  {value['resourceKind'].lower()} {value['resourceSourcedId']}: "
+                              f"{value['activeSeconds']:.0f}s before mastering {value['exerciseSourcedId']}"
+                              + (_paint(f"  (revision {value['revision']}: late heartbeat)", YELLOW, color) if value["revision"] > 1 else ""),
+                              flush=True)
+                    elif tp.topic.endswith(FACTS):
+                        facts[value["factId"]] = value
+                        if value["kind"] == "exercise":
+                            print(_paint(f"  +{value['xp']} XP exercise", GREEN if value["xp"] else DIM, color)
+                                  + f" {value['userSourcedId']}  {value['exerciseSourcedId']} attempt {value['attempt']}", flush=True)
+                    else:
+                        print(_paint(f"  dead letter: {value['reason']}", RED, color) + _paint(f"  {value['detail'][:70]}", DIM, color), flush=True)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await consumer.stop()
+    totals: Counter = Counter()
+    for fact in facts.values():
+        totals[fact["userSourcedId"]] += fact["xp"]
+    return totals

@@ -1,0 +1,114 @@
+"""Worker subprocesses against the real broker, and what they produced, for e2e tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import ROOT, xpbank
+from xpbank.app import app_id
+from xpbank.config import Settings
+from xpbank.kafka_io import group_lag, read_topic
+from xpbank.records import read_lines
+from xpbank.simulate import Simulator, current_facts
+from xpbank.worker import input_topics
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Worker:
+    """`xpbank worker` (or replay) as a subprocess with its own data dir and web port."""
+
+    def __init__(self, env: dict[str, str], name: str, tmp: Path, *args: str) -> None:
+        self.env = env | {"XPBANK_DATA_DIR": str(tmp / f"data-{name}"), "XPBANK_WEB_PORT": str(free_port())}
+        self.log_path = tmp / f"{name}.log"
+        self.args = args or ("worker", "--loglevel", os.environ.get("XPBANK_TEST_LOGLEVEL", "INFO"))
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Worker:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), *self.args], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill9(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_caught_up(settings: Settings, timeout: float = 180, stable: int = 3) -> None:
+    """Until the worker group has committed every input record, several checks in a row
+    (its own outputs - masteries, re-keyed copies - are inputs too)."""
+    deadline, calm = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        lag = asyncio.run(group_lag(settings, app_id(settings), input_topics(settings)))
+        calm = calm + 1 if lag and sum(lag.values()) == 0 else 0
+        if calm >= stable:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"worker group still behind after {timeout}s: {lag}")
+
+
+def produce(env: dict[str, str], lines: list[dict]) -> None:
+    result = xpbank(env, "produce", "-", input=b"\n".join(orjson.dumps(l) for l in lines))
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def topic_values(settings: Settings, name: str) -> list[dict]:
+    async def collect():
+        return [orjson.loads(m.value) async for m in read_topic(settings, settings.topic_prefix + name) if m.value]
+    return asyncio.run(collect())
+
+
+def expected(lines: list[dict], settings: Settings) -> tuple[dict, Simulator, list]:
+    simulator = Simulator(settings.rules)
+    outputs = list(simulator.run(read_lines(orjson.dumps(l) for l in lines)))
+    return {fid: f.model_dump(mode="json") for fid, f in current_facts(outputs).items()}, simulator, outputs
+
+
+def current(facts: list[dict]) -> dict[str, dict]:
+    latest: dict[str, dict] = {}
+    for fact in facts:
+        held = latest.get(fact["factId"])
+        if held is None or (fact["generation"], fact["revision"]) > (held["generation"], held["revision"]):
+            latest[fact["factId"]] = fact
+    return latest
+
+
+def without_revision(facts: dict[str, dict]) -> dict[str, dict]:
+    """Revision counts how many times a fact changed, which depends on arrival order."""
+    return {fid: {k: v for k, v in f.items() if k != "revision"} for fid, f in facts.items()}
+
+
+def conflicting_revisions(facts: list[dict]) -> dict:
+    """(factId, generation, revision) published with more than one xp: must be empty."""
+    seen = defaultdict(set)
+    for fact in facts:
+        seen[(fact["factId"], fact["generation"], fact["revision"])].add(fact["xp"])
+    return {key: xps for key, xps in seen.items() if len(xps) > 1}

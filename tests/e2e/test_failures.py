@@ -1,0 +1,76 @@
+"""Poison input, and the helpers the failure tests share (see tests/known_failures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.builders import at, course, heartbeat, line, mastery, resource, submission, time_spent_event
+from tests.conftest import xpbank
+from tests.e2e.harness import (
+    Worker, conflicting_revisions, current, expected, produce, topic_values, wait_caught_up, without_revision,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def same_by_id(values: list[dict], key: str = "id") -> dict[str, dict]:
+    """At-least-once may publish an output twice; it must be the same output."""
+    by_id: dict[str, dict] = {}
+    for value in values:
+        assert by_id.setdefault(value[key], value) == value, f"two different outputs with {key}={value[key]}"
+    return by_id
+
+
+def assert_matches_simulate(settings, lines) -> None:
+    want, _, sim_outputs = expected(lines, settings)
+    facts = topic_values(settings, "xp.facts.v1")
+    assert without_revision(current(facts)) == without_revision(want)
+    assert conflicting_revisions(facts) == {}
+    want_attempts = {o.value.id: o.value.model_dump(mode="json") for o in sim_outputs if o.topic == "xp.attempts.v1"}
+    assert same_by_id(topic_values(settings, "xp.attempts.v1")) == want_attempts
+    final_awards: dict[str, int] = {}
+    for award in same_by_id(topic_values(settings, "xp.banked.v1")).values():  # ids include the revision
+        final_awards[award["awardId"]] = max(final_awards.get(award["awardId"], 0), award["xp"])
+    assert final_awards == {fid: f["xp"] for fid, f in want.items() if f["kind"] == "banked"}
+
+
+def chunks(lines: list[dict], parts: int) -> list[list[dict]]:
+    size = -(-len(lines) // parts)
+    return [lines[i : i + size] for i in range(0, len(lines), size)]
+
+
+def test_poison_input_is_dead_lettered_while_the_worker_keeps_going(env, settings, tmp_path):
+    curriculum = course("c1", [[resource("v1", 1, "Video", 5), resource("ex1", 2, "Exercise", 2)]])
+    stale = submission("AnswerSubmitted", "u1", "ex1", 100, attempt=7, questionId="q", correct=True)
+    future = line("learning.caliper.v1", "u1", time_spent_event("u1", "v1", 30, 9000), at(100))
+    lines = [
+        curriculum,
+        line("learning.caliper.v1", "u1", None) | {"raw": '{"type": "TimeSpentEvent", "id": ', "timestamp": at(1)},
+        heartbeat("u1", "v1", 120, 10),
+        line("learning.caliper.v1", "u1", {"id": "urn:uuid:00000000-0000-4000-8000-000000000001", "type": "TimeSpentEvent", "action": "SpentTime"}, at(2)),
+        line("learning.submissions.v1", "u1", None) | {"raw": "x" * 300_000, "timestamp": at(3)},
+        line("learning.submissions.v1", "u1", None) | {"raw": "\udcff not utf-8".encode("utf-8", "surrogateescape").decode("latin-1"), "timestamp": at(4)},
+        future,
+        stale,
+        submission("AttemptStarted", "u1", "ex1", 101, totalQuestions=1),
+        submission("AnswerSubmitted", "u1", "ex1", 102, questionId="q1", correct=True),
+        submission("AttemptFinalized", "u1", "ex1", 103),
+        mastery("u1", "ex-nope", 104),
+    ]
+    assert xpbank(env, "topics", "create").returncode == 0
+    worker = Worker(env, "w", tmp_path).start()
+    try:
+        produce(env, lines)
+        wait_caught_up(settings)
+        reasons = sorted(d["reason"] for d in topic_values(settings, "xp.dead-letters.v1"))
+        assert reasons == sorted(["malformed_json", "malformed_json", "schema_violation", "payload_too_large",
+                                  "future_event_time", "stale_attempt", "unknown_exercise"])
+        assert {f["factId"]: f["xp"] for f in current(topic_values(settings, "xp.facts.v1")).values()} == {
+            "exercise:u1:ex1:1": 3, "bank:u1:v1": 2}
+        assert worker.alive() and "Traceback" not in worker.log()
+        letters = {d["reason"]: d for d in topic_values(settings, "xp.dead-letters.v1")}
+        assert letters["stale_attempt"]["eventId"] == stale["value"]["id"]
+        assert letters["stale_attempt"]["topic"] == settings.topic_prefix + "learning.submissions.v1"
+        assert isinstance(letters["stale_attempt"]["partition"], int) and isinstance(letters["stale_attempt"]["offset"], int)
+    finally:
+        worker.stop()
