@@ -51,6 +51,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         web_port=settings.web_port,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        # static membership: a worker restarted under the same name takes back its
+        # partitions without a multi-member rebalance
+        consumer_group_instance_id=settings.instance_id or None,
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         table_standby_replicas=0,

@@ -23,6 +23,7 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_GENERATION": "1",
     "XPBANK_WEB_PORT": "6066",
     "XPBANK_DATA_DIR": "./data",
+    "XPBANK_INSTANCE_ID": "",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -38,6 +39,7 @@ DESCRIPTIONS: dict[str, str] = {
     "XPBANK_GENERATION": "generation stamped on outputs (replays use a new one)",
     "XPBANK_WEB_PORT": "the worker's HTTP port",
     "XPBANK_DATA_DIR": "where a worker keeps its local table stores",
+    "XPBANK_INSTANCE_ID": "stable name of this worker (e.g. the StatefulSet pod): a restart keeps its partitions without a rebalance",
 }
 
 
@@ -66,6 +68,7 @@ class Settings:
     web_port: int
     data_dir: Path
     rules: Rules
+    instance_id: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +84,7 @@ class Settings:
             topic_prefix=env.get("XPBANK_TOPIC_PREFIX", DEFAULTS["XPBANK_TOPIC_PREFIX"]),
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
+            instance_id=env.get("XPBANK_INSTANCE_ID", ""),
             rules=Rules(
                 lateness_seconds=_int(env, "XPBANK_LATENESS_SECONDS"),
                 max_clock_skew_seconds=_int(env, "XPBANK_MAX_CLOCK_SKEW_SECONDS"),

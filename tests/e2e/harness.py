@@ -32,7 +32,8 @@ class Worker:
     """`xpbank worker` (or replay) as a subprocess with its own data dir and web port."""
 
     def __init__(self, env: dict[str, str], name: str, tmp: Path, *args: str) -> None:
-        self.env = env | {"XPBANK_DATA_DIR": str(tmp / f"data-{name}"), "XPBANK_WEB_PORT": str(free_port())}
+        self.env = env | {"XPBANK_DATA_DIR": str(tmp / f"data-{name}"), "XPBANK_WEB_PORT": str(free_port()),
+                          "XPBANK_INSTANCE_ID": f"{env.get('XPBANK_TOPIC_PREFIX', '')}{name}"}
         self.log_path = tmp / f"{name}.log"
         self.args = args or ("worker", "--loglevel", os.environ.get("XPBANK_TEST_LOGLEVEL", "INFO"))
         self.process: subprocess.Popen | None = None
