@@ -24,6 +24,8 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 POM="$SCRIPT_DIR/pom.xml"
+# shellcheck source=deploy/lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
 [[ -n "$KAFKA_VERSION" ]] || { echo "kafka.sh: cannot read <kafka.version> from $POM" >&2; exit 1; }
@@ -282,18 +284,7 @@ cmd_down() {
 
   local pid
   if pid="$(our_pid)"; then
-    log "stopping kafka (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 20; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "still alive after 20s; sending KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-    fi
+    stop_pid kafka "$pid" 20
     rm -f "$PID_FILE"
     echo "kafka stopped"
   else

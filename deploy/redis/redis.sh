@@ -15,6 +15,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=deploy/lib.sh
+source "$SCRIPT_DIR/../lib.sh"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
 HOST=127.0.0.1
@@ -119,17 +121,7 @@ cmd_down() {
     echo "redis not running"
     return 0
   fi
-  log "stopping redis (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still alive after 10s; sending KILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid redis "$pid" 10
   rm -f "$PID_FILE"
   echo "redis stopped"
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from xpbank import codec
@@ -20,51 +20,72 @@ ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-orig
 _INT64 = struct.Struct(">q")
 
 
+class _Column:
+    """A Faust table seen through a codec: bytes in the table, values outside."""
+
+    def __init__(self, table, encode: Callable, decode: Callable) -> None:
+        self.table, self.encode, self.decode = table, encode, decode
+
+    def get(self, key: bytes):
+        raw = self.table.get(key)
+        return None if raw is None else self.decode(raw)
+
+    def set(self, key: bytes, value) -> None:
+        self.table[key] = self.encode(value)  # replaced, never mutated in place
+
+
+def _pack_int(value: int) -> bytes:
+    return _INT64.pack(value)
+
+
+def _unpack_int(raw: bytes) -> int:
+    return _INT64.unpack(raw)[0]
+
+
 class TableStore:
-    """StateStore on Faust tables: bytes keys and values, replaced never mutated."""
+    """StateStore on Faust tables (bytes keys and values)."""
 
     def __init__(self, watermarks, pairs, attempts, masteries, positions, courses) -> None:
-        self.watermarks, self.pairs, self.attempt_states = watermarks, pairs, attempts
-        self.masteries, self.positions, self.courses = masteries, positions, courses
+        self.watermarks = _Column(watermarks, _pack_int, _unpack_int)
+        self.pairs = _Column(pairs, codec.encode_pair, codec.decode_pair)
+        self.attempt_states = _Column(attempts, codec.encode_attempts, codec.decode_attempts)
+        self.masteries = _Column(masteries, codec.encode_mastery_ref, codec.decode_mastery_ref)
+        self.positions = _Column(positions, _pack_int, _unpack_int)
+        self.courses = courses
 
     @staticmethod
-    def _key(user: str, other: str) -> bytes:
-        return pair_key(user, other).encode("utf-8")
+    def _key(user: str, other: str = "") -> bytes:
+        return (pair_key(user, other) if other else user).encode("utf-8")
 
     def watermark(self, user: str) -> int | None:
-        raw = self.watermarks.get(user.encode("utf-8"))
-        return None if raw is None else _INT64.unpack(raw)[0]
+        return self.watermarks.get(self._key(user))
 
     def set_watermark(self, user: str, micros: int) -> None:
-        self.watermarks[user.encode("utf-8")] = _INT64.pack(micros)
+        self.watermarks.set(self._key(user), micros)
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        raw = self.pairs.get(self._key(user, resource))
-        return None if raw is None else codec.decode_pair(raw)
+        return self.pairs.get(self._key(user, resource))
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self.pairs[self._key(user, resource)] = codec.encode_pair(pair)
+        self.pairs.set(self._key(user, resource), pair)
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
-        raw = self.attempt_states.get(self._key(user, exercise))
-        return None if raw is None else codec.decode_attempts(raw)
+        return self.attempt_states.get(self._key(user, exercise))
 
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
-        self.attempt_states[self._key(user, exercise)] = codec.encode_attempts(state)
+        self.attempt_states.set(self._key(user, exercise), state)
 
     def mastery(self, user: str, exercise: str) -> MasteryRef | None:
-        raw = self.masteries.get(self._key(user, exercise))
-        return None if raw is None else codec.decode_mastery_ref(raw)
+        return self.masteries.get(self._key(user, exercise))
 
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
-        self.masteries[self._key(user, exercise)] = codec.encode_mastery_ref(ref)
+        self.masteries.set(self._key(user, exercise), ref)
 
     def position(self, user: str, source: str) -> int | None:
-        raw = self.positions.get(self._key(user, source))
-        return None if raw is None else _INT64.unpack(raw)[0]
+        return self.positions.get(self._key(user, source))
 
     def set_position(self, user: str, source: str, offset: int) -> None:
-        self.positions[self._key(user, source)] = _INT64.pack(offset)
+        self.positions.set(self._key(user, source), offset)
 
     def course(self, course: str) -> CourseUpserted | None:
         return self.courses.get(course)
