@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import faulthandler
 import logging
 import os
 import signal
@@ -28,7 +27,6 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     input record present has been processed and committed."""
     from faust.worker import Worker
 
-    faulthandler.register(signal.SIGUSR2, all_threads=True)  # `kill -USR2 <pid>` prints every stack (mode owns USR1)
     wiring = create_app(settings, web=not until_caught_up)
     os.makedirs(wiring.app.conf.datadir, exist_ok=True)
     asyncio.run(create_topics(settings, extra=wiring.internal_topics))
