@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e test-known-failures run demo clean
+.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e test-known-failures run clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"

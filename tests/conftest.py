@@ -1,5 +1,5 @@
-"""Shared fixtures. Services are real and started by the project's own scripts:
-XPBANK_BROKER / XPBANK_REDIS_URL when set (e.g. docker compose), else deploy/*.sh."""
+"""Shared fixtures. The broker is real and started by the project's own script:
+XPBANK_BROKER when set (e.g. docker compose), else deploy/kafka/kafka.sh."""
 
 from __future__ import annotations
 
@@ -44,13 +44,6 @@ def broker() -> str:
     if not os.environ.get("XPBANK_BROKER") and not _kafka_answers("127.0.0.1:9092"):
         _start("deploy/kafka/kafka.sh")
     return os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    if not os.environ.get("XPBANK_REDIS_URL"):
-        _start("deploy/redis/redis.sh")
-    return os.environ.get("XPBANK_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

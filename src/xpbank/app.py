@@ -21,16 +21,12 @@ from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, bas
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 RAW_TABLE = {"key_type": bytes, "value_type": bytes}  # tables derive the raw serializer from bytes
-REPLAY_SIGNS = ("duplicates", "already_banked", "noop_finalize", "noop_reset")
 
 
 @dataclass
 class Wiring:
     app: faust.App
-    settings: Settings
-    store: TableStore
     internal_topics: list[tuple[str, str]]  # (name, cleanup) the worker creates besides the registry's
-    curriculum: CurriculumView
     metrics: Counter = field(default_factory=Counter)
 
 
@@ -83,7 +79,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         positions=table("positions"),
         courses=curriculum_view,
     )
-    wiring = Wiring(app, settings, store, [(rekeyed_name, "delete")], curriculum_view)
+    wiring = Wiring(app, [(rekeyed_name, "delete")])
     rules = settings.rules
 
     @app.task
@@ -105,7 +101,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
                 await (await rekeyed.send(key=user.encode(), value=event.message.value, force=True,
                                           headers=origin_headers(record), timestamp=event.message.timestamp))
             await publish(topics, handled.outputs)
-            buffered.flush(rewrite_reads=record.topic == MASTERY or any(handled.counts[s] for s in REPLAY_SIGNS))
+            buffered.flush()
             observe(wiring, record, handled)
 
     @app.agent(topics[CURRICULUM], name="xpbank.curriculum", concurrency=1)

@@ -177,6 +177,3 @@ def encode_mastery_ref(ref: MasteryRef) -> bytes:
 def decode_mastery_ref(raw: bytes) -> MasteryRef:
     return MasteryRef.model_validate(orjson.loads(raw))
 
-
-def decode_course(raw: bytes) -> CourseUpserted:
-    return CourseUpserted.model_validate(orjson.loads(raw))

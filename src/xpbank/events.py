@@ -137,13 +137,6 @@ Submission = Annotated[
     AttemptStarted | AnswerSubmitted | QuestionSkipped | QuestionReported | AttemptFinalized | AttemptReset,
     Field(discriminator="type"),
 ]
-QuestionEvent = AnswerSubmitted | QuestionSkipped | QuestionReported
-
-
-class SubmissionRecord(Frozen):
-    """Wrapper that lets pydantic pick the submission type from its `type`."""
-
-    submission: Submission
 
 
 # ---- Mastery -------------------------------------------------------------------

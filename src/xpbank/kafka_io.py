@@ -17,10 +17,6 @@ from xpbank.handlers import InputRecord
 from xpbank.topics import TOPICS
 
 
-def topic_configs(cleanup: str) -> dict[str, str]:
-    return {"cleanup.policy": cleanup}
-
-
 async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
     """Create every registry topic (and `extra` (name, cleanup) pairs); idempotent.
     Returns the names that were created now."""
@@ -30,7 +26,7 @@ async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = (
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=1, topic_configs=topic_configs(cleanup))
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=1, topic_configs={"cleanup.policy": cleanup})
             for name, cleanup in wanted
             if name not in existing
         ]

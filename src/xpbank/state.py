@@ -93,15 +93,10 @@ class BufferedStore:
     def __init__(self, inner: StateStore) -> None:
         self.inner = inner
         self.writes: dict[tuple[str, str, str], object] = {}
-        self.reads: dict[tuple[str, str, str], object] = {}
 
     def _get(self, kind: str, a: str, b: str, getter):
         key = (kind, a, b)
-        if key in self.writes:
-            return self.writes[key]
-        value = getter()
-        self.reads[key] = value
-        return value
+        return self.writes[key] if key in self.writes else getter()
 
     def watermark(self, user: str) -> int | None:
         return self._get("watermark", user, "", lambda: self.inner.watermark(user))
@@ -139,17 +134,11 @@ class BufferedStore:
     def set_position(self, user: str, source: str, offset: int) -> None:
         self.writes[("position", user, source)] = offset
 
-    def flush(self, rewrite_reads: bool = False) -> int:
-        """Write what changed; with `rewrite_reads` also what was read, so a replayed record
-        re-establishes in the changelog state a local store may hold ahead of it."""
-        pending = dict(self.writes)
-        if rewrite_reads:
-            for key, value in self.reads.items():
-                if value is not None:
-                    pending.setdefault(key, value)
-        # the position last: once it is stored, the record's other effects are too
-        for (kind, a, b), value in sorted(pending.items(), key=lambda item: item[0][0] == "position"):
+    def flush(self) -> int:
+        """Write what changed, the position last: once it is stored, so are the
+        record's other effects."""
+        pending = sorted(self.writes.items(), key=lambda item: item[0][0] == "position")
+        for (kind, a, b), value in pending:
             getattr(self.inner, f"set_{kind}")(*((a, value) if kind == "watermark" else (a, b, value)))
         self.writes.clear()
-        self.reads.clear()
         return len(pending)

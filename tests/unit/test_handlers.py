@@ -45,13 +45,3 @@ def test_buffered_store_holds_writes_until_flush_and_writes_the_position_last():
     buffered.flush()
     assert inner.pair("u1", "v1") is not None and order[-1] == "set_position"
 
-
-def test_rewrite_reads_writes_back_state_that_was_only_read():
-    inner = MemoryStore()
-    hb = envelope("u1", [time_spent_event("u1", "v1", 30, 10)], 20)
-    handle_record(inner, record(hb, "u1"), Rules())
-    buffered = BufferedStore(inner)
-    handle_record(buffered, record(hb, "u1", offset=9), Rules())  # a duplicate: no change
-    assert buffered.flush() == 0
-    handle_record(buffered, record(hb, "u1", offset=10), Rules())
-    assert buffered.flush(rewrite_reads=True) >= 2  # the pair and the watermark again
