@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from xpbank.config import Settings
 from xpbank.handlers import InputRecord
@@ -134,6 +134,19 @@ async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) ->
         await consumer.stop()
 
 
+async def _committed_offsets(admin: AIOKafkaAdminClient, group: str, timeout_s: float = 60.0) -> dict:
+    # A fresh broker creates __consumer_offsets lazily: until it is loaded the coordinator
+    # lookup fails with a retriable error, which is "not yet", not "broken".
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await admin.list_consumer_group_offsets(group)
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
     """Records of `topics` not yet committed by consumer group `group`, per topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
@@ -144,7 +157,7 @@ async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> di
         described = await admin.describe_topics(list(topics))
         tps = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]]
         ends = await consumer.end_offsets(tps) if tps else {}
-        committed = await admin.list_consumer_group_offsets(group)
+        committed = await _committed_offsets(admin, group)
         lag: dict[str, int] = {}
         for tp in tps:
             done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0

@@ -3,6 +3,7 @@ Runs a second broker on other ports in its own run directory, so the shared one 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from xpbank.config import Settings
+from xpbank.kafka_io import create_topics, group_lag
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +26,10 @@ def test_kafka_up_and_down_are_repeatable_and_stop_only_their_own_broker(tmp_pat
     try:
         first = kafka(tmp_path, "up")
         assert first.returncode == 0, first.stderr
+        # A brand-new broker has no __consumer_offsets yet: lag queries wait for the coordinator.
+        fresh = Settings.from_env({"XPBANK_BROKER": "kafka://127.0.0.1:19092", "XPBANK_PARTITIONS": "2"})
+        asyncio.run(create_topics(fresh))
+        assert asyncio.run(group_lag(fresh, "never-joined", ["learning.caliper.v1"])) == {"learning.caliper.v1": 0}
         again = kafka(tmp_path, "up")
         assert again.returncode == 0 and "already running" in again.stdout
         assert kafka(tmp_path, "status").returncode == 0
