@@ -5,6 +5,7 @@ the broker's acknowledgement, then write the tables. Nothing else creates an app
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 import faust
 
 from xpbank.config import Settings
+from xpbank.continuity import DELIVERED, GapReader, Progress, ledger_key, stalled
+from xpbank.kafka_io import committed_offsets
 from xpbank.curriculum_view import CurriculumView
 from xpbank.handlers import Handled, InputRecord, handle_record
 from xpbank.state import BufferedStore
@@ -21,6 +24,7 @@ from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, bas
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 RAW_TABLE = {"key_type": bytes, "value_type": bytes}  # tables derive the raw serializer from bytes
+STALL_CHECK_SECONDS = 5.0  # a partition with no progress across two checks is read again
 
 
 @dataclass
@@ -86,23 +90,74 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     async def follow_curriculum() -> None:
         await curriculum_view.follow()
 
+    gaps = GapReader(settings)
+
+    async def process(message) -> None:
+        """Apply one learner-partition record (a Faust message or a refetched one)."""
+        record, owner, is_copy = learner_record(message, settings.topic_prefix, rekeyed_name)
+        log.debug("record topic=%s partition=%s offset=%s key=%s", message.topic, message.partition, message.offset, owner)
+        buffered = BufferedStore(store)
+        handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
+        for user in sorted(handled.foreign_users):  # route to the learner's own partition
+            await (await rekeyed.send(key=user.encode(), value=message.value, force=True,
+                                      headers=origin_headers(record), timestamp=message.timestamp))
+        await publish(topics, handled.outputs)
+        buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
+        buffered.flush()
+        observe(wiring, record, handled)
+
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
     async def learners(stream):
         async for event in stream.events():
             # decisions need the curriculum: a replay would otherwise race its own courses.
             # (Waited for here, not before iterating: faust delivers meanwhile.)
             await curriculum_view.ready.wait()
-            record, owner, is_copy = learner_record(event.message, settings.topic_prefix, rekeyed_name)
-            log.debug("record topic=%s partition=%s offset=%s key=%s", event.message.topic,
-                      event.message.partition, event.message.offset, owner)
-            buffered = BufferedStore(store)
-            handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
-            for user in sorted(handled.foreign_users):  # route to the learner's own partition
-                await (await rekeyed.send(key=user.encode(), value=event.message.value, force=True,
-                                          headers=origin_headers(record), timestamp=event.message.timestamp))
-            await publish(topics, handled.outputs)
-            buffered.flush()
-            observe(wiring, record, handled)
+            message = event.message
+            last = store.position(DELIVERED, ledger_key(message.topic, message.partition))
+            if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
+                log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
+                wiring.metrics["redelivered"] += 1
+                continue
+            start = last + 1 if last is not None else await gaps.log_start(message.topic, message.partition)
+            if message.offset > start:
+                missed = await gaps.read(message.topic, message.partition, start, message.offset)
+                log.warning("records never delivered, read directly topic=%s partition=%s offsets=%d..%d count=%d",
+                            message.topic, message.partition, start, message.offset - 1, len(missed))
+                wiring.metrics["refetched"] += len(missed)
+                for missing in missed:
+                    await process(missing)
+                    app.consumer.ack(missing)
+            await process(message)
+
+    learner_topics = {names[CALIPER], names[SUBMISSIONS], names[MASTERY], rekeyed_name}
+    last_check: dict = {}
+
+    @app.timer(STALL_CHECK_SECONDS)
+    async def unstall_partitions() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set() or not app.consumer.flow_active:
+            last_check.clear()  # progress is only compared across a calm stretch
+            return
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in learner_topics]
+        ends = await gaps.end_offsets(assigned)
+        committed = await committed_offsets(settings, ident)
+        now = {tp: Progress(committed.get(tp), store.position(DELIVERED, ledger_key(tp.topic, tp.partition)), ends[tp])
+               for tp in assigned}
+        for tp, offset in stalled(last_check, now).items():
+            start = offset if offset is not None else await gaps.log_start(tp.topic, tp.partition)
+            log.warning("partition made no progress, reading it again topic=%s partition=%s from=%s end=%s",
+                        tp.topic, tp.partition, start, now[tp].end)
+            wiring.metrics["stall_restarts"] += 1
+            app.consumer.resume_partitions({tp})
+            await app.consumer.seek(tp, start)
+        last_check.clear()
+        last_check.update(now)
+
+    @app.task
+    async def close_gap_reader() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await gaps.stop()
 
     @app.agent(topics[CURRICULUM], name="xpbank.curriculum", concurrency=1)
     async def curriculum(stream):

@@ -147,6 +147,17 @@ async def _committed_offsets(admin: AIOKafkaAdminClient, group: str, timeout_s: 
             await asyncio.sleep(0.5)
 
 
+async def committed_offsets(settings: Settings, group: str) -> dict:
+    """The group's committed offsets (next to read), per (topic, partition)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in (await _committed_offsets(admin, group)).items()
+                if meta.offset >= 0}
+    finally:
+        await admin.close()
+
+
 async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
     """Records of `topics` not yet committed by consumer group `group`, per topic."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)

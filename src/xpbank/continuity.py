@@ -1,0 +1,116 @@
+"""Every record of a learner partition is processed once, in offset order, whatever the
+consumer delivers.
+
+faust-streaming 0.15.3 can deliver a record it fetched before a rebalance after the
+partition was seeked back, and then drop the records in between as already read
+(faust-streaming #216/#221). So the learner agent keeps, per (topic, partition), the
+last offset it processed (in a changelog-backed table, written with the record's other
+effects) and, when a record arrives past a hole, reads the missing range itself with a
+group-less consumer before going on. Input topics are never transactional or compacted,
+so their offsets are contiguous and a hole always means records the agent never saw.
+The records read so are acknowledged to Faust like delivered ones: its commit only moves
+over acknowledged offsets, and would otherwise stay behind the hole for ever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from xpbank.config import Settings
+
+# Owner under which the per-partition ledger lives in the positions table; no learner
+# sourcedId contains NUL.
+DELIVERED = "\x00delivered"
+
+
+def ledger_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+class GapReader:
+    """Reads offset ranges of one partition at a time, outside any consumer group."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self.consumer is None:
+            self.consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+            )
+            await self.consumer.start()
+        return self.consumer
+
+    async def log_start(self, topic: str, partition: int) -> int:
+        tp = TopicPartition(topic, partition)
+        return (await (await self._started()).beginning_offsets([tp]))[tp]
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[ConsumerMessage]:
+        """Records with start <= offset < end (fewer if retention deleted some or the
+        partition ends before)."""
+        consumer = await self._started()
+        tp = TopicPartition(topic, partition)
+        end = min(end, (await consumer.end_offsets([tp]))[tp])
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        records: list[ConsumerMessage] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=min(500, end - start))
+            for r in batch.get(tp, []):
+                if start <= r.offset < end:
+                    records.append(ConsumerMessage(
+                        r.topic, r.partition, r.offset, None if r.timestamp is None else r.timestamp / 1000.0,
+                        r.timestamp_type, list(r.headers or []), r.key, r.value, r.checksum,
+                        r.serialized_key_size, r.serialized_value_size, TP(r.topic, r.partition)))
+        return records
+
+    async def end_offsets(self, tps: list) -> dict:
+        if not tps:
+            return {}
+        ends = await (await self._started()).end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+
+# A partition can also stall: assigned, behind its end, yet never fetched again (left
+# paused by an interrupted recovery) or with Faust's commit stuck behind a record it
+# dropped. The watchdog below notices a partition that made no progress between two
+# checks and sends the consumer back to the first record not known to be done; what
+# was already processed is then skipped by the ledger.
+
+@dataclass(frozen=True)
+class Progress:
+    committed: int | None  # the group's committed offset (next to read)
+    processed: int | None  # the ledger: last offset the agent processed
+    end: int  # the partition's end offset
+
+
+def resume_offset(progress: Progress) -> int | None:
+    """Where to re-read from: the earliest of what Faust and the ledger have not done."""
+    candidates = [o for o in (progress.committed, None if progress.processed is None else progress.processed + 1) if o is not None]
+    return min(candidates) if candidates else None
+
+
+def stalled(before: dict, now: dict) -> dict:
+    """Partitions (keys of `now`) behind their end whose committed offset and ledger have
+    not moved since the previous check, mapped to the offset to resume from (None: from
+    the start of the log)."""
+    kicks = {}
+    for tp, progress in now.items():
+        behind = (progress.committed or 0) < progress.end
+        if behind and before.get(tp) is not None and _position(before[tp]) == _position(progress):
+            kicks[tp] = resume_offset(progress)
+    return kicks
+
+
+def _position(progress: Progress) -> tuple:
+    return progress.committed, progress.processed
