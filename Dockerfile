@@ -13,7 +13,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install . \
- && useradd --system --uid 10001 --no-create-home --home-dir /app xpbank \
+ && groupadd --system --gid 10001 xpbank \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /app xpbank \
  && mkdir -p /data \
  && chown 10001:10001 /data
 
