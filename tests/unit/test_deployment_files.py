@@ -218,12 +218,19 @@ def test_worker_statefulset_keeps_rocksdb_on_a_volume_and_is_ready_on_healthz():
 
 @pytest.mark.parametrize("workload", ["StatefulSet", "Deployment", "Job"])
 def test_selectors_match_pod_labels(workload):
-    for doc in kind(workload):
-        labels = doc["spec"]["template"]["metadata"]["labels"]
-        assert doc["spec"].get("selector", {}).get("matchLabels", {}).items() <= labels.items()
-    pods = [doc["spec"]["template"]["metadata"]["labels"] for doc in kind("StatefulSet")]
+    [doc] = kind(workload)
+    labels = doc["spec"]["template"]["metadata"]["labels"]
+    assert doc["spec"].get("selector", {}).get("matchLabels", {}).items() <= labels.items()
+    for source in doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]:
+        assert source["configMapRef"]["name"] in {m["metadata"]["name"] for m in kind("ConfigMap")}
+
+
+def test_services_select_the_workers():
+    [sts] = kind("StatefulSet")
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert len(kind("Service")) == 2
     for service in kind("Service"):
-        assert any(service["spec"]["selector"].items() <= labels.items() for labels in pods)
+        assert service["spec"]["selector"].items() <= labels.items()
 
 
 def test_kustomization_lists_every_manifest():
