@@ -17,6 +17,7 @@ from xpbank.handlers import Handled, InputRecord, handle_record
 from xpbank.state import BufferedStore
 from xpbank.stream_io import ORIGIN_HEADERS, TableStore, from_timestamp, publish
 from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
+from xpbank.web import add_api
 
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -71,16 +72,13 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         return app.Table(name, partitions=settings.partitions, **RAW_TABLE)
 
     curriculum_view = CurriculumView(settings)
-    store = TableStore(
-        watermarks=table("watermarks"),
-        pairs=table("pairs"),
-        attempts=table("attempts"),
-        masteries=table("masteries"),
-        positions=table("positions"),
-        courses=curriculum_view,
-    )
+    tables = {name: table(name) for name in ("watermarks", "pairs", "attempts", "masteries", "positions")}
+    store = TableStore(**tables, courses=curriculum_view)
     wiring = Wiring(app, [(rekeyed_name, "delete")])
     rules = settings.rules
+    if web:
+        lag_topics = [names[CALIPER], names[SUBMISSIONS], names[MASTERY], names[CURRICULUM], rekeyed_name]
+        add_api(wiring, store, tables, curriculum_view, settings, lag_topics)
 
     @app.task
     async def follow_curriculum() -> None:
@@ -155,6 +153,7 @@ def observe(wiring: Wiring, record: InputRecord, handled: Handled) -> None:
         kind = type(out.value).__name__
         if kind == "BankedXpAwarded":
             v = out.value
+            metrics["awards" if v.revision == 1 else "award_revisions"] += 1
             log.info("award user=%s resource=%s xp=%d revision=%d exercise=%s", v.userSourcedId, v.resourceSourcedId, v.xp, v.revision, v.exerciseSourcedId)
         elif kind == "DeadLetter":
             log.info("dead-letter reason=%s topic=%s offset=%s", out.value.reason, out.value.topic, out.value.offset)
