@@ -17,9 +17,9 @@ local held = redis.call('HMGET', KEYS[1], 'generation', 'revision', 'xp', 'date'
 if held[1] then
   local hg, hr = tonumber(held[1]), tonumber(held[2])
   if hg > g or (hg == g and hr >= r) then return 0 end
-  local old = tonumber(held[3])
-  redis.call('INCRBY', KEYS[2], -old)
-  if redis.call('HINCRBY', KEYS[3], held[4], -old) == 0 then redis.call('HDEL', KEYS[3], held[4]) end
+  local minus = 0 - tonumber(held[3])  -- not -old: Lua's -0 reaches Redis as "-0", not an integer
+  redis.call('INCRBY', KEYS[2], minus)
+  if redis.call('HINCRBY', KEYS[3], held[4], minus) == 0 then redis.call('HDEL', KEYS[3], held[4]) end
 end
 redis.call('HSET', KEYS[1], 'generation', g, 'revision', r, 'xp', xp, 'date', ARGV[4],
            'user', ARGV[5], 'kind', ARGV[6], 'resource', ARGV[7])
