@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
                                           headers=origin_headers(record), timestamp=event.message.timestamp))
             await publish(topics, handled.outputs)
             buffered.flush()
-            observe(wiring, record, handled)
+            observe(wiring, record, handled, rekeyed=is_copy)
 
     @app.agent(topics[CURRICULUM], name="xpbank.curriculum", concurrency=1)
     async def curriculum(stream):
@@ -142,9 +142,9 @@ def origin_headers(record: InputRecord) -> list[tuple[str, bytes]]:
     return headers + [(ORIGIN_HEADERS[3], record.key or b"")]
 
 
-def observe(wiring: Wiring, record: InputRecord, handled: Handled) -> None:
+def observe(wiring: Wiring, record: InputRecord, handled: Handled, rekeyed: bool = False) -> None:
     metrics = wiring.metrics
-    metrics[f"records_in:{record.topic}"] += 1
+    metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
     if handled.counts["redelivered"]:
         log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name, record.partition, record.offset)
     metrics.update(handled.counts)
