@@ -165,3 +165,4 @@ def test_read_models_equal_the_facts_after_a_worker_is_killed_and_restarted(env,
         assert served(worker, totals) == totals
     finally:
         worker.stop()
+
