@@ -34,6 +34,14 @@ def get(worker: Worker, path: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def get_or_none(worker: Worker, path: str) -> int | None:
+    """The status, or None while the worker's web server is not up."""
+    try:
+        return get(worker, path)[0]
+    except OSError:
+        return None
+
+
 def get_json(worker: Worker, path: str) -> tuple[int, dict]:
     status, body = get(worker, path)
     return status, orjson.loads(body)
