@@ -15,4 +15,18 @@ for _ in $(seq 1 60); do
   kill -0 $worker 2>/dev/null || { echo "the worker exited:"; tail -20 .run/worker.log; exit 1; }
   sleep 1
 done
+port="${XPBANK_WEB_PORT:-6066}"
+api="http://127.0.0.1:$port"
+for _ in $(seq 1 60); do  # ready: tables recovered and the curriculum loaded
+  curl -sf "$api/healthz" >/dev/null 2>&1 && break
+  sleep 1
+done
+echo
+echo "API: $api   (GET /users/{user}/xp, /users/{user}/exercises/{exercise}/attempt, .../explain, /healthz, /metrics)"
+echo "try: curl -s $api/users/learner-000/xp"
+echo "     curl -s $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"
+echo
 $XPBANK demo "$@"
+echo
+echo "API still up until this script exits: curl -s $api/users/learner-000/xp"
+curl -s "$api/users/learner-000/xp" && echo

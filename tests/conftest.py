@@ -1,5 +1,6 @@
-"""Shared fixtures. The broker is real and started by the project's own script:
-XPBANK_BROKER when set (e.g. docker compose), else deploy/kafka/kafka.sh."""
+"""Shared fixtures. The broker and Redis are real and started by the project's own
+scripts: XPBANK_BROKER / XPBANK_REDIS_URL when set and answering (e.g. docker compose),
+else deploy/kafka/kafka.sh and deploy/redis/redis.sh."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from xpbank.config import Settings
@@ -46,16 +48,44 @@ def broker() -> str:
     return os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
 
 
+def _redis_answers(url: str) -> bool:
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis: XPBANK_REDIS_URL when it answers, else deploy/redis/redis.sh starts one
+    on 127.0.0.1:6379 (or accepts the one answering there)."""
+    url = os.environ.get("XPBANK_REDIS_URL")
+    if url and _redis_answers(url):
+        return url
+    _start("deploy/redis/redis.sh")
+    return "redis://127.0.0.1:6379/0"
+
+
 @pytest.fixture
-def env(broker: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for one test: its own topic prefix, so tests never see each other's records."""
-    return {
+def env(broker: str, redis_url: str, tmp_path: Path):
+    """Environment for one test: its own topic prefix and Redis key prefix, so tests never
+    see each other's records; the test's Redis keys are deleted afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    environment = {
         **os.environ,
         "XPBANK_BROKER": broker,
-        "XPBANK_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}.",
+        "XPBANK_REDIS_URL": redis_url,
+        "XPBANK_REDIS_PREFIX": f"test:{tag}:",
+        "XPBANK_TOPIC_PREFIX": f"t{tag}.",
         "XPBANK_PARTITIONS": "4",
         "XPBANK_DATA_DIR": str(tmp_path / "data"),
     }
+    yield environment
+    with redis.Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=f"test:{tag}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from xpbank.handlers import Handled, InputRecord, handle_record
 from xpbank.state import BufferedStore
 from xpbank.stream_io import ORIGIN_HEADERS, TableStore, from_timestamp, publish
 from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
+from xpbank.web import add_api
 
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -75,16 +76,13 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         return app.Table(name, partitions=settings.partitions, **RAW_TABLE)
 
     curriculum_view = CurriculumView(settings)
-    store = TableStore(
-        watermarks=table("watermarks"),
-        pairs=table("pairs"),
-        attempts=table("attempts"),
-        masteries=table("masteries"),
-        positions=table("positions"),
-        courses=curriculum_view,
-    )
+    tables = {name: table(name) for name in ("watermarks", "pairs", "attempts", "masteries", "positions")}
+    store = TableStore(**tables, courses=curriculum_view)
     wiring = Wiring(app, [(rekeyed_name, "delete")])
     rules = settings.rules
+    if web:
+        lag_topics = [names[CALIPER], names[SUBMISSIONS], names[MASTERY], names[CURRICULUM], rekeyed_name]
+        add_api(wiring, store, tables, curriculum_view, settings, lag_topics)
 
     @app.task
     async def follow_curriculum() -> None:
@@ -104,7 +102,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await publish(topics, handled.outputs)
         buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
-        observe(wiring, record, handled)
+        observe(wiring, record, handled, rekeyed=is_copy)
 
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
     async def learners(stream):
@@ -199,9 +197,9 @@ def origin_headers(record: InputRecord) -> list[tuple[str, bytes]]:
     return headers + [(ORIGIN_HEADERS[3], record.key or b"")]
 
 
-def observe(wiring: Wiring, record: InputRecord, handled: Handled) -> None:
+def observe(wiring: Wiring, record: InputRecord, handled: Handled, rekeyed: bool = False) -> None:
     metrics = wiring.metrics
-    metrics[f"records_in:{record.topic}"] += 1
+    metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
     if handled.counts["redelivered"]:
         log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name, record.partition, record.offset)
     metrics.update(handled.counts)
@@ -210,6 +208,7 @@ def observe(wiring: Wiring, record: InputRecord, handled: Handled) -> None:
         kind = type(out.value).__name__
         if kind == "BankedXpAwarded":
             v = out.value
+            metrics["awards" if v.revision == 1 else "award_revisions"] += 1
             log.info("award user=%s resource=%s xp=%d revision=%d exercise=%s", v.userSourcedId, v.resourceSourcedId, v.xp, v.revision, v.exerciseSourcedId)
         elif kind == "DeadLetter":
             log.info("dead-letter reason=%s topic=%s offset=%s", out.value.reason, out.value.topic, out.value.offset)

@@ -43,8 +43,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.simulate import Simulator
 
     if not args.log:
-        print("explain needs --log FILE.jsonl (the offline record log to decide from)", file=sys.stderr)
-        return 2
+        return _explain_from_worker(args, settings)
     simulator = Simulator(settings.rules, settings.topic_prefix)
     for _ in simulator.run(read_lines(_lines(args.log), settings.topic_prefix)):
         pass
@@ -57,6 +56,46 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         print(orjson.dumps(explanation.model_dump(mode="json")).decode())
     else:
         print(render(explanation))
+    return 0
+
+
+def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask a running worker (it routes the request to the learner's owner)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from xpbank.core.explain import Explanation, render
+
+    base = args.url or f"http://127.0.0.1:{settings.web_port}"
+    quote = lambda part: urllib.parse.quote(part, safe="")  # noqa: E731
+    url = f"{base.rstrip('/')}/users/{quote(args.user)}/exercises/{quote(args.exercise)}/explain"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"xpbank: no worker answered at {url} ({exc}); use --url, or --log FILE for an offline explanation",
+              file=sys.stderr)
+        return 1
+    explanation = Explanation.model_validate_json(body)
+    print(orjson.dumps(explanation.model_dump(mode="json")).decode() if args.json else render(explanation))
+    return 0
+
+
+def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.projector import main_projector
+
+    main_projector(settings)
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.projector import rebuild
+
+    counts = asyncio.run(rebuild(settings))
+    read = sum(v for k, v in counts.items() if k.startswith("projector_in:"))
+    print(f"rebuilt the read models under {settings.redis_prefix!r} from {read} records "
+          f"({counts.get('applied', 0)} upserts applied)")
     return 0
 
 
@@ -162,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("explain", help="why a mastery banked what it banked")
     s.add_argument("user")
     s.add_argument("exercise")
-    s.add_argument("--log", help="decide offline from this record log")
+    s.add_argument("--log", help="decide offline from this record log (else ask a running worker)")
+    s.add_argument("--url", help="a worker's API (default http://127.0.0.1:$XPBANK_WEB_PORT)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=cmd_explain)
     s = sub.add_parser("worker", help="run a stream-processing worker")
@@ -189,6 +229,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, default=30.0, help="classroom seconds per real second")
     s.add_argument("--seed", type=int, default=7)
     s.set_defaults(run=cmd_demo)
+    s = sub.add_parser("projector", help="run the read-model projector on its own (facts and attempts into Redis)")
+    s.set_defaults(run=cmd_projector)
+    s = sub.add_parser("projections", help="read-model administration")
+    psub = s.add_subparsers(dest="projections_command", required=True)
+    t = psub.add_parser("rebuild", help="delete the read models and rebuild them from the output topics")
+    t.set_defaults(run=cmd_projections_rebuild)
     s = sub.add_parser("facts", help="print the current facts (latest per factId)")
     s.set_defaults(run=cmd_facts)
     return p

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_WEB_PORT": "6066",
     "XPBANK_DATA_DIR": "./data",
     "XPBANK_INSTANCE_ID": "",
+    "XPBANK_PROJECTOR": "1",
+    "XPBANK_REDIS_PREFIX": "xpbank:",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -40,6 +42,8 @@ DESCRIPTIONS: dict[str, str] = {
     "XPBANK_WEB_PORT": "the worker's HTTP port",
     "XPBANK_DATA_DIR": "where a worker keeps its local table stores",
     "XPBANK_INSTANCE_ID": "stable name of this worker (e.g. the StatefulSet pod): a restart keeps its partitions without a rebalance",
+    "XPBANK_PROJECTOR": "`1`: the worker also runs the projector (facts and attempts into Redis); `0` where `xpbank projector` runs apart",
+    "XPBANK_REDIS_PREFIX": "prefix of every Redis read-model key",
 }
 
 
@@ -58,6 +62,13 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or DEFAULTS[name]).strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{name}={raw!r}: use 1 or 0")
+    return raw in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     broker: str
@@ -69,6 +80,8 @@ class Settings:
     data_dir: Path
     rules: Rules
     instance_id: str = ""
+    projector: bool = True
+    redis_prefix: str = "xpbank:"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +98,8 @@ class Settings:
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
+            projector=_flag(env, "XPBANK_PROJECTOR"),
+            redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             rules=Rules(
                 lateness_seconds=_int(env, "XPBANK_LATENESS_SECONDS"),
                 max_clock_skew_seconds=_int(env, "XPBANK_MAX_CLOCK_SKEW_SECONDS"),

@@ -43,6 +43,13 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
             group, settings.rules.generation, settings.partitions, settings.store, settings.web_port,
         )
 
+    if settings.projector and not until_caught_up:
+        from xpbank.projector import project
+
+        @app.task
+        async def projector() -> None:  # the read models; a replay leaves them to the live projector
+            await project(settings, wiring.metrics)
+
     if until_caught_up:
         started = time.monotonic()
 

@@ -23,9 +23,6 @@ COMPOSE = ROOT / "deploy" / "docker-compose.yml"
 K8S = ROOT / "deploy" / "k8s"
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
 
-# Added to config.py and cli.py by issue 5 on another branch; drop these once it is merged.
-ISSUE5_VARIABLES = {"XPBANK_PROJECTOR", "XPBANK_REDIS_PREFIX"}
-ISSUE5_COMMANDS = {"projector"}
 WEB_PORT = int(DEFAULTS["XPBANK_WEB_PORT"])
 
 
@@ -88,13 +85,13 @@ def every_xpbank_environment() -> list[dict[str, str]]:
 def test_every_xpbank_variable_named_is_a_configuration_variable():
     texts = [DOCKERFILE.read_text(), COMPOSE.read_text()] + [p.read_text() for p in K8S.glob("*.yaml")]
     named = {name for text in texts for name in re.findall(r"XPBANK_[A-Z0-9_]+", text)}
-    assert named - set(DEFAULTS) - ISSUE5_VARIABLES == set()
+    assert named - set(DEFAULTS) == set()
     assert {"XPBANK_BROKER", "XPBANK_DATA_DIR", "XPBANK_INSTANCE_ID"} <= named
 
 
 def test_every_environment_is_a_valid_configuration():
     for env in every_xpbank_environment():
-        settings = Settings.from_env({k: v for k, v in env.items() if k not in ISSUE5_VARIABLES})
+        settings = Settings.from_env(env)
         assert settings.web_port == WEB_PORT and settings.store.startswith("rocksdb://")
 
 
@@ -114,8 +111,6 @@ def test_the_web_port_is_the_configured_one_everywhere():
 
 
 def parses(command: list[str]) -> bool:
-    if command[0] in ISSUE5_COMMANDS:
-        return True
     try:
         parser().parse_args(command)
     except SystemExit:
@@ -176,7 +171,7 @@ def test_compose_xpbank_services_reach_the_compose_brokers_and_redis():
     internal = {f"{host}:{port}" for host, port in re.findall(r"//([\w-]+):(\d+)", advertised) if host in nodes}
     assert len(internal) == 3
     for name, service in xpbank_services().items():
-        settings = Settings.from_env({k: v for k, v in service["environment"].items() if k not in ISSUE5_VARIABLES})
+        settings = Settings.from_env(service["environment"])
         assert set(settings.bootstrap_servers.split(",")) == internal, name
         assert settings.redis_url.split("//")[1].split(":")[0] in compose()["services"]
         assert set(service["depends_on"]) <= set(compose()["services"])

@@ -1,0 +1,176 @@
+"""The worker's projector and HTTP API: the read models equal the sums over the current
+facts after redelivery, a replay with a new generation, a kill -9, and a rebuild from
+an empty Redis; attempts and explanations over HTTP match the offline CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+
+import orjson
+import pytest
+
+from tests.conftest import xpbank
+from tests.e2e.harness import Worker, current, expected, produce, topic_values, wait_caught_up
+from tests.e2e.test_failures import chunks
+from tests.e2e.test_parity_and_replay import classroom_log
+from xpbank.api import attempt_view
+from xpbank.kafka_io import group_lag, read_topic
+from xpbank.projector import projected_topics, projector_group
+from xpbank.read_models import ReadModels
+
+pytestmark = pytest.mark.e2e
+
+
+def get(worker: Worker, path: str) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{worker.env['XPBANK_WEB_PORT']}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def get_or_none(worker: Worker, path: str) -> int | None:
+    """The status, or None while the worker's web server is not up."""
+    try:
+        return get(worker, path)[0]
+    except OSError:
+        return None
+
+
+def get_json(worker: Worker, path: str) -> tuple[int, dict]:
+    status, body = get(worker, path)
+    return status, orjson.loads(body)
+
+
+def wait_projected(settings, timeout: float = 60, stable: int = 2) -> None:
+    deadline, calm = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        lag = asyncio.run(group_lag(settings, projector_group(settings), projected_topics(settings)))
+        calm = calm + 1 if lag and sum(lag.values()) == 0 else 0
+        if calm >= stable:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"projector still behind after {timeout}s: {lag}")
+
+
+def sums_of_current_facts(settings) -> dict[str, dict]:
+    """GET /users/{user}/xp as it must read, from the facts topic itself."""
+    views: dict[str, dict] = {}
+    for fact in current(topic_values(settings, "xp.facts.v1")).values():
+        view = views.setdefault(fact["userSourcedId"], {"userSourcedId": fact["userSourcedId"], "totalXp": 0, "byDate": defaultdict(int)})
+        view["totalXp"] += fact["xp"]
+        view["byDate"][fact["date"]] += fact["xp"]
+    return {u: v | {"byDate": {d: xp for d, xp in sorted(v["byDate"].items()) if xp}} for u, v in views.items()}
+
+
+def served(worker: Worker, users) -> dict[str, dict]:
+    answers = {u: get_json(worker, f"/users/{u}/xp") for u in users}
+    assert {status for status, _ in answers.values()} == {200}
+    return {u: body for u, (_, body) in answers.items()}
+
+
+def redeliver_facts(env, settings) -> None:
+    async def lines():
+        return [{"topic": "xp.facts.v1", "key": m.key.decode(), "raw": m.value.decode()}
+                async for m in read_topic(settings, settings.topic_prefix + "xp.facts.v1")]
+    produce(env, asyncio.run(lines()))
+
+
+def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_and_rebuild(env, settings, tmp_path):
+    lines = classroom_log(learners=6, seed=13)
+    want, simulator, _ = expected(lines, settings)
+    log_file = tmp_path / "classroom.jsonl"
+    log_file.write_bytes(b"\n".join(orjson.dumps(l) for l in lines))
+    assert xpbank(env, "topics", "create").returncode == 0
+    produce(env, lines)
+    worker = Worker(env, "w1", tmp_path).start()
+    try:
+        wait_caught_up(settings)
+        wait_projected(settings)
+        totals = sums_of_current_facts(settings)
+        assert sum(v["totalXp"] for v in totals.values()) == sum(f["xp"] for f in want.values()) > 0
+        assert served(worker, totals) == totals
+
+        status, health = get_json(worker, "/healthz")
+        assert (status, health["ready"]) == (200, True)
+        status, metrics = get(worker, "/metrics")
+        samples = dict(line.rsplit(" ", 1) for line in metrics.decode().splitlines() if not line.startswith("#"))
+        assert float(samples['xpbank_records_in_total{topic="learning.submissions.v1"}']) == sum(
+            1 for l in lines if l["topic"] == "learning.submissions.v1")
+        assert float(samples['xpbank_dead_letters_total{reason="malformed_json"}']) == simulator.counts["dead_letters:malformed_json"]
+        assert float(samples['xpbank_table_keys{table="attempts"}']) == len(simulator.store.attempt_states)
+
+        for key, state in simulator.store.attempt_states.items():
+            user, exercise = key.split("\x1f")
+            assert get_json(worker, f"/users/{user}/exercises/{exercise}/attempt") == attempt_view(user, exercise, state)
+        assert get_json(worker, "/users/nobody/exercises/ex1/attempt")[0] == 404
+
+        masteries = sorted(simulator.store.masteries)[:3]
+        assert masteries
+        for key in masteries:
+            user, exercise = key.split("\x1f")
+            offline = xpbank(env, "explain", user, exercise, "--log", str(log_file), "--json")
+            assert offline.returncode == 0, offline.stderr.decode()
+            status, over_http = get_json(worker, f"/users/{user}/exercises/{exercise}/explain")
+            assert (status, over_http) == (200, orjson.loads(offline.stdout))
+            asked = xpbank(worker.env, "explain", user, exercise, "--json")
+            assert orjson.loads(asked.stdout) == over_http
+
+        redeliver_facts(env, settings)  # every fact published once more
+        wait_projected(settings)
+        assert served(worker, totals) == totals
+
+        replay = xpbank(env | {"XPBANK_DATA_DIR": str(tmp_path / "replay")}, "replay", "--generation", "2", timeout=300)
+        assert replay.returncode == 0, replay.stderr.decode()[-2000:]
+        wait_projected(settings)
+        assert {f["generation"] for f in current(topic_values(settings, "xp.facts.v1")).values()} == {2}
+        replayed = sums_of_current_facts(settings)
+        assert served(worker, replayed) == replayed == totals
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.log()
+
+    rebuilt = xpbank(env, "projections", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr.decode()
+    assert b"rebuild:" in rebuilt.stderr and b"rebuilt the read models" in rebuilt.stdout
+    assert b"deleted 0 keys" not in rebuilt.stderr
+    assert read_models(settings, totals) == totals
+
+
+def read_models(settings, users) -> dict[str, dict]:
+    async def read():
+        models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
+        try:
+            return {u: await models.user_xp(u) for u in users}
+        finally:
+            await models.close()
+    return asyncio.run(read())
+
+
+def test_read_models_equal_the_facts_after_a_worker_is_killed_and_restarted(env, settings, tmp_path):
+    """One worker, kill -9 mid-stream, restarted under the same instance id: whatever the
+    worker published, the read models are the sums over the current facts."""
+    lines = classroom_log(learners=8, seed=17)
+    first, second = chunks(lines, 2)
+    assert xpbank(env, "topics", "create").returncode == 0
+    produce(env, first)
+    worker = Worker(env, "w", tmp_path).start()
+    try:
+        wait_caught_up(settings)
+        produce(env, second)
+        time.sleep(1.0)
+        worker.kill9()
+        worker.start()
+        wait_caught_up(settings)
+        wait_projected(settings)
+        totals = sums_of_current_facts(settings)
+        assert totals
+        assert served(worker, totals) == totals
+    finally:
+        worker.stop()
+

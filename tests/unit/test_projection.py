@@ -1,0 +1,95 @@
+"""The read models' pure parts: planned upserts, the API's views and the metrics text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xpbank.api import attempt_view, health, render_metrics
+from xpbank.config import Settings
+from xpbank.core.attempts import OpenAttempt
+from xpbank.outputs import REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.projection import Keys, plan_attempt, plan_fact, xp_view
+from xpbank.records import read_lines
+from xpbank.simulate import Simulator
+
+LOG = Path(__file__).resolve().parents[2] / "examples" / "seed002.jsonl"
+
+
+def seed002():
+    simulator = Simulator(Settings.from_env({}).rules)
+    outputs = list(simulator.run(read_lines(LOG.read_bytes().splitlines())))
+    return simulator, [o.value for o in outputs]
+
+
+def test_a_fact_plans_one_upsert_of_its_key_the_learners_totals_and_banked_status():
+    _, values = seed002()
+    facts = [v for v in values if isinstance(v, XpFact)]
+    assert {f.kind for f in facts} == {"exercise", "banked"}
+    keys = Keys("p:")
+    for fact in facts:
+        upsert = plan_fact(keys, fact)
+        user = fact.userSourcedId
+        assert upsert.script == "fact"
+        assert upsert.keys == (f"p:fact:{fact.factId}", f"p:xp:{user}", f"p:xp-by-date:{user}", f"p:banked:{user}")
+        assert upsert.args[:4] == (fact.generation, fact.revision, fact.xp, fact.eventTime.date().isoformat())
+        assert upsert.args[5:] == (fact.kind, fact.resourceSourcedId)
+
+
+def test_attempt_events_plan_the_pointer_of_seed_003_guarded_by_generation_and_offset():
+    _, values = seed002()
+    events = [v for v in values if isinstance(v, AttemptOpened | AttemptCompleted | AttemptDiscarded)]
+    assert [type(e) for e in events] == [AttemptOpened, AttemptCompleted]
+    keys = Keys()
+    plans = [plan_attempt(keys, e, offset) for offset, e in enumerate(events, start=10)]
+    assert plans[0].keys == ("xpbank:assess:active:u1:ex1", "xpbank:assess:last:u1:ex1")
+    assert [p.args for p in plans] == [(1, 10, "open", 1), (1, 11, "completed", 1)]
+
+
+def test_scan_pattern_escapes_glob_characters_of_the_prefix():
+    assert Keys("a*b[1]:").pattern == "a\\*b\\[1\\]:*"
+    assert Keys().pattern == "xpbank:*"
+
+
+def test_xp_view_reads_raw_redis_values_and_leaves_out_empty_dates():
+    view = xp_view("u1", b"9", {b"2026-11-22": b"4", b"2026-11-21": b"5", b"2026-11-20": b"0"})
+    assert view == {"userSourcedId": "u1", "totalXp": 9, "byDate": {"2026-11-21": 5, "2026-11-22": 4}}
+    assert list(view["byDate"]) == ["2026-11-21", "2026-11-22"]
+    assert xp_view("nobody", None, {}) == {"userSourcedId": "nobody", "totalXp": 0, "byDate": {}}
+
+
+def test_attempt_view_shows_the_open_attempt_else_the_last_completed_else_404():
+    simulator, values = seed002()
+    state = simulator.store.attempts("u1", "ex1")
+    done = next(v for v in values if isinstance(v, AttemptCompleted))
+    status, body = attempt_view("u1", "ex1", state)
+    assert status == 200 and body["status"] == "completed"
+    assert (body["attempt"], body["correct"], body["total"], body["exerciseXp"]) == (done.attempt, done.correct, done.total, done.exerciseXp)
+    opened = state.model_copy(update={"open": OpenAttempt(number=2, answers=(("q1", True), ("q2", False), ("q3", True)), reported=("q3",))})
+    status, body = attempt_view("u1", "ex1", opened)
+    assert status == 200 and (body["status"], body["attempt"], body["answered"], body["correct"]) == ("open", 2, 2, 1)
+    assert attempt_view("u1", "ex9", None) == (404, {"userSourcedId": "u1", "exerciseSourcedId": "ex9", "status": "none", "nextAttempt": 1})
+
+
+def test_health_is_ready_only_when_recovered_not_rebalancing_and_curriculum_loaded():
+    assert health(True, False, True)[0] == 200
+    assert all(health(*flags)[0] == 503 for flags in [(False, False, True), (True, True, True), (True, False, False)])
+
+
+def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
+    simulator, _ = seed002()
+    counts = simulator.counts.copy()
+    counts.update({"records_in:learning.caliper.v1": 3, "clamped_ms": 1500, "awards": 2})
+    text = render_metrics(counts, {"t.learning.caliper.v1": 4}, {"pairs": 2})
+    samples = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['xpbank_records_in_total{topic="learning.caliper.v1"}'] == 3
+    assert samples["xpbank_clamped_seconds_total"] == 1.5
+    assert samples["xpbank_awards_total"] == 2
+    assert samples['xpbank_consumer_lag{topic="t.learning.caliper.v1"}'] == 4
+    assert samples['xpbank_table_keys{table="pairs"}'] == 2
+    for reason in REASONS:
+        assert samples[f'xpbank_dead_letters_total{{reason="{reason}"}}'] == simulator.counts.get(f"dead_letters:{reason}", 0)
+    assert samples['xpbank_dead_letters_total{reason="malformed_json"}'] == 1
