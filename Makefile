@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e test-known-failures run clean
+.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
@@ -39,11 +39,7 @@ schemas: setup
 
 # The test fixtures start Kafka and Redis themselves (or use XPBANK_BROKER / XPBANK_REDIS_URL).
 test: setup
-	$(PY) -m pytest tests --ignore=tests/known_failures $(PYTEST_ARGS)
-
-# Tests of behaviour that does not work yet (see each file's docstring); not part of `make test`.
-test-known-failures: setup
-	$(PY) -m pytest tests/known_failures $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

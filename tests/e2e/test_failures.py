@@ -1,4 +1,4 @@
-"""Poison input, and the helpers the failure tests share (see tests/known_failures)."""
+"""Poison input, and the helpers the failure tests share (see test_crash_and_scale_out.py)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,5 @@
 """Requests routed to the worker that owns the learner (Faust `table_route`), with two
-workers.
-
-KNOWN TO FAIL with faust-streaming 0.15.3, like tests/known_failures/test_scale_out.py:
-two workers sharing the partitions go through a multi-member rebalance, after which the
-group sometimes never commits a record (observed: one `learning.mastery.v1` record
-still uncommitted after 180 s), so the test times out waiting for the workers to catch
-up before it gets to the routing. The lead is fixing the rebalance in app.py/worker.py;
-routing itself (`web.py`) is covered with one worker in tests/e2e/test_read_models_api.py.
-"""
+workers sharing the partitions."""
 
 from __future__ import annotations
 
