@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         # partitions without a multi-member rebalance
         consumer_group_instance_id=settings.instance_id or None,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
         broker_session_timeout=10,
         broker_heartbeat_interval=1,

@@ -11,6 +11,7 @@ from typing import IO
 import orjson
 
 from xpbank.config import ConfigError, Settings
+from xpbank.kafka_io import TopicSetupError
 from xpbank.core.times import format_time
 from xpbank.records import RecordLineError, output_line, read_lines
 
@@ -248,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RecordLineError) as exc:
         print(f"xpbank: {exc}", file=sys.stderr)
         return 2
+    except TopicSetupError as exc:
+        print(f"xpbank: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -15,6 +15,7 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_REDIS_URL": "redis://127.0.0.1:6379/0",
     "XPBANK_STORE": "rocksdb://",
     "XPBANK_PARTITIONS": "8",
+    "XPBANK_REPLICATION_FACTOR": "1",
     "XPBANK_TOPIC_PREFIX": "",
     "XPBANK_LATENESS_SECONDS": "3600",
     "XPBANK_MAX_CLOCK_SKEW_SECONDS": "300",
@@ -33,6 +34,7 @@ DESCRIPTIONS: dict[str, str] = {
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` (production) or `memory://`",
     "XPBANK_PARTITIONS": "partitions of every topic xpbank creates",
+    "XPBANK_REPLICATION_FACTOR": "replicas of every topic and changelog xpbank creates (3 on a 3-broker cluster)",
     "XPBANK_TOPIC_PREFIX": "prefix prepended to every topic name",
     "XPBANK_LATENESS_SECONDS": "TimeSpent older than watermark minus this is `too_late`",
     "XPBANK_MAX_CLOCK_SKEW_SECONDS": "eventTime this far after the record timestamp is `future_event_time`",
@@ -80,6 +82,7 @@ class Settings:
     data_dir: Path
     rules: Rules
     instance_id: str = ""
+    replication_factor: int = 1
     projector: bool = True
     redis_prefix: str = "xpbank:"
 
@@ -98,6 +101,7 @@ class Settings:
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
+            replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             rules=Rules(

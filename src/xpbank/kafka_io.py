@@ -10,11 +10,15 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from xpbank.config import Settings
 from xpbank.handlers import InputRecord
 from xpbank.topics import TOPICS
+
+
+class TopicSetupError(RuntimeError):
+    """The broker refused to create a topic, or created it unlike its peers."""
 
 
 async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
@@ -26,17 +30,20 @@ async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = (
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=1, topic_configs={"cleanup.policy": cleanup})
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor, topic_configs={"cleanup.policy": cleanup})
             for name, cleanup in wanted
             if name not in existing
         ]
         created = []
         for topic in missing:  # one at a time: a racing creator only costs that one
             try:
-                await admin.create_topics([topic])
-                created.append(topic.name)
+                response = await admin.create_topics([topic])
             except TopicAlreadyExistsError:
-                pass
+                continue
+            for name, code, message in (tuple(e)[:3] for e in response.topic_errors):
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise TopicSetupError(f"cannot create topic {name}: {message or for_code(code).__name__}")
+            created.append(topic.name)
         await _until_visible(admin, [name for name, _ in wanted], settings.partitions)
         return created
     finally:
@@ -50,12 +57,12 @@ async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], partition
         described = await admin.describe_topics(names)
         short = [f"{t['topic']} has {len(t['partitions'])}" for t in described if not t["error_code"] and 0 < len(t["partitions"]) < partitions]
         if short:  # created elsewhere (broker auto-creation?) with fewer partitions than its co-partitioned peers
-            raise RuntimeError(f"topics with fewer than {partitions} partitions: {', '.join(short)}; delete them or raise XPBANK_PARTITIONS")
+            raise TopicSetupError(f"topics with fewer than {partitions} partitions: {', '.join(short)}; delete them or raise XPBANK_PARTITIONS")
         if all(not t["error_code"] and len(t["partitions"]) >= partitions for t in described):
             return
         if time.monotonic() > deadline:
             missing = [t["topic"] for t in described if t["error_code"] or not t["partitions"]]
-            raise RuntimeError(f"topics not visible after {timeout:.0f}s: {missing}")
+            raise TopicSetupError(f"topics not visible after {timeout:.0f}s: {missing}")
         await asyncio.sleep(0.2)
 
 

@@ -47,6 +47,13 @@ def test_topics_create_makes_every_topic_with_its_partitions_and_policy_and_is_i
     assert again.returncode == 0 and b"0 created" in again.stdout
 
 
+def test_topics_create_says_why_the_broker_refused(env):
+    refused = xpbank(env | {"XPBANK_REPLICATION_FACTOR": "2"}, "topics", "create")  # one broker here
+    assert refused.returncode == 1
+    assert b"cannot create topic" in refused.stderr and b"replication factor" in refused.stderr
+    assert b"Traceback" not in refused.stderr
+
+
 def test_produce_and_dump_round_trip_record_lines(env, settings):
     assert xpbank(env, "topics", "create").returncode == 0
     lines = [course("c1", [[resource("v1", 1, "Video", 5)]]), heartbeat("u1", "v1", 30, 10), heartbeat("u2", "v1", 40, 20)]

@@ -235,3 +235,14 @@ def test_kustomization_lists_every_manifest():
     for doc in manifests():
         assert doc["apiVersion"] and (doc["kind"] == "Kustomization" or doc["metadata"]["name"])
         assert "namespace" not in doc.get("metadata", {}), "namespace-free: choose it at apply time"
+
+
+def test_replication_fits_the_compose_cluster_and_survives_one_broker():
+    nodes = brokers()
+    min_isr = {int(s["environment"]["KAFKA_MIN_INSYNC_REPLICAS"]) for s in nodes.values()}
+    for name, service in xpbank_services().items():
+        replicas = Settings.from_env(service["environment"]).replication_factor
+        assert replicas <= len(nodes), name  # more replicas than brokers: topics create fails
+        assert all(replicas > isr for isr in min_isr), name  # a broker down must not stop writes
+    k8s = {Settings.from_env(k8s_env(c)).replication_factor for c in containers()}
+    assert k8s == {3}
