@@ -245,6 +245,14 @@ cmd_up() {
   fi
   rm -f "$PID_FILE"
 
+  if port_open "$PORT"; then
+    require_java
+    ensure_jars
+    if broker_ready; then  # e.g. started from another checkout: use it, but never stop it
+      echo "kafka: a broker not started by this script already answers on $HOST:$PORT; using it"
+      return 0
+    fi
+  fi
   local p
   for p in "$PORT" "$CONTROLLER_PORT"; do
     if port_open "$p"; then

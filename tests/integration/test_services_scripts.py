@@ -34,6 +34,8 @@ def test_kafka_up_and_down_are_repeatable_and_stop_only_their_own_broker(tmp_pat
         assert again.returncode == 0 and "already running" in again.stdout
         assert kafka(tmp_path, "status").returncode == 0
         pid = int((tmp_path / "kafka" / "kafka.pid").read_text())
+        borrowed = kafka(tmp_path / "elsewhere", "up")  # another checkout: uses the running broker
+        assert borrowed.returncode == 0 and "using it" in borrowed.stdout, borrowed.stderr
         assert kafka(tmp_path / "elsewhere", "down").stdout.strip().endswith("not running")  # not ours: untouched
         os.kill(pid, 0)
         assert kafka(tmp_path, "down").returncode == 0
