@@ -64,9 +64,13 @@ def handle_record(
     kind = INPUT_KINDS[record.topic]
     handled = Handled()
     source = record_source(record)
-    if owner is not None and source is not None:
+    # A routed copy is sent again if its first hop is processed again (a crash between
+    # sending and storing): the copy's origin position recognises it. Records read in
+    # place need no such check: the worker's ledger (continuity.py) skips redeliveries.
+    track_origin = rekeyed and owner is not None and source is not None
+    if track_origin:
         last = store.position(owner, source)
-        if last is not None and record.offset <= last:  # redelivered after a crash or rebalance
+        if last is not None and record.offset <= last:
             handled.counts["redelivered"] += 1
             return handled
     results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
@@ -87,7 +91,7 @@ def handle_record(
             _collect(handled, record, _apply(store, result.event, rules))
     for user, events in time_spent.items():
         _collect(handled, record, _apply_time_spent(store, user, events, rules))
-    if owner is not None and source is not None:
+    if track_origin:
         store.set_position(owner, source, record.offset)
     return handled
 

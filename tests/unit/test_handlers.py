@@ -40,8 +40,22 @@ def test_buffered_store_holds_writes_until_flush_and_writes_the_position_last():
         setattr(inner, name, lambda *a, _o=original, _n=name: (order.append(_n), _o(*a)))
     buffered = BufferedStore(inner)
     handle_record(buffered, record(course("c1", [[resource("v1", 1, "Video", 5)]]), "c1"), Rules())
-    handle_record(buffered, record(envelope("u1", [time_spent_event("u1", "v1", 30, 10)], 20), "u1"), Rules(), owner="u1")
+    handle_record(buffered, record(envelope("u1", [time_spent_event("u1", "v1", 30, 10)], 20), "u1"), Rules(), owner="u1",
+                  rekeyed=True)
     assert inner.pair("u1", "v1") is None  # nothing written before flush
     buffered.flush()
     assert inner.pair("u1", "v1") is not None and order[-1] == "set_position"
 
+
+
+def test_a_routed_copy_sent_twice_counts_once_and_records_in_place_store_no_origin():
+    store = MemoryStore()
+    store.set_course("c1", None)
+    doc = envelope("u2", [time_spent_event("u2", "v1", 30, 10)], 20)
+    first = handle_record(store, record(doc, "u2", offset=7), Rules(), owner="u2", rekeyed=True)
+    again = handle_record(store, record(doc, "u2", offset=7), Rules(), owner="u2", rekeyed=True)
+    assert again.counts["redelivered"] == 1 and not again.outputs and not first.counts["redelivered"]
+    assert store.position("u2", "learning.caliper.v1:0") == 7
+    in_place = MemoryStore()
+    handle_record(in_place, record(doc, "u2", offset=7), Rules(), owner="u2")
+    assert in_place.positions == {}  # the worker's ledger covers records read in place
