@@ -127,7 +127,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
                     app.consumer.ack(missing)
             await process(message)
 
-    learner_topics = {names[CALIPER], names[SUBMISSIONS], names[MASTERY], rekeyed_name}
+    learner_topics = set(learner_inputs.topics)
     last_check: dict = {}
 
     @app.timer(STALL_CHECK_SECONDS)
