@@ -66,14 +66,19 @@ class Worker:
 def wait_caught_up(settings: Settings, timeout: float = 180, stable: int = 3) -> None:
     """Until the worker group has committed every input record, several checks in a row
     (its own outputs - masteries, re-keyed copies - are inputs too)."""
-    deadline, calm = time.monotonic() + timeout, 0
+    wait_group(settings, app_id(settings), input_topics(settings), timeout, stable, interval=1.0)
+
+
+def wait_group(settings: Settings, group: str, topics: list[str], timeout: float, stable: int, interval: float) -> None:
+    """Until consumer group `group` has committed every record of `topics`, `stable` checks in a row."""
+    deadline, calm, lag = time.monotonic() + timeout, 0, None
     while time.monotonic() < deadline:
-        lag = asyncio.run(group_lag(settings, app_id(settings), input_topics(settings)))
+        lag = asyncio.run(group_lag(settings, group, topics))
         calm = calm + 1 if lag and sum(lag.values()) == 0 else 0
         if calm >= stable:
             return
-        time.sleep(1)
-    raise TimeoutError(f"worker group still behind after {timeout}s: {lag}")
+        time.sleep(interval)
+    raise TimeoutError(f"group {group} still behind after {timeout}s: {lag}")
 
 
 def produce(env: dict[str, str], lines: list[dict]) -> None:

@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, current, expected, produce, topic_values, wait_caught_up
+from tests.e2e.harness import Worker, current, expected, produce, topic_values, wait_caught_up, wait_group
 from tests.e2e.test_failures import chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.api import attempt_view
-from xpbank.kafka_io import group_lag, read_topic
+from xpbank.kafka_io import read_topic
 from xpbank.projector import projected_topics, projector_group
 from xpbank.read_models import ReadModels
 
@@ -48,14 +48,7 @@ def get_json(worker: Worker, path: str) -> tuple[int, dict]:
 
 
 def wait_projected(settings, timeout: float = 60, stable: int = 2) -> None:
-    deadline, calm = time.monotonic() + timeout, 0
-    while time.monotonic() < deadline:
-        lag = asyncio.run(group_lag(settings, projector_group(settings), projected_topics(settings)))
-        calm = calm + 1 if lag and sum(lag.values()) == 0 else 0
-        if calm >= stable:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"projector still behind after {timeout}s: {lag}")
+    wait_group(settings, projector_group(settings), projected_topics(settings), timeout, stable, interval=0.5)
 
 
 def sums_of_current_facts(settings) -> dict[str, dict]:
