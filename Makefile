@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run clean
+.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis"
+	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
 	@echo "other: setup kafka-up kafka-down redis-up redis-down schemas test-unit test-integration test-e2e bench clean"
 
 setup: $(VENV)/.installed
@@ -49,6 +50,11 @@ test-integration: setup
 
 test-e2e: setup
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Benchmarks (not part of `make test`): ingest, latency, recovery, state; ~15 min at BENCH_SCALE=1.
+# Like the test fixtures, uses XPBANK_BROKER or a broker already on 127.0.0.1:9092, else starts one.
+bench: setup
+	$(PY) -m bench
 
 run: setup services
 	@bash deploy/run.sh

@@ -1,0 +1,240 @@
+"""The four benchmarks of issue 6. Each runs against its own topic prefix and returns
+plain numbers; `bench.__main__` puts them together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import statistics
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench import payloads
+from bench.broker import GroupWatch, produce, raw_ceiling, topic_bytes
+from bench.procs import Proc, dir_bytes
+from xpbank.app import app_id
+from xpbank.config import Settings
+from xpbank.kafka_io import create_topics
+from xpbank.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
+from xpbank.worker import input_topics
+
+HOUR = timedelta(hours=1)
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def prepare(env: dict[str, str], resources: int) -> Settings:
+    """Topics created and the course published (the worker waits for the curriculum)."""
+    settings = Settings.from_env(env)
+    asyncio.run(create_topics(settings))
+    course = [(payloads.COURSE.encode(), payloads.course(resources), payloads.ms(payloads.now() - 6 * HOUR))]
+    asyncio.run(produce(settings.bootstrap_servers, settings.topic_prefix + CURRICULUM, course))
+    return settings
+
+
+READY = "Worker ready"  # faust's recovery log line: partitions assigned, tables recovered
+
+
+def watch(settings: Settings, group: str, topics: list[str], total: int, proc: Proc, timeout: float,
+          on_sample=None) -> tuple[float, float]:
+    """(records/s, seconds) of `proc`'s group from its "Worker ready" to lag 0."""
+    def sample(committed: int, lag: int) -> None:
+        proc.mark(READY)
+        if on_sample:
+            on_sample(committed, lag)
+
+    async def run():
+        async with GroupWatch(settings.bootstrap_servers) as w:
+            return await w.until_caught_up(group, topics, total, proc.alive, timeout, on_sample=sample)
+    progress = asyncio.run(run())
+    ready = proc.mark(READY)
+    if ready is None:
+        raise RuntimeError(f"no {READY!r} in {proc.log_path}")
+    return progress.rate(ready)
+
+
+def ingest(env: dict[str, str], tmp: Path, shape: str, records: list, per: int, resources: int,
+           floor: bool, timeout: float) -> tuple[dict, Proc]:
+    """Produce first, then the raw ceiling, the Faust floor (optional) and one xpbank
+    worker over the same topic. The worker is returned stopped, its stores on disk."""
+    settings = prepare(env, resources)
+    caliper = settings.topic_prefix + CALIPER
+    produced = asyncio.run(produce(settings.bootstrap_servers, caliper, records))
+    events = len(records) * per
+    say(f"shape ({shape}): produced {len(records):,} records / {events:,} events in {produced:.1f}s")
+    out: dict = {"records": len(records), "events": events, "events_per_record": per}
+    out["raw"] = asyncio.run(raw_ceiling(settings.bootstrap_servers, caliper, per))
+    say(f"shape ({shape}): raw ceiling {out['raw']['records_per_s']:,.0f} records/s")
+    if floor:
+        proc = Proc.floor(env, caliper, tmp).start()
+        try:
+            rate, seconds = watch(settings, f"{settings.topic_prefix}floor", [caliper], len(records), proc, timeout)
+        finally:
+            proc.stop()
+        out["floor"] = {"records_per_s": rate, "seconds": seconds}
+        say(f"shape ({shape}): Faust floor {rate:,.0f} records/s")
+    worker = Proc.xpbank(env, f"worker-{shape}", tmp).start()
+    profiler = profile(worker, f"worker-{shape}")
+    rss: list[tuple[int, float]] = []
+    try:
+        rate, seconds = watch(settings, app_id(settings), input_topics(settings), len(records) + 1, worker, timeout,
+                              on_sample=lambda committed, lag: rss.append((worker.mark(READY), worker.rss_mb())))
+        out["startup_s"] = worker.marks[READY] - worker.started
+    finally:
+        worker.stop()
+        if profiler:
+            profiler.wait(30)
+    base = [mb for ready, mb in rss if ready is None] or [rss[0][1]]  # before it consumed anything
+    out["worker"] = {"records_per_s": rate, "events_per_s": rate * per, "seconds": seconds,
+                     "rss_start_mb": base[-1], "rss_end_mb": rss[-1][1]}
+    say(f"shape ({shape}): xpbank worker {rate:,.0f} records/s = {rate * per:,.0f} events/s")
+    return out, worker
+
+
+def profile(proc: Proc, name: str):
+    """With BENCH_PROFILE=DIR, py-spy (BENCH_PYSPY, default /tmp/pyspy/bin/py-spy) samples
+    the process until it exits, into DIR/NAME.txt (collapsed stacks, for flame graphs)."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return None
+    Path(out).mkdir(parents=True, exist_ok=True)
+    pyspy = os.environ.get("BENCH_PYSPY", "/tmp/pyspy/bin/py-spy")
+    return subprocess.Popen([pyspy, "record", "--pid", str(proc.process.pid), "--rate", "50", "--nonblocking",
+                             "--format", "raw", "-o", f"{out}/{name}.txt"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def state_and_recovery(settings: Settings, worker: Proc, tmp: Path, pairs: int, records: int, events: int,
+                       timeout: float) -> dict:
+    """Store size of the stopped worker, then the same worker restarted without its
+    stores (rebuilt from the changelogs), then a replay of the same input."""
+    out = {"pairs": pairs, "store_bytes": dir_bytes(worker.data_dir)}
+    keys, live = asyncio.run(topic_bytes(settings.bootstrap_servers, f"{app_id(settings)}-pairs-changelog"))
+    out |= {"changelog_pair_keys": keys, "changelog_pair_bytes": live}
+    shutil.rmtree(worker.data_dir)
+    again = Proc(worker.argv, worker.env, tmp / "worker-recovery.log").start()
+    try:
+        out["recovery_s"] = again.wait_log(READY, timeout)
+        log = again.log()
+        out["recovery_read_changelogs"] = "Restoring state from changelog topics" in log
+        out["recovered_store_bytes"] = dir_bytes(worker.data_dir)
+    finally:
+        again.stop()
+    say(f"recovery: {pairs:,} pairs rebuilt in {out['recovery_s']:.1f}s (from start to 'Worker ready')")
+    replay = Proc.xpbank(worker.env, "replay", tmp, "replay", "--generation", "2").start()
+    try:
+        group = settings.topic_prefix + "xpbank-g2"
+        rate, seconds = watch(settings, group, [settings.topic_prefix + CALIPER], records, replay, timeout)
+        out["replay_wall_s"] = replay.wait_exit(timeout)
+    finally:
+        replay.stop()
+    out["replay_events_per_s"] = rate * events / records
+    say(f"replay: {out['replay_events_per_s']:,.0f} events/s ({out['replay_wall_s']:.1f}s wall, start to exit)")
+    return out
+
+
+async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int, pace_s: float) -> dict:
+    bootstrap, prefix = settings.bootstrap_servers, settings.topic_prefix
+    tail = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=20)
+    await tail.start()
+    facts = [TopicPartition(prefix + FACTS, p) for p in range(settings.partitions)]
+    tail.assign(facts)
+    await tail.seek_to_end(*facts)
+    for tp in facts:
+        await tail.position(tp)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    ids, stop = payloads.Ids(), asyncio.Event()
+    sent_banked: dict[str, float] = {}
+    sent_exercise: dict[str, float] = {}
+    banked: list[float] = []
+    exercise: list[float] = []
+    heartbeats = 0
+
+    async def background() -> None:
+        """`rate_hz` heartbeats/s of other learners, as envelopes of `per` events (1: single events)."""
+        nonlocal heartbeats
+        tick, started, sent = 0.05, time.monotonic(), 0
+        while not stop.is_set():
+            due = int((time.monotonic() - started) * rate_hz / per) - sent
+            at = payloads.now()
+            for _ in range(max(due, 0)):
+                user = f"bg-{sent % 1000:04d}"
+                data = [payloads.time_spent(ids, user, (sent // 1000 + i) % 4, at, seconds=1) for i in range(per)]
+                value = orjson.dumps(data[0] if per == 1 else {"sensor": payloads.SENSOR, "sendTime": payloads.iso(at),
+                                                               "dataVersion": payloads.CALIPER_V, "data": data})
+                await producer.send(prefix + CALIPER, key=user.encode(), value=value, timestamp_ms=payloads.ms(at))
+                sent += 1
+                heartbeats += per
+            await asyncio.sleep(tick)
+
+    async def follow() -> None:
+        while not stop.is_set() or sent_banked:
+            for messages in (await tail.getmany(timeout_ms=100)).values():
+                seen = time.time()
+                for m in messages:
+                    fid = orjson.loads(m.value)["factId"]
+                    if fid in sent_banked:
+                        banked.append(seen - sent_banked.pop(fid))
+                    elif fid in sent_exercise:
+                        exercise.append(seen - sent_exercise.pop(fid))
+            if stop.is_set() and time.monotonic() > deadline:
+                return
+
+    deadline = float("inf")
+    tasks = [asyncio.create_task(background()), asyncio.create_task(follow())]
+    await asyncio.sleep(5)  # the flow is established before the first measurement
+    for n in range(sequences):
+        user = f"lat-{n:04d}"
+        at = payloads.now()
+        for rid in ("video-0", "article-1"):
+            hb = payloads.time_spent(ids, user, rid, at - timedelta(seconds=90), seconds=60)
+            await producer.send(prefix + CALIPER, key=user.encode(), value=orjson.dumps(hb), timestamp_ms=payloads.ms(at))
+        *first, finalize = payloads.attempt(ids, user, "exercise-0", at)
+        for value in first:
+            await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=value, timestamp_ms=payloads.ms(at))
+        await producer.flush()
+        await asyncio.sleep(pace_s / 2)
+        sent_banked[f"bank:{user}:video-0"] = sent_exercise[f"exercise:{user}:exercise-0:1"] = time.time()
+        await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize, timestamp_ms=payloads.ms(at))
+        await asyncio.sleep(pace_s / 2)
+    deadline = time.monotonic() + 60
+    stop.set()
+    await asyncio.gather(*tasks)
+    await producer.stop()
+    await tail.stop()
+    return {"sequences": sequences, "banked_s": banked, "exercise_s": exercise, "missing": len(sent_banked),
+            "background_heartbeats": heartbeats}
+
+
+def percentiles(samples: list[float]) -> dict:
+    if len(samples) < 2:
+        return {"p50": None, "p95": None, "p99": None}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per: int, pace_s: float,
+            timeout: float) -> dict:
+    settings = prepare(env, 4)
+    worker = Proc.xpbank(env, "worker-latency", tmp).start()
+    try:
+        worker.wait_log(READY, timeout)
+        result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s))
+    finally:
+        worker.stop()
+    out = {"banked": percentiles(result["banked_s"]), "exercise": percentiles(result["exercise_s"]),
+           "sequences": sequences, "measured": len(result["banked_s"]), "missing": result["missing"],
+           "background_heartbeats_per_s": rate_hz, "background_events_per_record": per,
+           "background_heartbeats": result["background_heartbeats"]}
+    say(f"latency: AttemptFinalized -> banked fact p50 {out['banked']['p50']:.0f} ms, "
+        f"p99 {out['banked']['p99']:.0f} ms ({out['measured']}/{sequences} measured)")
+    return out
