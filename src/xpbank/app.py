@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import faust
 
 from xpbank.config import Settings
-from xpbank.continuity import DELIVERED, GapReader, Progress, ledger_key, stalled
+from xpbank.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
 from xpbank.kafka_io import committed_offsets
 from xpbank.curriculum_view import CurriculumView
 from xpbank.handlers import Handled, InputRecord, handle_record
@@ -89,6 +89,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await curriculum_view.follow()
 
     gaps = GapReader(settings)
+    ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)),
+                    sparse=frozenset({names[CALIPER]}))
 
     async def process(message) -> None:
         """Apply one learner-partition record (a Faust message or a refetched one)."""
@@ -100,7 +102,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             await (await rekeyed.send(key=user.encode(), value=message.value, force=True,
                                       headers=origin_headers(record), timestamp=message.timestamp))
         await publish(topics, handled.outputs)
-        buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
+        if ledger.processed(message.topic, message.partition, message.offset):
+            buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
         observe(wiring, record, handled, rekeyed=is_copy)
 
@@ -111,7 +114,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             # (Waited for here, not before iterating: faust delivers meanwhile.)
             await curriculum_view.ready.wait()
             message = event.message
-            last = store.position(DELIVERED, ledger_key(message.topic, message.partition))
+            ledger.follow_generation(app.consumer_generation_id)
+            last = ledger.last(message.topic, message.partition)
             if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
                 log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
                 wiring.metrics["redelivered"] += 1
@@ -138,7 +142,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic in learner_topics]
         ends = await gaps.end_offsets(assigned)
         committed = await committed_offsets(settings, ident)
-        now = {tp: Progress(committed.get(tp), store.position(DELIVERED, ledger_key(tp.topic, tp.partition)), ends[tp])
+        now = {tp: Progress(committed.get(tp), ledger.last(tp.topic, tp.partition), ends[tp])
                for tp in assigned}
         for tp, offset in stalled(last_check, now).items():
             start = offset if offset is not None else await gaps.log_start(tp.topic, tp.partition)

@@ -30,6 +30,50 @@ def ledger_key(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
+class Ledger:
+    """The last offset processed per (topic, partition), in memory, with its table copy.
+    On `sparse` topics the copy is written every `every` records of a partition rather
+    than with every record: a table write is a changelog record, the worker's main cost,
+    and a stale copy only makes the next owner read a few records again. That is only
+    right where applying a record again changes nothing: TimeSpent heartbeats (accepted
+    ones are recognised by id, rejected ones are rejected again: the watermark only
+    grows). A submission rejected as stale can be valid later, so elsewhere every record
+    writes the copy. Forgotten at every rebalance: another worker may have moved a
+    partition on meanwhile."""
+
+    def __init__(self, stored, sparse: frozenset[str] = frozenset(), every: int = 100) -> None:
+        self.stored = stored  # (topic, partition) -> offset in the table, or None
+        self.sparse = sparse
+        self.every = every
+        self.memory: dict[tuple[str, int], int] = {}
+        self.written: dict[tuple[str, int], int] = {}
+        self.generation: int | None = None
+
+    def follow_generation(self, generation: int) -> None:
+        if generation != self.generation:
+            self.memory.clear()
+            self.written.clear()
+            self.generation = generation
+
+    def last(self, topic: str, partition: int) -> int | None:
+        key = (topic, partition)
+        if key not in self.memory:
+            stored = self.stored(topic, partition)
+            if stored is None:
+                return None
+            self.memory[key] = self.written[key] = stored
+        return self.memory[key]
+
+    def processed(self, topic: str, partition: int, offset: int) -> bool:
+        """Record `offset` as processed; True when the table copy is due now."""
+        key = (topic, partition)
+        self.memory[key] = offset
+        if topic in self.sparse and key in self.written and offset - self.written[key] < self.every:
+            return False
+        self.written[key] = offset
+        return True
+
+
 class GapReader:
     """Reads offset ranges of one partition at a time, outside any consumer group."""
 
@@ -82,8 +126,8 @@ class GapReader:
 
 
 # A partition can also stall: assigned, behind its end, yet never fetched again (left
-# paused by an interrupted recovery) or with Faust's commit stuck behind a record it
-# dropped. The watchdog below notices a partition that made no progress between two
+# paused by an interrupted recovery), with Faust's commit stuck behind a record it
+# dropped, or with records at its end committed but never delivered. The watchdog below notices a partition that made no progress between two
 # checks and sends the consumer back to the first record not known to be done; what
 # was already processed is then skipped by the ledger.
 
@@ -95,9 +139,13 @@ class Progress:
 
 
 def resume_offset(progress: Progress) -> int | None:
-    """Where to re-read from: the earliest of what Faust and the ledger have not done."""
-    candidates = [o for o in (progress.committed, None if progress.processed is None else progress.processed + 1) if o is not None]
-    return min(candidates) if candidates else None
+    """Where to re-read from: the earliest record not known to be done, by Faust's commit
+    or by the ledger (None: from the log start, as nothing here was processed yet)."""
+    if progress.processed is None:
+        return None
+    if progress.committed is None:
+        return progress.processed + 1
+    return min(progress.committed, progress.processed + 1)
 
 
 def stalled(before: dict, now: dict) -> dict:
@@ -106,7 +154,8 @@ def stalled(before: dict, now: dict) -> dict:
     the start of the log)."""
     kicks = {}
     for tp, progress in now.items():
-        behind = (progress.committed or 0) < progress.end
+        done = -1 if progress.processed is None else progress.processed
+        behind = (progress.committed or 0) < progress.end or done + 1 < progress.end  # not fetched / committed unprocessed
         if behind and before.get(tp) is not None and _position(before[tp]) == _position(progress):
             kicks[tp] = resume_offset(progress)
     return kicks

@@ -11,7 +11,7 @@ def test_resume_from_the_earliest_record_not_known_to_be_done():
     assert resume_offset(Progress(committed=10, processed=14, end=20)) == 10  # faust is behind the ledger
     assert resume_offset(Progress(committed=30, processed=14, end=40)) == 15  # faust committed what never ran
     assert resume_offset(Progress(committed=None, processed=4, end=9)) == 5
-    assert resume_offset(Progress(committed=7, processed=None, end=9)) == 7
+    assert resume_offset(Progress(committed=7, processed=None, end=9)) is None  # nothing processed here yet
     assert resume_offset(Progress(committed=None, processed=None, end=9)) is None  # from the log start
 
 
@@ -25,3 +25,27 @@ def test_caught_up_or_newly_seen_partitions_are_left_alone():
     assert stalled({TP_A: Progress(10, 9, 10)}, {TP_A: Progress(10, 9, 10)}) == {}  # done, nothing to read
     assert stalled({}, {TP_A: Progress(3, 5, 10)}) == {}  # first sight: no baseline yet
     assert stalled({TP_A: Progress(None, None, 4)}, {TP_A: Progress(None, None, 4)}) == {TP_A: None}
+
+
+def test_records_committed_at_the_end_but_never_processed_are_read_again():
+    assert stalled({TP_A: Progress(10, 6, 10)}, {TP_A: Progress(10, 6, 10)}) == {TP_A: 7}
+    assert stalled({TP_A: Progress(10, None, 10)}, {TP_A: Progress(10, None, 10)}) == {TP_A: None}
+
+
+def test_the_ledger_writes_its_table_copy_every_n_records_and_forgets_at_a_rebalance():
+    from xpbank.continuity import Ledger
+
+    table = {("caliper", 0): 9}
+    ledger = Ledger(lambda topic, partition: table.get((topic, partition)), sparse=frozenset({"caliper"}), every=3)
+    ledger.follow_generation(1)
+    assert ledger.last("caliper", 0) == 9 and ledger.last("caliper", 1) is None
+    due = [ledger.processed("caliper", 0, offset) for offset in range(10, 16)]
+    assert due == [False, False, True, False, False, True]  # 12 and 15: three after the last copy
+    assert ledger.processed("caliper", 1, 0)  # a partition's first record is always written
+    assert all(ledger.processed("submissions", 0, offset) for offset in range(5))  # not sparse: every record
+    assert ledger.last("caliper", 0) == 15  # memory is ahead of the table copy
+    table[("caliper", 0)] = 40  # another worker moved it on while it was away
+    ledger.follow_generation(1)
+    assert ledger.last("caliper", 0) == 15
+    ledger.follow_generation(2)
+    assert ledger.last("caliper", 0) == 40
