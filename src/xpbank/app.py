@@ -62,6 +62,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         broker_heartbeat_interval=1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # changelog records are the worker's main output: a short linger batches them
+        # (+20 % records/s in make bench) for a few ms on each awaited publish
+        producer_linger_ms=10,
         # wait for in-flight records before partitions are revoked: otherwise a record's
         # table writes race the store closing the revoked partition (a worker hung so)
         stream_wait_empty=True,
