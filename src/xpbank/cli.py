@@ -11,8 +11,8 @@ from typing import IO
 import orjson
 
 from xpbank.config import ConfigError, Settings
-from xpbank.kafka_io import TopicSetupError
 from xpbank.core.times import format_time
+from xpbank.kafka_io import TopicSetupError
 from xpbank.records import RecordLineError, output_line, read_lines
 
 
