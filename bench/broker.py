@@ -13,25 +13,15 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from xpbank.kafka_io import broker_answers
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def _answers(bootstrap: str) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
-    try:
-        await asyncio.wait_for(admin.start(), 5)
-        await asyncio.wait_for(admin.list_topics(), 5)
-        return True
-    except Exception:
-        return False
-    finally:
-        await admin.close()
 
 
 def ensure_broker(bootstrap: str, explicit: bool) -> None:
     """Like the test fixtures: XPBANK_BROKER, else a broker already answering on the
     default port (another checkout's), else the project's script starts one."""
-    if explicit or asyncio.run(_answers(bootstrap)):
+    if explicit or asyncio.run(broker_answers(bootstrap)):
         return
     subprocess.run(["bash", str(ROOT / "deploy/kafka/kafka.sh"), "up"], check=True, timeout=600)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from aiokafka.admin import AIOKafkaAdminClient
 
 from xpbank.config import Settings
+from xpbank.kafka_io import broker_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,25 +25,11 @@ def _start(script: str) -> None:
         raise RuntimeError(f"{script} up failed:\n{result.stdout}\n{result.stderr}")
 
 
-def _kafka_answers(bootstrap: str) -> bool:
-    async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
-        try:
-            await asyncio.wait_for(admin.start(), 5)
-            await asyncio.wait_for(admin.list_topics(), 5)
-            return True
-        except Exception:
-            return False
-        finally:
-            await admin.close()
-    return asyncio.run(probe())
-
-
 @pytest.fixture(scope="session")
 def broker() -> str:
     """A real broker: XPBANK_BROKER, else one already answering on 127.0.0.1:9092 (another
     checkout's, or docker compose), else the project's own script starts one."""
-    if not os.environ.get("XPBANK_BROKER") and not _kafka_answers("127.0.0.1:9092"):
+    if not os.environ.get("XPBANK_BROKER") and not asyncio.run(broker_answers("127.0.0.1:9092")):
         _start("deploy/kafka/kafka.sh")
     return os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
 

@@ -17,6 +17,19 @@ from xpbank.handlers import InputRecord
 from xpbank.topics import TOPICS
 
 
+async def broker_answers(bootstrap: str) -> bool:
+    """A Kafka broker answers a metadata request at `bootstrap` within a few seconds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), 5)
+        await asyncio.wait_for(admin.list_topics(), 5)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        return False
+    finally:
+        await admin.close()
+
+
 class TopicSetupError(RuntimeError):
     """The broker refused to create a topic, or created it unlike its peers."""
 
