@@ -27,6 +27,7 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_INSTANCE_ID": "",
     "XPBANK_PROJECTOR": "1",
     "XPBANK_REDIS_PREFIX": "xpbank:",
+    "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -46,6 +47,7 @@ DESCRIPTIONS: dict[str, str] = {
     "XPBANK_INSTANCE_ID": "stable name of this worker (e.g. the StatefulSet pod): a restart keeps its partitions without a rebalance",
     "XPBANK_PROJECTOR": "`1`: the worker also runs the projector (facts and attempts into Redis); `0` where `xpbank projector` runs apart",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis read-model key",
+    "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka and aiohttp in a worker (`INFO` shows rebalances)",
 }
 
 

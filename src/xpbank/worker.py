@@ -10,7 +10,7 @@ import sys
 import time
 
 from xpbank.app import app_id, create_app
-from xpbank.config import Settings
+from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka_io import create_topics, group_lag
 from xpbank.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS
 
@@ -35,7 +35,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
 
     @app.task
     async def quiet_framework_logs() -> None:
-        framework_level = os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper()
+        framework_level = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(framework_level)
         logging.getLogger("xpbank").info(
