@@ -40,6 +40,17 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}xpbank-g{settings.rules.generation}"
 
 
+def rekeyed_topic(settings: Settings) -> str:
+    """The internal topic that carries records to their learner's partition."""
+    return f"{app_id(settings)}-rekeyed"
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """Every topic the worker group consumes (its own masteries and re-keyed copies too)."""
+    names = [settings.topic_prefix + t for t in (CALIPER, SUBMISSIONS, MASTERY, CURRICULUM)]
+    return names + [rekeyed_topic(settings)]
+
+
 def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     """`web=False` for a replay, which runs beside the live worker and serves nothing."""
     ident = app_id(settings)
@@ -71,7 +82,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     )
     names = {spec.name: spec.full_name(settings.topic_prefix) for spec in TOPICS}
     topics = {name: app.topic(full, **RAW) for name, full in names.items()}
-    rekeyed_name = f"{ident}-rekeyed"
+    rekeyed_name = rekeyed_topic(settings)
     rekeyed = app.topic(rekeyed_name, partitions=settings.partitions, **RAW)
     learner_inputs = app.topic(names[CALIPER], names[SUBMISSIONS], names[MASTERY], rekeyed_name, **RAW)
 
@@ -84,8 +95,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     wiring = Wiring(app, [(rekeyed_name, "delete")])
     rules = settings.rules
     if web:
-        lag_topics = [names[CALIPER], names[SUBMISSIONS], names[MASTERY], names[CURRICULUM], rekeyed_name]
-        add_api(wiring, store, tables, curriculum_view, settings, lag_topics)
+        add_api(wiring, store, tables, curriculum_view, settings, input_topics(settings))
 
     @app.task
     async def follow_curriculum() -> None:

@@ -9,17 +9,11 @@ import signal
 import sys
 import time
 
-from xpbank.app import app_id, create_app
+from xpbank.app import app_id, create_app, input_topics
 from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka_io import create_topics, group_lag
-from xpbank.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
-
-
-def input_topics(settings: Settings) -> list[str]:
-    names = [settings.topic_prefix + t for t in (CALIPER, SUBMISSIONS, MASTERY, CURRICULUM)]
-    return names + [f"{app_id(settings)}-rekeyed"]
 
 
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:

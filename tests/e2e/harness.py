@@ -14,12 +14,11 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import ROOT, xpbank
-from xpbank.app import app_id
+from xpbank.app import app_id, input_topics
 from xpbank.config import Settings
 from xpbank.kafka_io import group_lag, read_topic
 from xpbank.records import read_lines
 from xpbank.simulate import Simulator, current_facts
-from xpbank.worker import input_topics
 
 
 def free_port() -> int:
