@@ -54,7 +54,7 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
     def check(ok: bool) -> str:
         return "PASS" if ok else "MISS"
     p99 = s["latency_ms"]["p99"]
-    single, envelope = f["single"], f["envelope"]
+    single = f["single"]
     return [
         ("shape (b) envelopes x20: xpbank worker", f"{s['ingest_events_per_s']:,} events/s", "", ""),
         ("shape (b): raw ceiling (aiokafka + orjson)", f"{s['raw_ceiling_events_per_s']:,} events/s", "", ""),
@@ -76,7 +76,7 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
 
 def markdown(s: dict, f: dict) -> str:
     m = s["machine"]
-    lines = [f"| figure | value | target | |", "|---|---|---|---|"]
+    lines = ["| figure | value | target | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(s, f)]
     lines.append("")
     lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, "

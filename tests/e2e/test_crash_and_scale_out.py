@@ -1,7 +1,7 @@
 """Crash and scale-out: kill -9 and restart; two workers share the partitions and one
 leaves mid-stream. Both go through rebalances in which faust-streaming 0.15.3 skips or
 stalls records; the learner agent's ledger and watchdog (xpbank.continuity) make the
-facts still equal `xpbank simulate`'s."""
+facts still equal `xpbank simulate`'s, and the read models the sums of those facts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.conftest import xpbank
 from tests.e2e.harness import Worker, produce, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
+from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +57,9 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_fact(env, settings, t
         wait_caught_up(settings)
         print(f"crash: recovered and caught up in {time.monotonic() - started:.1f}s")
         assert_matches_simulate(settings, lines)
+        wait_projected(settings)  # whatever was published twice, the read models sum the current facts
+        totals = sums_of_current_facts(settings)
+        assert totals and served(worker, totals) == totals
     finally:
         worker.stop()
 

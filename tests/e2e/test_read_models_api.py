@@ -5,7 +5,6 @@ an empty Redis; attempts and explanations over HTTP match the offline CLI."""
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
@@ -15,7 +14,6 @@ import pytest
 
 from tests.conftest import xpbank
 from tests.e2e.harness import Worker, current, expected, produce, topic_values, wait_caught_up, wait_group
-from tests.e2e.test_failures import chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.api import attempt_view
 from xpbank.kafka_io import read_topic
@@ -143,27 +141,3 @@ def read_models(settings, users) -> dict[str, dict]:
         finally:
             await models.close()
     return asyncio.run(read())
-
-
-def test_read_models_equal_the_facts_after_a_worker_is_killed_and_restarted(env, settings, tmp_path):
-    """One worker, kill -9 mid-stream, restarted under the same instance id: whatever the
-    worker published, the read models are the sums over the current facts."""
-    lines = classroom_log(learners=8, seed=17)
-    first, second = chunks(lines, 2)
-    assert xpbank(env, "topics", "create").returncode == 0
-    produce(env, first)
-    worker = Worker(env, "w", tmp_path).start()
-    try:
-        wait_caught_up(settings)
-        produce(env, second)
-        time.sleep(1.0)
-        worker.kill9()
-        worker.start()
-        wait_caught_up(settings)
-        wait_projected(settings)
-        totals = sums_of_current_facts(settings)
-        assert totals
-        assert served(worker, totals) == totals
-    finally:
-        worker.stop()
-
