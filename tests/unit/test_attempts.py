@@ -162,3 +162,28 @@ def test_finalize_outside_the_curriculum_is_dead_lettered_and_the_attempt_stays_
     lines += [fixed, submission("AttemptFinalized", "u1", exercise, 101, course_id=course_id)]  # same id, checked afresh
     outputs, _ = simulate(lines)
     assert completed(outputs) == [(1, 1, 1, 100.0, 3, True)]
+
+
+def test_accuracy_counts_every_question_answered_when_fewer_were_declared():
+    """SPEC §3.2 as amended: 3 declared, 4 distinct answered correctly is 4/4, not 4/3."""
+    lines = [CURRICULUM, submission("AttemptStarted", "u1", "ex1", 100, totalQuestions=3)]
+    lines += [submission("AnswerSubmitted", "u1", "ex1", 101 + q, questionId=f"q{q}", correct=True) for q in range(4)]
+    lines.append(submission("AttemptFinalized", "u1", "ex1", 110))
+    assert completed(simulate(lines)[0]) == [(1, 4, 4, 100.0, 5, True)]  # the bonus applies at 100, not 133
+
+
+def test_declared_total_minus_reported_is_kept_when_it_is_the_larger():
+    lines = [CURRICULUM, submission("AttemptStarted", "u1", "ex1", 100, totalQuestions=5),
+             submission("AnswerSubmitted", "u1", "ex1", 101, questionId="q1", correct=True),
+             submission("QuestionReported", "u1", "ex1", 102, questionId="q9"),  # never answered: still removed
+             submission("AttemptFinalized", "u1", "ex1", 103)]
+    assert completed(simulate(lines)[0]) == [(1, 1, 4, 25.0, 0, False)]
+
+
+def test_without_a_declared_total_a_report_of_an_unanswered_question_does_not_shrink_the_total():
+    lines = [CURRICULUM,
+             submission("AnswerSubmitted", "u1", "ex1", 100, questionId="q1", correct=True),
+             submission("AnswerSubmitted", "u1", "ex1", 101, questionId="q2", correct=True),
+             submission("QuestionReported", "u1", "ex1", 102, questionId="q7"),
+             submission("AttemptFinalized", "u1", "ex1", 103)]
+    assert completed(simulate(lines)[0]) == [(1, 2, 2, 100.0, 5, True)]

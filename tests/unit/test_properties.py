@@ -134,3 +134,37 @@ def test_xp_is_the_sum_of_exercise_and_banked_facts_and_matches_an_independent_o
 
 def at_str(moment) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+QUESTIONS = [f"q{i}" for i in range(6)]
+SUBMISSION_STEPS = st.one_of(
+    st.tuples(st.just("AttemptStarted"), st.one_of(st.none(), st.integers(0, 8))),
+    st.tuples(st.just("AnswerSubmitted"), st.sampled_from(QUESTIONS), st.booleans()),
+    st.tuples(st.just("QuestionSkipped"), st.sampled_from(QUESTIONS)),
+    st.tuples(st.just("QuestionReported"), st.sampled_from(QUESTIONS)),
+    st.tuples(st.just("AttemptFinalized"), st.one_of(st.none(), st.integers(0, 8))),
+    st.tuples(st.just("AttemptReset")),
+)
+
+
+@PROPERTY
+@given(st.lists(SUBMISSION_STEPS, max_size=30))
+def test_accuracy_stays_between_0_and_100_for_any_submission_sequence(steps):
+    curriculum = line("learning.curriculum.v1", "c1", {"type": "CourseUpserted", "courseSourcedId": "c1", "units": [
+        {"sourcedId": "u", "sortOrder": 1, "lessons": [{"sourcedId": "l", "sortOrder": 1, "resources": [
+            {"sourcedId": "ex1", "sortOrder": 1, "kind": "Exercise", "xp": 4}]}]}]}, at(-1))
+    lines = [curriculum]
+    for t, (kind, *args) in enumerate(steps):
+        fields = {}
+        if kind in ("AttemptStarted", "AttemptFinalized") and args[0] is not None:
+            fields["totalQuestions"] = args[0]
+        elif kind == "AnswerSubmitted":
+            fields = {"questionId": args[0], "correct": args[1]}
+        elif kind in ("QuestionSkipped", "QuestionReported"):
+            fields = {"questionId": args[0]}
+        lines.append(submission(kind, "u1", "ex1", t, sid=f"s{t}", **fields))
+    outputs, _ = simulate(lines)
+    for done in of_type(outputs, "AttemptCompleted"):
+        assert 0 <= done.accuracy <= 100
+        assert 0 <= done.correct <= done.total or done.total == 0
+        assert done.exerciseXp <= 5  # base 4 with the 1.25 bonus, never more

@@ -152,7 +152,9 @@ def _finalize(
         )
     counted_answers = [(q, ok) for q, ok in attempt.answers if q not in attempt.reported]
     planned = event.totalQuestions if event.totalQuestions is not None else attempt.total_questions
-    total = (planned if planned is not None else len(attempt.answers)) - len(attempt.reported)
+    # never fewer than the questions answered: a client that declared too few cannot
+    # push accuracy past 100 % (SPEC §3.2 as amended)
+    total = len(counted_answers) if planned is None else max(planned - len(attempt.reported), len(counted_answers))
     correct = sum(1 for _, ok in counted_answers if ok)
     accuracy = accuracy_of(correct, total)
     xp = exercise_xp(placed.resource.xp or 0, attempt.number, accuracy, state.mastered_before)
