@@ -121,12 +121,14 @@ class GroupWatch:
         described = await self.admin.describe_topics(topics)
         tps = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]]
         ends = await self.consumer.end_offsets(tps)
+        starts = await self.consumer.beginning_offsets(tps)
         try:
             offsets = await self.admin.list_consumer_group_offsets(group)
         except Exception:  # the group (or __consumer_offsets) does not exist yet
             offsets = {}
         committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-        done = sum(min(committed.get(tp, 0), ends[tp]) for tp in tps)
+        # from the log start: records the broker deleted are never "behind" (as xpbank's lag)
+        done = sum(min(max(committed.get(tp, starts[tp]), starts[tp]), ends[tp]) for tp in tps)
         return done, sum(ends.values()) - done
 
     async def until_caught_up(self, group: str, topics: list[str], total: int, alive, timeout: float,

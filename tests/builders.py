@@ -12,7 +12,9 @@ from xpbank.core.rules import Rules
 from xpbank.records import read_lines
 from xpbank.simulate import Simulator, current_facts
 
-BASE = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+# Records are dated relative to now: a broker deletes by time, so a fixed date would
+# make every test that reaches it fail once the calendar passes the retention.
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 
 
 def at(seconds: float) -> str:
@@ -58,7 +60,7 @@ def course(cid: str, lessons: list[list[dict]], subject: str = "Math", unit: str
             }
         ],
     }
-    return line("learning.curriculum.v1", cid, value, at(-3600))
+    return line("learning.curriculum.v1", cid, value, at(-60))
 
 
 def time_spent_event(user: str, rid: str, seconds: float, t: float, *, event_id: str | None = None,

@@ -53,12 +53,33 @@ def redis_url() -> str:
     return "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def env(broker: str, redis_url: str, tmp_path: Path):
-    """Environment for one test: its own topic prefix and Redis key prefix, so tests never
-    see each other's records; the test's Redis keys are deleted afterwards."""
+class Broker:
+    """A broker of the project's own script in its own run directory and ports, for tests
+    that need other broker settings than the shared one's, or that restart it."""
+
+    def __init__(self, run_dir: Path, port: int, **settings: str) -> None:
+        self.run_dir, self.port = run_dir, port
+        self.env = os.environ | {"XPBANK_RUN_DIR": str(run_dir), "XPBANK_KAFKA_PORT": str(port),
+                                 "XPBANK_KAFKA_CONTROLLER_PORT": str(port + 1), **settings}
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "deploy/kafka/kafka.sh"), *args], env=self.env,
+                              capture_output=True, text=True, timeout=300)
+
+    def up(self) -> Broker:
+        result = self.run("up")
+        if result.returncode != 0:
+            raise RuntimeError(f"kafka.sh up failed:\n{result.stdout}\n{result.stderr}")
+        return self
+
+
+def make_env(broker: str, redis_url: str, tmp_path: Path) -> tuple[dict[str, str], str]:
     tag = uuid.uuid4().hex[:10]
-    environment = {
+    return {
         **os.environ,
         "XPBANK_BROKER": broker,
         "XPBANK_REDIS_URL": redis_url,
@@ -66,12 +87,23 @@ def env(broker: str, redis_url: str, tmp_path: Path):
         "XPBANK_TOPIC_PREFIX": f"t{tag}.",
         "XPBANK_PARTITIONS": "4",
         "XPBANK_DATA_DIR": str(tmp_path / "data"),
-    }
-    yield environment
+    }, tag
+
+
+def drop_redis_keys(redis_url: str, tag: str) -> None:
     with redis.Redis.from_url(redis_url) as client:
         keys = list(client.scan_iter(match=f"test:{tag}:*", count=1000))
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start:start + 1000])
+
+
+@pytest.fixture
+def env(broker: str, redis_url: str, tmp_path: Path):
+    """Environment for one test: its own topic prefix and Redis key prefix, so tests never
+    see each other's records; the test's Redis keys are deleted afterwards."""
+    environment, tag = make_env(broker, redis_url, tmp_path)
+    yield environment
+    drop_redis_keys(redis_url, tag)
 
 
 @pytest.fixture

@@ -15,6 +15,12 @@
 #                                                 data/, kafka.pid, kafka.log, server.properties, log4j2*.properties)
 #   XPBANK_KAFKA_PORT, XPBANK_KAFKA_CONTROLLER_PORT, XPBANK_KAFKA_START_TIMEOUT (seconds, default 90)
 #   XPBANK_KAFKA_HEAP    JVM heap flags          (default "-Xmx512m -Xms256m")
+#   XPBANK_KAFKA_RETENTION_MS, XPBANK_KAFKA_RETENTION_CHECK_MS
+#                        the broker's default time retention (default 1 hour) and how often it
+#                        deletes by it (default 5 s). Short on purpose: every topic xpbank creates
+#                        carries its own retention (inputs are kept for ever), so anything that
+#                        silently relied on the broker default loses its records at once, not
+#                        a week later.
 #
 # Needs java >= 17 on PATH, and mvn for the first (download) run only.
 # Kafka CLI tools from the same jars, e.g.:
@@ -35,6 +41,8 @@ PORT="${XPBANK_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${XPBANK_KAFKA_CONTROLLER_PORT:-9093}"
 START_TIMEOUT="${XPBANK_KAFKA_START_TIMEOUT:-90}"
 HEAP_OPTS="${XPBANK_KAFKA_HEAP:--Xmx512m -Xms256m}"
+RETENTION_MS="${XPBANK_KAFKA_RETENTION_MS:-3600000}"
+RETENTION_CHECK_MS="${XPBANK_KAFKA_RETENTION_CHECK_MS:-5000}"
 
 CACHE_DIR="${XPBANK_CACHE_DIR:-$HOME/.cache/xpbank}/kafka-$KAFKA_VERSION"
 LIB_DIR="$CACHE_DIR/lib"
@@ -136,7 +144,9 @@ num.network.threads=2
 num.io.threads=2
 num.recovery.threads.per.data.dir=1
 background.threads=2
-log.retention.hours=24
+# Short default retention, checked often (see XPBANK_KAFKA_RETENTION_MS above).
+log.retention.ms=$RETENTION_MS
+log.retention.check.interval.ms=$RETENTION_CHECK_MS
 log.cleaner.dedupe.buffer.size=16777216
 EOF
 

@@ -14,7 +14,8 @@ import faust
 
 from xpbank.config import Settings
 from xpbank.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
-from xpbank.kafka_io import committed_offsets
+from xpbank.groups import TABLES, app_id, input_topics, rekeyed_topic
+from xpbank.kafka_admin import Admin
 from xpbank.curriculum_view import CurriculumView
 from xpbank.handlers import Handled, InputRecord, handle_record
 from xpbank.state import BufferedStore
@@ -31,24 +32,7 @@ STALL_CHECK_SECONDS = 5.0  # a partition with no progress across two checks is r
 @dataclass
 class Wiring:
     app: faust.App
-    internal_topics: list[tuple[str, str]]  # (name, cleanup) the worker creates besides the registry's
     metrics: Counter = field(default_factory=Counter)
-
-
-def app_id(settings: Settings) -> str:
-    """Consumer group and table names: a replay with a new generation starts fresh."""
-    return f"{settings.topic_prefix}xpbank-g{settings.rules.generation}"
-
-
-def rekeyed_topic(settings: Settings) -> str:
-    """The internal topic that carries records to their learner's partition."""
-    return f"{app_id(settings)}-rekeyed"
-
-
-def input_topics(settings: Settings) -> list[str]:
-    """Every topic the worker group consumes (its own masteries and re-keyed copies too)."""
-    names = [settings.topic_prefix + t for t in (CALIPER, SUBMISSIONS, MASTERY, CURRICULUM)]
-    return names + [rekeyed_topic(settings)]
 
 
 def create_app(settings: Settings, *, web: bool = True) -> Wiring:
@@ -90,9 +74,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         return app.Table(name, partitions=settings.partitions, **RAW_TABLE)
 
     curriculum_view = CurriculumView(settings)
-    tables = {name: table(name) for name in ("watermarks", "pairs", "attempts", "masteries", "positions")}
+    tables = {name: table(name) for name in TABLES}
     store = TableStore(**tables, courses=curriculum_view)
-    wiring = Wiring(app, [(rekeyed_name, "delete")])
+    wiring = Wiring(app)
     rules = settings.rules
     if web:
         add_api(wiring, store, tables, curriculum_view, settings, input_topics(settings))
@@ -146,6 +130,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     learner_topics = set(learner_inputs.topics)
     last_check: dict = {}
+    admin: list[Admin] = []  # made on the first check, kept for the next ones
 
     @app.timer(STALL_CHECK_SECONDS)
     async def unstall_partitions() -> None:
@@ -154,7 +139,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             return
         assigned = [tp for tp in app.consumer.assignment() if tp.topic in learner_topics]
         ends = await gaps.end_offsets(assigned)
-        committed = await committed_offsets(settings, ident)
+        if not admin:
+            admin.append(Admin(settings))
+        committed = await admin[0].committed(ident)
         now = {tp: Progress(committed.get(tp), ledger.last(tp.topic, tp.partition), ends[tp])
                for tp in assigned}
         for tp, offset in stalled(last_check, now).items():

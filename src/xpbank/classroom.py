@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from xpbank.core.times import format_time
@@ -65,9 +65,10 @@ def classroom(
     pace: float = 1.0,
     mistakes: bool = True,
 ) -> Iterator[Arrival]:
-    """Every learner works through the lessons in order; `pace` scales the waits."""
+    """Every learner works through the lessons in order; `pace` scales the waits. By
+    default the class began 45 minutes ago (records reach brokers that delete by time)."""
     rng = random.Random(seed)
-    start = start or datetime(2026, 11, 21, 9, 0, tzinfo=__import__("datetime").timezone.utc)
+    start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
     arrivals = [Arrival(0.0, course_record(course_id, units, lessons) | {"timestamp": format_time(start)})]
     for n in range(learners):
         arrivals += _learner(rng, f"learner-{n:03d}", start, course_id, units, lessons, pace, mistakes)

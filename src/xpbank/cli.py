@@ -12,7 +12,7 @@ import orjson
 
 from xpbank.config import ConfigError, Settings
 from xpbank.core.times import format_time
-from xpbank.kafka_io import TopicSetupError
+from xpbank.kafka_admin import FiniteRetention, KafkaUnavailable, TopicSetupError
 from xpbank.records import RecordLineError, output_line, read_lines
 
 
@@ -33,9 +33,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     for record in simulator.run(read_lines(_lines(args.file), settings.topic_prefix)):
         out.write(output_line(record, settings.topic_prefix) + b"\n")
     out.flush()
-    if args.summary:
+    if args.summary:  # on its own lines even where stdout and stderr end up in one stream
+        print("\nsummary:", file=sys.stderr)
         for name, count in sorted(simulator.counts.items()):
-            print(f"{name}: {count}", file=sys.stderr)
+            print(f"  {name}: {count}", file=sys.stderr)
     return 0
 
 
@@ -110,10 +111,23 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
+    from xpbank.groups import app_id
+    from xpbank.kafka_admin import truncations
+    from xpbank.topics import INPUTS
     from xpbank.worker import run_worker
 
-    rules = dataclasses.replace(settings.rules, generation=args.generation)
-    run_worker(dataclasses.replace(settings, rules=rules), until_caught_up=not args.follow, loglevel=args.loglevel)
+    replayed = dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation))
+    previous = app_id(dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation - 1)))
+    gone = asyncio.run(truncations(settings, [settings.topic_prefix + t for t in INPUTS],
+                                   previous if args.generation > 1 else None))
+    for truncation in gone:
+        print(f"xpbank: {truncation}", file=sys.stderr)
+    if gone and not args.accept_truncated_history:
+        print(f"xpbank: the input topics no longer hold their whole history ({sum(t.start for t in gone):,} records "
+              "gone): a replay would rebuild state from part of it. Not replaying; --accept-truncated-history "
+              "replays what is left.", file=sys.stderr)
+        return 1
+    run_worker(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
     return 0
 
 
@@ -125,12 +139,32 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.kafka_io import create_topics
+    from xpbank.groups import all_setups
+    from xpbank.kafka_admin import converge
 
-    created = asyncio.run(create_topics(settings))
+    created, altered, mismatched = asyncio.run(converge(settings, all_setups(settings)))
     for name in created:
         print(f"created {name}")
-    print(f"{len(created)} created; all {settings.partitions}-partition topics present on {settings.broker}")
+    for name, configs in sorted(altered.items()):
+        print(f"altered {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(configs.items())))
+    for drift in mismatched:
+        print(f"mismatch {drift} (xpbank never changes partitions or replicas)", file=sys.stderr)
+    print(f"{len(created)} created, {len(altered)} altered; every topic present on {settings.broker}")
+    return 1 if mismatched else 0
+
+
+def cmd_topics_check(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.groups import all_setups
+    from xpbank.kafka_admin import check
+
+    drifts = asyncio.run(check(settings, all_setups(settings)))
+    if drifts:
+        print(f"{'topic':<44} {'key':<22} {'expected':<12} actual")
+        for d in drifts:
+            print(f"{d.topic:<44} {d.key:<22} {d.expected:<12} {d.actual}")
+        print(f"{len(drifts)} differences (xpbank topics create fixes configs and missing topics)", file=sys.stderr)
+        return 1
+    print(f"every topic as the registry says on {settings.broker}")
     return 0
 
 
@@ -147,7 +181,7 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.kafka_io import read_topic
 
     async def run() -> None:
-        async for m in read_topic(settings, args.topic):
+        async for m in read_topic(settings, settings.topic_prefix + args.topic):
             value = None if m.value is None else _json_or_text(m.value)
             line = {
                 "topic": m.topic, "key": m.key.decode("utf-8", "replace") if m.key is not None else None,
@@ -212,18 +246,22 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("replay", help="rebuild state from the input topics under a new generation")
     s.add_argument("--generation", type=int, required=True)
     s.add_argument("--follow", action="store_true", help="keep running as that generation's worker once caught up")
+    s.add_argument("--accept-truncated-history", action="store_true",
+                   help="replay although input partitions no longer start at offset 0")
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(run=cmd_replay)
     s = sub.add_parser("topics", help="topic administration")
     tsub = s.add_subparsers(dest="topics_command", required=True)
-    t = tsub.add_parser("create", help="create every topic with its partitions and cleanup policy")
+    t = tsub.add_parser("create", help="create every topic with its partitions and configs; align the configs of existing ones")
     t.set_defaults(run=cmd_topics_create)
+    t = tsub.add_parser("check", help="print every difference between the broker's topics and the registry (exit 1 on any)")
+    t.set_defaults(run=cmd_topics_check)
     s = sub.add_parser("produce", help="publish record lines to their topics")
     s.add_argument("file", help="record lines (JSONL), or - for stdin")
     s.add_argument("--topic", help="send every line to this topic instead of its own")
     s.set_defaults(run=cmd_produce)
     s = sub.add_parser("dump", help="print a topic's records from the beginning")
-    s.add_argument("topic")
+    s.add_argument("topic", help="registry name (XPBANK_TOPIC_PREFIX is prepended)")
     s.set_defaults(run=cmd_dump)
     s = sub.add_parser("demo", help="a simulated classroom producing live events")
     s.add_argument("--learners", type=int, default=50)
@@ -249,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RecordLineError) as exc:
         print(f"xpbank: {exc}", file=sys.stderr)
         return 2
-    except TopicSetupError as exc:
+    except (TopicSetupError, KafkaUnavailable, FiniteRetention) as exc:
         print(f"xpbank: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -28,6 +28,8 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_PROJECTOR": "1",
     "XPBANK_REDIS_PREFIX": "xpbank:",
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
+    "XPBANK_OUTPUT_RETENTION_DAYS": "-1",
+    "XPBANK_ALLOW_FINITE_RETENTION": "0",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -48,6 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "XPBANK_PROJECTOR": "`1`: the worker also runs the projector (facts and attempts into Redis); `0` where `xpbank projector` runs apart",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis read-model key",
     "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka and aiohttp in a worker (`INFO` shows rebalances)",
+    "XPBANK_OUTPUT_RETENTION_DAYS": "days `xp.banked.v1`, `xp.attempts.v1` and `xp.dead-letters.v1` keep records (`-1`: for ever); input topics always keep everything",
+    "XPBANK_ALLOW_FINITE_RETENTION": "`1`: a worker or replay starts although an input topic deletes records by time or size (logs a warning every hour)",
 }
 
 
@@ -63,6 +67,13 @@ def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _retention_days(env: Mapping[str, str], name: str) -> int:
+    value = _int(env, name, minimum=-1)
+    if value == 0:
+        raise ConfigError(f"{name}=0 would delete records at once: use a number of days, or -1 for ever")
     return value
 
 
@@ -87,6 +98,8 @@ class Settings:
     replication_factor: int = 1
     projector: bool = True
     redis_prefix: str = "xpbank:"
+    output_retention_days: int = -1
+    allow_finite_retention: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +119,8 @@ class Settings:
             replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
+            output_retention_days=_retention_days(env, "XPBANK_OUTPUT_RETENTION_DAYS"),
+            allow_finite_retention=_flag(env, "XPBANK_ALLOW_FINITE_RETENTION"),
             rules=Rules(
                 lateness_seconds=_int(env, "XPBANK_LATENESS_SECONDS"),
                 max_clock_skew_seconds=_int(env, "XPBANK_MAX_CLOCK_SKEW_SECONDS"),

@@ -1,5 +1,6 @@
-"""The Kafka edge for the command line: topic creation, producing record lines, and
-reading topics back. Clients are opened per call, never at import time."""
+"""The Kafka edge for the command line: producing record lines and reading topics back
+(topic administration is `kafka_admin`). Clients are opened per call, never at import
+time."""
 
 from __future__ import annotations
 
@@ -9,74 +10,32 @@ import time
 from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from xpbank.config import Settings
+from xpbank.groups import all_setups
 from xpbank.handlers import InputRecord
-from xpbank.topics import TOPICS
+from xpbank.kafka_admin import Admin, KafkaUnavailable, TopicSetupError, converge
 
 
 async def broker_answers(bootstrap: str) -> bool:
     """A Kafka broker answers a metadata request at `bootstrap` within a few seconds."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = Admin(Settings.from_env({"XPBANK_BROKER": f"kafka://{bootstrap}"}), timeout=5)
     try:
-        await asyncio.wait_for(admin.start(), 5)
-        await asyncio.wait_for(admin.list_topics(), 5)
+        await admin.metadata()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not usable here"
+    except KafkaUnavailable:
         return False
-    finally:
-        await admin.close()
 
 
-class TopicSetupError(RuntimeError):
-    """The broker refused to create a topic, or created it unlike its peers."""
-
-
-async def create_topics(settings: Settings, extra: Iterable[tuple[str, str]] = ()) -> list[str]:
-    """Create every registry topic (and `extra` (name, cleanup) pairs); idempotent.
-    Returns the names that were created now."""
-    wanted = [(spec.full_name(settings.topic_prefix), spec.cleanup) for spec in TOPICS] + list(extra)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=settings.replication_factor, topic_configs={"cleanup.policy": cleanup})
-            for name, cleanup in wanted
-            if name not in existing
-        ]
-        created = []
-        for topic in missing:  # one at a time: a racing creator only costs that one
-            try:
-                response = await admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                continue
-            for name, code, message in (tuple(e)[:3] for e in response.topic_errors):
-                if code not in (0, TopicAlreadyExistsError.errno):
-                    raise TopicSetupError(f"cannot create topic {name}: {message or for_code(code).__name__}")
-            created.append(topic.name)
-        await _until_visible(admin, [name for name, _ in wanted], settings.partitions)
-        return created
-    finally:
-        await admin.close()
-
-
-async def _until_visible(admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout: float = 30) -> None:
-    """Creation returns before every broker's metadata has the topics; wait for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described = await admin.describe_topics(names)
-        short = [f"{t['topic']} has {len(t['partitions'])}" for t in described if not t["error_code"] and 0 < len(t["partitions"]) < partitions]
-        if short:  # created elsewhere (broker auto-creation?) with fewer partitions than its co-partitioned peers
-            raise TopicSetupError(f"topics with fewer than {partitions} partitions: {', '.join(short)}; delete them or raise XPBANK_PARTITIONS")
-        if all(not t["error_code"] and len(t["partitions"]) >= partitions for t in described):
-            return
-        if time.monotonic() > deadline:
-            missing = [t["topic"] for t in described if t["error_code"] or not t["partitions"]]
-            raise TopicSetupError(f"topics not visible after {timeout:.0f}s: {missing}")
-        await asyncio.sleep(0.2)
+async def create_topics(settings: Settings) -> list[str]:
+    """Every topic of the registry and of the current generation, created or converged
+    to its configs (`xpbank topics create`); returns the names created now. A topic
+    whose partitions or replicas differ is an error: xpbank never changes those."""
+    created, _, mismatched = await converge(settings, all_setups(settings))
+    if mismatched:
+        raise TopicSetupError("; ".join(map(str, mismatched)) + " (xpbank never changes partitions or replicas: "
+                              "delete the topic or set XPBANK_PARTITIONS / XPBANK_REPLICATION_FACTOR to match)")
+    return created
 
 
 def progress(done: int, total: int | None, started: float, what: str) -> None:
@@ -116,15 +75,10 @@ async def produce(settings: Settings, records: Iterable[InputRecord], show_progr
 
 
 async def partitions_of(settings: Settings, full_name: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([full_name])
-    finally:
-        await admin.close()
-    if described["error_code"] or not described["partitions"]:
+    found = await Admin(settings).partitions([full_name])
+    if not found:
         raise SystemExit(f"topic {full_name!r} does not exist on {settings.broker}")
-    return sorted(p["partition"] for p in described["partitions"])
+    return [p for _, p in found]
 
 
 async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) -> AsyncIterator:
@@ -152,49 +106,3 @@ async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) ->
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-
-
-async def _committed_offsets(admin: AIOKafkaAdminClient, group: str, timeout_s: float = 60.0) -> dict:
-    # A fresh broker creates __consumer_offsets lazily: until it is loaded the coordinator
-    # lookup fails with a retriable error, which is "not yet", not "broken".
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await admin.list_consumer_group_offsets(group)
-        except KafkaError as error:
-            if not error.retriable or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
-async def committed_offsets(settings: Settings, group: str) -> dict:
-    """The group's committed offsets (next to read), per (topic, partition)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await admin.start()
-    try:
-        return {(tp.topic, tp.partition): meta.offset for tp, meta in (await _committed_offsets(admin, group)).items()
-                if meta.offset >= 0}
-    finally:
-        await admin.close()
-
-
-async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
-    """Records of `topics` not yet committed by consumer group `group`, per topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        described = await admin.describe_topics(list(topics))
-        tps = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]]
-        ends = await consumer.end_offsets(tps) if tps else {}
-        committed = await _committed_offsets(admin, group)
-        lag: dict[str, int] = {}
-        for tp in tps:
-            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, ends[tp] - done)
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
-

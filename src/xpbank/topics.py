@@ -1,5 +1,9 @@
-"""The one topic registry (SPEC §1): names, keys, cleanup policies and value models,
-and which topic each output goes to."""
+"""The one topic registry (SPEC §1): names, keys, cleanup policies, what each topic
+keeps (its broker configs), value models, and which topic each output goes to.
+
+The input topics are the system of record (replays rebuild state from them), so they
+keep everything; output topics keep records for `XPBANK_OUTPUT_RETENTION_DAYS`;
+compacted topics keep the latest value per key."""
 
 from __future__ import annotations
 
@@ -20,6 +24,16 @@ FACTS = "xp.facts.v1"
 DEAD_LETTERS = "xp.dead-letters.v1"
 
 
+# What a topic keeps, and so which configs it gets (see `topic_configs`).
+KEEP_ALL = "everything"  # the system of record: never deleted by time or size
+KEEP_OUTPUT = "output retention"  # XPBANK_OUTPUT_RETENTION_DAYS (default: for ever)
+KEEP_LATEST = "latest per key"  # compacted
+DAY_MS = 86_400_000
+# A consumer up to a day behind still reads every revision of a fact before compaction
+# keeps only the latest (consumers need only the latest: they keep the greatest revision).
+FACTS_MIN_COMPACTION_LAG_MS = DAY_MS
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -28,6 +42,8 @@ class TopicSpec:
     cleanup: str
     values: tuple[type[BaseModel], ...]
     kind: str | None = None  # how the codec decodes it, for input topics
+    keeps: str = KEEP_ALL
+    min_compaction_lag_ms: int = 0
 
     def full_name(self, prefix: str = "") -> str:
         return prefix + self.name
@@ -37,14 +53,58 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CALIPER, "in", "any (routed by user)", "delete", (CaliperEnvelope, TimeSpentEvent), "caliper"),
     TopicSpec(SUBMISSIONS, "in", "any (routed by user)", "delete", (), "submissions"),
     TopicSpec(MASTERY, "in+out", "user sourcedId", "delete", (ExerciseMastered,), "mastery"),
-    TopicSpec(CURRICULUM, "in", "course sourcedId", "compact", (CourseUpserted,), "curriculum"),
-    TopicSpec(BANKED, "out", "user sourcedId", "delete", (BankedXpAwarded,)),
-    TopicSpec(ATTEMPTS, "out", "user sourcedId", "delete", (AttemptOpened, AttemptCompleted, AttemptDiscarded)),
-    TopicSpec(FACTS, "out", "factId", "compact", (XpFact,)),
-    TopicSpec(DEAD_LETTERS, "out", "original key", "delete", (DeadLetter,)),
+    TopicSpec(CURRICULUM, "in", "course sourcedId", "compact", (CourseUpserted,), "curriculum", KEEP_LATEST),
+    TopicSpec(BANKED, "out", "user sourcedId", "delete", (BankedXpAwarded,), keeps=KEEP_OUTPUT),
+    TopicSpec(ATTEMPTS, "out", "user sourcedId", "delete", (AttemptOpened, AttemptCompleted, AttemptDiscarded),
+              keeps=KEEP_OUTPUT),
+    TopicSpec(FACTS, "out", "factId", "compact", (XpFact,), keeps=KEEP_LATEST,
+              min_compaction_lag_ms=FACTS_MIN_COMPACTION_LAG_MS),
+    TopicSpec(DEAD_LETTERS, "out", "original key", "delete", (DeadLetter,), keeps=KEEP_OUTPUT),
 )
 BY_NAME = {spec.name: spec for spec in TOPICS}
 INPUT_KINDS = {spec.name: spec.kind for spec in TOPICS if spec.kind}
+INPUTS = tuple(spec.name for spec in TOPICS if spec.direction.startswith("in"))
+
+
+def retention_ms(days: int) -> int:
+    """`XPBANK_OUTPUT_RETENTION_DAYS` as `retention.ms` (-1: for ever)."""
+    return -1 if days < 0 else days * DAY_MS
+
+
+def topic_configs(keeps: str, output_retention_days: int = -1, min_compaction_lag_ms: int = 0) -> dict[str, str]:
+    """The broker configs of a topic that keeps `keeps` (set explicitly, whatever the
+    broker's defaults: a cluster's default retention would otherwise delete inputs)."""
+    if keeps == KEEP_LATEST:
+        return {"cleanup.policy": "compact", "min.compaction.lag.ms": str(min_compaction_lag_ms)}
+    days = -1 if keeps == KEEP_ALL else output_retention_days
+    return {"cleanup.policy": "delete", "retention.ms": str(retention_ms(days)), "retention.bytes": "-1"}
+
+
+@dataclass(frozen=True)
+class TopicSetup:
+    """A topic as xpbank creates it on the broker."""
+
+    name: str  # as on the broker (prefixed)
+    partitions: int
+    replication: int
+    configs: tuple[tuple[str, str], ...]
+    role: str  # "input" (replays read it: must keep everything), "output", "internal", "changelog"
+
+    @property
+    def config(self) -> dict[str, str]:
+        return dict(self.configs)
+
+
+def registry_setups(prefix: str, partitions: int, replication: int, output_retention_days: int) -> list[TopicSetup]:
+    """Every registry topic as it must be on the broker."""
+    return [
+        TopicSetup(
+            spec.full_name(prefix), partitions, replication,
+            tuple(topic_configs(spec.keeps, output_retention_days, spec.min_compaction_lag_ms).items()),
+            "input" if spec.direction.startswith("in") else "output",
+        )
+        for spec in TOPICS
+    ]
 
 
 def base_name(full_name: str, prefix: str = "") -> str:

@@ -14,7 +14,7 @@ from faust import web as faust_web
 
 from xpbank.api import UserPairs, attempt_view, health, render_metrics
 from xpbank.core.explain import explain_banking
-from xpbank.kafka_io import group_lag
+from xpbank.kafka_admin import group_lag
 from xpbank.read_models import ReadModels
 
 log = logging.getLogger("xpbank.web")

@@ -9,11 +9,34 @@ import signal
 import sys
 import time
 
-from xpbank.app import app_id, create_app, input_topics
+from xpbank.app import create_app
 from xpbank.config import DEFAULTS, Settings
-from xpbank.kafka_io import create_topics, group_lag
+from xpbank.groups import all_setups, app_id, input_topics
+from xpbank.kafka_admin import FiniteRetention, create_missing, finite_retention, group_lag
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
+RETENTION_WARNING_SECONDS = 3600.0
+log = logging.getLogger("xpbank")
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create missing topics, then the same check as `xpbank topics check`. Refuses an
+    input topic that deletes records unless XPBANK_ALLOW_FINITE_RETENTION=1; returns the
+    warnings to repeat (every hour) when allowed."""
+    setups = all_setups(settings)
+    drifts = asyncio.run(create_missing(settings, setups))
+    risky = finite_retention(setups, drifts)
+    for drift in drifts:
+        if drift not in risky:
+            log.warning("topic differs from the registry: %s (xpbank topics create aligns it)", drift)
+    if risky and not settings.allow_finite_retention:
+        raise FiniteRetention(
+            "input topics delete records, so a replay would rebuild state from part of the history: "
+            + "; ".join(map(str, risky))
+            + ". Run `xpbank topics create` to keep everything, or set XPBANK_ALLOW_FINITE_RETENTION=1.")
+    for drift in risky:
+        log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
+    return [str(d) for d in risky]
 
 
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:
@@ -21,11 +44,17 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     input record present has been processed and committed."""
     from faust.worker import Worker
 
+    risky = prepare_topics(settings)
     wiring = create_app(settings, web=not until_caught_up)
     os.makedirs(wiring.app.conf.datadir, exist_ok=True)
-    asyncio.run(create_topics(settings, extra=wiring.internal_topics))
     app = wiring.app
     group = app_id(settings)
+
+    if risky:
+        @app.timer(RETENTION_WARNING_SECONDS, on_leader=False)
+        async def warn_finite_retention() -> None:
+            for drift in risky:
+                log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
 
     @app.task
     async def quiet_framework_logs() -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import ROOT, xpbank
-from xpbank.app import app_id, input_topics
+from xpbank.groups import app_id, input_topics
 from xpbank.config import Settings
-from xpbank.kafka_io import group_lag, read_topic
+from xpbank.kafka_admin import group_lag
+from xpbank.kafka_io import read_topic
 from xpbank.records import read_lines
 from xpbank.simulate import Simulator, current_facts
 
@@ -117,3 +118,14 @@ def conflicting_revisions(facts: list[dict]) -> dict:
     for fact in facts:
         seen[(fact["factId"], fact["generation"], fact["revision"])].add(fact["xp"])
     return {key: xps for key, xps in seen.items() if len(xps) > 1}
+
+
+def dead_letters(settings: Settings) -> list[tuple]:
+    """(reason, eventId, payload start) of every dead letter published, sorted."""
+    return sorted((d["reason"], d["eventId"] or "", (d["payload"] or "")[:60])
+                  for d in topic_values(settings, "xp.dead-letters.v1"))
+
+
+def simulated_dead_letters(outputs: list) -> list[tuple]:
+    return sorted((o.value.reason, o.value.eventId or "", (o.value.payload or "")[:60])
+                  for o in outputs if o.topic == "xp.dead-letters.v1")

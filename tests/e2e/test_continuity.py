@@ -18,7 +18,7 @@ from tests.conftest import xpbank
 from tests.e2e.harness import Worker, produce, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
-from xpbank.app import app_id
+from xpbank.groups import app_id
 from xpbank.continuity import GapReader
 from xpbank.topics import CALIPER, MASTERY, SUBMISSIONS
 

@@ -15,7 +15,8 @@ from tests.builders import attempt, course, resource, simulate, submission
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.core.rules import Rules
 from xpbank.handlers import InputRecord
-from xpbank.kafka_io import create_topics, group_lag, produce
+from xpbank.kafka_admin import group_lag
+from xpbank.kafka_io import create_topics, produce
 from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
 from xpbank.projection import plan_attempt, plan_fact
 from xpbank.projector import project, projected_topics, projector_group, rebuild

@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import ROOT
 from xpbank.config import Settings
-from xpbank.kafka_io import create_topics, group_lag
+from xpbank.kafka_admin import group_lag
+from xpbank.kafka_io import create_topics
 
 pytestmark = pytest.mark.integration
 

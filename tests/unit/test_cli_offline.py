@@ -60,3 +60,15 @@ def test_explain_reasons_for_resources_not_awarded(tmp_path):
     assert {r["resourceSourcedId"]: r["reason"] for r in explained["resources"]} == {
         "q1": "not passive", "a0": "zero xp", "v1": "below 20 s", "a1": "awarded"}
     assert run("explain", "u9", "ex1", "--log", str(log)).stdout.strip().endswith("no mastery of this exercise by this user has been processed")
+
+
+def test_simulate_summary_counts_accepted_time_spent_on_lines_of_its_own():
+    merged = subprocess.run(f"{sys.executable} -m xpbank.cli simulate --summary {LOG} 2>&1", shell=True,
+                            capture_output=True, text=True, cwd=ROOT, check=True).stdout.splitlines()
+    at = merged.index("summary:")
+    outputs = [orjson.loads(line) for line in merged[:at] if line]  # every output line whole
+    assert outputs and all(set(o) == {"topic", "key", "value", "timestamp"} for o in outputs)
+    counts = dict(line.strip().split(": ") for line in merged[at + 1:])
+    heartbeats = LOG.read_text().count('"type":"TimeSpentEvent"')  # all valid, in one envelope
+    assert int(counts["time_spent_accepted"]) == heartbeats > 0
+    assert counts["dead_letters:stale_attempt"] == "1"

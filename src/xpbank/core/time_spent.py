@@ -48,4 +48,5 @@ def record_time_spent(
             outcome += awarded
         changed[resource] = pair
         watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
+        outcome += counted("time_spent_accepted")
     return watermark_us, changed, outcome

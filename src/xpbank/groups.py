@@ -1,0 +1,47 @@
+"""The names a generation uses on the broker: its consumer group, its internal re-key
+topic and its table changelogs. Kept apart from the Faust wiring so the command line can
+create and check these topics without importing Faust."""
+
+from __future__ import annotations
+
+from xpbank.config import Settings
+from xpbank.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
+
+TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")
+COMPACTED = (("cleanup.policy", "compact"),)
+
+
+def app_id(settings: Settings) -> str:
+    """Consumer group and table names: a replay with a new generation starts fresh."""
+    return f"{settings.topic_prefix}xpbank-g{settings.rules.generation}"
+
+
+def rekeyed_topic(settings: Settings) -> str:
+    """The internal topic that carries records to their learner's partition."""
+    return f"{app_id(settings)}-rekeyed"
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{app_id(settings)}-{table}-changelog"
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """Every topic the worker group consumes (its own masteries and re-keyed copies too)."""
+    names = [settings.topic_prefix + t for t in (CALIPER, SUBMISSIONS, MASTERY, CURRICULUM)]
+    return names + [rekeyed_topic(settings)]
+
+
+def internal_setups(settings: Settings) -> list[TopicSetup]:
+    """The generation's own topics. Re-keyed copies wait there to be processed, so the
+    topic keeps everything (its records carry their original, possibly old, timestamps);
+    changelogs are compacted and never deleted by time."""
+    p, r = settings.partitions, settings.replication_factor
+    rekeyed = TopicSetup(rekeyed_topic(settings), p, r, tuple(topic_configs(KEEP_ALL).items()), "internal")
+    return [rekeyed] + [TopicSetup(changelog_topic(settings, t), p, r, COMPACTED, "changelog") for t in TABLES]
+
+
+def all_setups(settings: Settings) -> list[TopicSetup]:
+    """Every topic of the registry and of the current generation."""
+    registry = registry_setups(settings.topic_prefix, settings.partitions, settings.replication_factor,
+                               settings.output_retention_days)
+    return registry + internal_setups(settings)

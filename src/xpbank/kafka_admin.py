@@ -1,0 +1,311 @@
+"""Topic administration and offsets with confluent-kafka's AdminClient (it has the
+incremental config changes and earliest offsets that aiokafka's admin lacks).
+
+`plan` decides, as a pure function, what to create, what to alter and what differs;
+`Admin` talks to the broker and awaits its futures on the running asyncio loop. Clients
+are made per use, never at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, OffsetSpec, ResourceType,
+)
+
+from xpbank.config import Settings
+from xpbank.topics import TopicSetup
+
+log = logging.getLogger("xpbank.kafka")
+
+
+class TopicSetupError(RuntimeError):
+    """The broker refused to create or alter a topic, or one differs in a way xpbank
+    never changes by itself (partitions, replication)."""
+
+
+class FiniteRetention(RuntimeError):
+    """An input topic deletes records by time or size: replays would lose history."""
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker could not be reached or refused the connection; says why."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    topic: str
+    key: str  # "exists", "partitions", "replication" or a config name
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.key} is {self.actual}, expected {self.expected}"
+
+
+@dataclass(frozen=True)
+class Described:
+    partitions: int
+    replication: int
+    configs: dict[str, str]
+
+
+def _same(key: str, expected: str, actual: str | None) -> bool:
+    if key == "cleanup.policy":  # "compact,delete" and "delete,compact" are one policy
+        return set(expected.split(",")) == set((actual or "").split(","))
+    return expected == actual
+
+
+def plan(wanted: Iterable[TopicSetup], found: dict[str, Described]) -> tuple[list[TopicSetup], dict[str, dict[str, str]], list[Drift]]:
+    """(topics to create, configs to set per existing topic, every drift). Partition and
+    replication counts are reported, never changed: a learner's state lives on the
+    partition its records hash to."""
+    create, alter, drifts = [], {}, []
+    for setup in wanted:
+        held = found.get(setup.name)
+        if held is None:
+            create.append(setup)
+            drifts.append(Drift(setup.name, "exists", "yes", "no"))
+            continue
+        if held.partitions != setup.partitions:
+            drifts.append(Drift(setup.name, "partitions", str(setup.partitions), str(held.partitions)))
+        if held.replication != setup.replication:
+            drifts.append(Drift(setup.name, "replication", str(setup.replication), str(held.replication)))
+        for key, value in setup.configs:
+            actual = held.configs.get(key)
+            if not _same(key, value, actual):
+                alter.setdefault(setup.name, {})[key] = value
+                drifts.append(Drift(setup.name, key, value, str(actual)))
+    return create, alter, drifts
+
+
+def finite_retention(setups: Iterable[TopicSetup], drifts: Iterable[Drift]) -> list[Drift]:
+    """Drifts that let the broker delete records of a topic replays or the worker read
+    (inputs and the internal re-key topic)."""
+    kept = {s.name for s in setups if s.role in ("input", "internal")}
+    keys = {"retention.ms", "retention.bytes", "cleanup.policy"}
+    return [d for d in drifts if d.topic in kept and d.key in keys]
+
+
+# Answers of a cluster that is still settling (a topic or broker just created): try again.
+SETTLING = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR,
+})
+
+
+def _retriable(error: BaseException) -> bool:
+    if not (isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError)):
+        return False
+    return error.args[0].retriable() or error.args[0].code() in SETTLING
+
+
+def client_config(settings: Settings) -> dict[str, str]:
+    return {"bootstrap.servers": settings.bootstrap_servers}
+
+
+def explain(error: KafkaException | KafkaError, what: str) -> str:
+    """A KafkaException as one line naming the cause."""
+    err = error.args[0] if isinstance(error, KafkaException) and error.args else error
+    text = err.str() if isinstance(err, KafkaError) else str(err)
+    return f"{what}: {text}"
+
+
+class Admin:
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.client = AdminClient(client_config(settings), logger=log)
+
+    async def _await(self, futures: dict) -> dict:
+        keys = list(futures)
+        results = await asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys), return_exceptions=True)
+        return dict(zip(keys, results))
+
+    async def metadata(self):
+        try:  # a broker that answers at all answers this at once; fail well within a minute
+            return await asyncio.to_thread(self.client.list_topics, timeout=min(self.timeout, 15))
+        except KafkaException as exc:
+            raise KafkaUnavailable(explain(exc, f"broker {self.settings.broker} unavailable")) from None
+
+    async def broker_configs(self) -> dict[str, str]:
+        """The configs of one broker of the cluster (its defaults for every topic)."""
+        meta = await self.metadata()
+        resource = ConfigResource(ResourceType.BROKER, str(min(meta.brokers)))
+        [result] = (await self._await(self.client.describe_configs([resource], request_timeout=self.timeout))).values()
+        if isinstance(result, BaseException):
+            raise KafkaUnavailable(explain(result, "cannot read the broker's configs"))
+        return {k: e.value for k, e in result.items()}
+
+    async def describe(self, names: Iterable[str]) -> dict[str, Described]:
+        """The topics among `names` that exist, with their partitions, replicas and configs."""
+        meta = await self.metadata()
+        present = [n for n in names if n in meta.topics and meta.topics[n].error is None]
+        if not present:
+            return {}
+        answers = await self._await(self.client.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, n) for n in present], request_timeout=self.timeout))
+        described = {}
+        for resource, result in answers.items():
+            if isinstance(result, BaseException):
+                raise TopicSetupError(explain(result, f"cannot read the configs of topic {resource.name}"))
+            partitions = meta.topics[resource.name].partitions
+            replicas = min((len(p.replicas) for p in partitions.values()), default=0)
+            described[resource.name] = Described(len(partitions), replicas, {k: e.value for k, e in result.items()})
+        return described
+
+    async def create(self, setups: list[TopicSetup]) -> list[str]:
+        """Create the topics with their configs; returns the names created now (a racing
+        creator's topic counts as present)."""
+        if not setups:
+            return []
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config)
+               for s in setups]
+        answers = await self._await(self.client.create_topics(new, request_timeout=self.timeout))
+        created = []
+        for name, result in answers.items():
+            if isinstance(result, KafkaException) and result.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            if isinstance(result, BaseException):
+                raise TopicSetupError(explain(result, f"cannot create topic {name}"))
+            created.append(name)
+        return created
+
+    async def alter(self, changes: dict[str, dict[str, str]]) -> None:
+        """Set the given configs of existing topics (incremental: other configs stay)."""
+        if not changes:
+            return
+        resources = [
+            ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()])
+            for name, configs in changes.items()
+        ]
+        answers = await self._await(self.client.incremental_alter_configs(resources, request_timeout=self.timeout))
+        for resource, result in answers.items():
+            if isinstance(result, BaseException):
+                raise TopicSetupError(explain(result, f"cannot alter the configs of topic {resource.name}"))
+
+    async def until_visible(self, setups: list[TopicSetup], timeout: float = 30) -> None:
+        """Creation returns before every broker's metadata has the topics; wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            meta = await self.metadata()
+            missing = [s.name for s in setups if s.name not in meta.topics or not meta.topics[s.name].partitions
+                       or any(p.leader < 0 for p in meta.topics[s.name].partitions.values())]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TopicSetupError(f"topics not visible after {timeout:.0f}s: {missing}")
+            await asyncio.sleep(0.2)
+
+    async def partitions(self, topics: Iterable[str]) -> list[tuple[str, int]]:
+        meta = await self.metadata()
+        return [(t, p) for t in topics if t in meta.topics for p in sorted(meta.topics[t].partitions)]
+
+    async def offsets(self, tps: Iterable[tuple[str, int]], earliest: bool) -> dict[tuple[str, int], int]:
+        """Log start (`earliest`) or end offsets."""
+        spec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()
+        request = {TopicPartition(t, p): spec for t, p in tps}
+        if not request:
+            return {}
+        deadline = time.monotonic() + self.timeout
+        while True:  # a partition just created may not have its leader yet: retriable
+            answers = await self._await(self.client.list_offsets(request, request_timeout=self.timeout))
+            failed = {tp: r for tp, r in answers.items() if isinstance(r, BaseException)}
+            if not failed:
+                return {(tp.topic, tp.partition): result.offset for tp, result in answers.items()}
+            tp, result = next(iter(failed.items()))
+            if not _retriable(result) or time.monotonic() > deadline:
+                raise KafkaUnavailable(explain(result, f"cannot read the offsets of {tp.topic}:{tp.partition}"))
+            await asyncio.sleep(0.5)
+
+    async def committed(self, group: str, retry_for: float = 60.0) -> dict[tuple[str, int], int]:
+        """The group's committed offsets (next to read). A fresh broker creates
+        __consumer_offsets lazily: until then the coordinator lookup fails with a
+        retriable error, which means "not yet", not "broken"."""
+        deadline = time.monotonic() + retry_for
+        while True:
+            [future] = self.client.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout).values()
+            try:
+                result = await asyncio.wrap_future(future)
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    return {}
+                if not _retriable(exc) or time.monotonic() > deadline:
+                    raise KafkaUnavailable(explain(exc, f"cannot read the offsets of group {group}")) from None
+                await asyncio.sleep(0.5)
+                continue
+            return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
+
+    async def lag(self, group: str, topics: Iterable[str]) -> dict[str, int]:
+        """Records of `topics` not yet committed by `group`, per topic. Counted from the
+        log start where the group committed nothing (or less): records the broker
+        deleted can never be consumed, so they are not "behind"."""
+        tps = await self.partitions(topics)
+        starts, ends = await self.offsets(tps, earliest=True), await self.offsets(tps, earliest=False)
+        committed = await self.committed(group)
+        lag: dict[str, int] = {}
+        for tp in tps:
+            done = max(committed.get(tp, starts[tp]), starts[tp])
+            lag[tp[0]] = lag.get(tp[0], 0) + max(0, ends[tp] - done)
+        return lag
+
+
+async def converge(settings: Settings, setups: list[TopicSetup]) -> tuple[list[str], dict[str, dict[str, str]], list[Drift]]:
+    """`xpbank topics create`: create what is missing, set configs that differ. Returns
+    (created, altered configs, drifts left: partitions and replication)."""
+    admin = Admin(settings)
+    create, alter, drifts = plan(setups, await admin.describe(s.name for s in setups))
+    created = await admin.create(create)
+    await admin.alter(alter)
+    await admin.until_visible(setups)
+    return created, alter, [d for d in drifts if d.key in ("partitions", "replication")]
+
+
+async def create_missing(settings: Settings, setups: list[TopicSetup]) -> list[Drift]:
+    """What a worker does at start: create missing topics, change nothing else, and
+    return every drift of the existing ones."""
+    admin = Admin(settings)
+    create, _, drifts = plan(setups, await admin.describe(s.name for s in setups))
+    await admin.create(create)
+    await admin.until_visible(setups)
+    return [d for d in drifts if d.key != "exists"]
+
+
+async def check(settings: Settings, setups: list[TopicSetup]) -> list[Drift]:
+    """`xpbank topics check`: every drift, nothing changed."""
+    admin = Admin(settings)
+    return plan(setups, await admin.describe(s.name for s in setups))[2]
+
+
+async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
+    return await Admin(settings).lag(group, topics)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """A partition whose log no longer starts at offset 0: `start` records are gone."""
+
+    topic: str
+    partition: int
+    start: int
+    previous: int | None  # offset the previous generation had consumed to, if any
+
+    def __str__(self) -> str:
+        seen = f"; generation before had consumed to offset {self.previous}" if self.previous is not None else ""
+        return f"{self.topic}:{self.partition} starts at offset {self.start} ({self.start:,} records gone{seen})"
+
+
+async def truncations(settings: Settings, topics: Iterable[str], previous_group: str | None) -> list[Truncation]:
+    """Input partitions whose history no longer starts at offset 0 (deleted by retention
+    or delete-records): a replay would rebuild state from part of the log."""
+    admin = Admin(settings)
+    starts = await admin.offsets(await admin.partitions(topics), earliest=True)
+    previous = await admin.committed(previous_group, retry_for=10) if previous_group else {}
+    return [Truncation(t, p, start, previous.get((t, p))) for (t, p), start in sorted(starts.items()) if start > 0]
