@@ -5,6 +5,7 @@ and hand it here."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from http import HTTPStatus
 
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import PairState
@@ -49,6 +50,11 @@ class UserPairs(Mapping[str, PairState]):
 
     def __len__(self) -> int:
         return 0
+
+
+def problem(status: int, detail: str) -> dict:
+    """An RFC 7807 problem document."""
+    return {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
 
 
 def health(recovered: bool, rebalancing: bool, curriculum_ready: bool) -> tuple[int, dict]:

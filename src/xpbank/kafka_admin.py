@@ -243,6 +243,16 @@ class Admin:
                 continue
             return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
 
+    async def members(self, group: str) -> dict[str, set[tuple[str, int]]]:
+        """The partitions assigned to each member of a consumer group (by member id)."""
+        [future] = self.client.describe_consumer_groups([group], request_timeout=self.timeout).values()
+        try:
+            described = await asyncio.wrap_future(future)
+        except KafkaException as exc:
+            raise KafkaUnavailable(explain(exc, f"cannot describe group {group}")) from None
+        return {m.member_id: {(tp.topic, tp.partition) for tp in m.assignment.topic_partitions}
+                for m in described.members}
+
     async def lag(self, group: str, topics: Iterable[str]) -> dict[str, int]:
         """Records of `topics` not yet committed by `group`, per topic. Counted from the
         log start where the group committed nothing (or less): records the broker

@@ -44,34 +44,53 @@ def progress(done: int, total: int | None, started: float, what: str) -> None:
     print(f"\r{what}: {done}{of} records ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
 
 
+CHUNK = 5000  # lines read and checked before any of them is sent
+
+
 async def produce(settings: Settings, records: Iterable[InputRecord], show_progress: bool = False) -> int:
+    """Publish record lines, a chunk at a time: a chunk is read (and so checked) whole
+    before it is sent, and every topic it names must exist, so a bad line or a missing
+    topic stops the command before that chunk rather than half-way through it."""
+    admin, known = Admin(settings), set()
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5
     )
     await producer.start()
     count, started = 0, time.monotonic()
     try:
-        pending = []
-        for record in records:
-            ts_ms = int(record.timestamp.timestamp() * 1000) if record.timestamp else None
-            pending.append(
-                await producer.send(
-                    settings.topic_prefix + record.topic, value=record.value, key=record.key, timestamp_ms=ts_ms
-                )
-            )
-            count += 1
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-                if show_progress:
-                    progress(count, None, started, "produced")
-        await asyncio.gather(*pending)
-        if show_progress and count >= 5000:
-            progress(count, None, started, "produced")
+        for chunk in _chunks(records, CHUNK):
+            names = {settings.topic_prefix + record.topic for record in chunk} - known
+            if names:
+                present = {topic for topic, _ in await admin.partitions(names)}
+                if names - present:
+                    raise TopicSetupError(f"topic {sorted(names - present)[0]} does not exist on {settings.broker} "
+                                          f"(xpbank topics create makes every topic); {count} records produced before")
+                known |= present
+            pending = [
+                await producer.send(settings.topic_prefix + record.topic, value=record.value, key=record.key,
+                                    timestamp_ms=int(record.timestamp.timestamp() * 1000) if record.timestamp else None)
+                for record in chunk
+            ]
+            await asyncio.gather(*pending)
+            count += len(chunk)
+            if show_progress and count >= CHUNK:
+                progress(count, None, started, "produced")
+        if show_progress and count >= CHUNK:
             print(file=sys.stderr)
     finally:
         await producer.stop()
     return count
+
+
+def _chunks(records: Iterable[InputRecord], size: int) -> Iterable[list[InputRecord]]:
+    chunk: list[InputRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 async def partitions_of(settings: Settings, full_name: str) -> list[int]:

@@ -12,7 +12,7 @@ import logging
 import faust
 from faust import web as faust_web
 
-from xpbank.api import UserPairs, attempt_view, health, render_metrics
+from xpbank.api import UserPairs, attempt_view, health, problem, render_metrics
 from xpbank.core.explain import explain_banking
 from xpbank.kafka_admin import group_lag
 from xpbank.read_models import ReadModels
@@ -36,7 +36,8 @@ def add_api(wiring, store, tables: dict[str, faust.Table], curriculum_view, sett
             try:
                 return self.json(await models().user_xp(user))
             except Exception as exc:  # noqa: BLE001 - Redis away: say so, do not crash
-                return self.json({"error": f"read models unavailable: {type(exc).__name__}"}, status=503)
+                return self.json(problem(503, f"read models unavailable: {type(exc).__name__}"), status=503,
+                                 content_type="application/problem+json")
 
     @app.page("/users/{user}/exercises/{exercise}/attempt", name="xpbank.attempt")
     class Attempt(faust_web.View):

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import orjson
 from tests.conftest import ROOT, xpbank
 from xpbank.groups import app_id, input_topics
 from xpbank.config import Settings
-from xpbank.kafka_admin import group_lag
+from xpbank.kafka_admin import Admin, group_lag
 from xpbank.kafka_io import read_topic
 from xpbank.records import read_lines
 from xpbank.simulate import Simulator, current_facts
@@ -129,3 +131,70 @@ def dead_letters(settings: Settings) -> list[tuple]:
 def simulated_dead_letters(outputs: list) -> list[tuple]:
     return sorted((o.value.reason, o.value.eventId or "", (o.value.payload or "")[:60])
                   for o in outputs if o.topic == "xp.dead-letters.v1")
+
+
+def members(settings: Settings) -> list[set[tuple[str, int]]]:
+    """The learner-input partitions each member of the worker group holds."""
+    inputs = set(input_topics(settings))
+    found = asyncio.run(Admin(settings).members(app_id(settings)))
+    return [{tp for tp in assigned if tp[0] in inputs} for assigned in found.values()]
+
+
+def lag(settings: Settings) -> int:
+    """Input records the worker group has not committed yet."""
+    return sum(asyncio.run(group_lag(settings, app_id(settings), input_topics(settings))).values())
+
+
+def committed(settings: Settings) -> int:
+    found = asyncio.run(Admin(settings).committed(app_id(settings)))
+    return sum(offset for (topic, _), offset in found.items() if topic in set(input_topics(settings)))
+
+
+def until_working(settings: Settings, since: int, timeout: float = 60) -> None:
+    """Until the group has committed past `since` (it is processing newer records)."""
+    deadline = time.monotonic() + timeout
+    while committed(settings) <= since:
+        assert time.monotonic() < deadline, "the worker group made no progress"
+        time.sleep(0.1)
+
+
+def get(worker: Worker, path: str) -> tuple[int, bytes]:
+    url = f"http://127.0.0.1:{worker.env['XPBANK_WEB_PORT']}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def get_or_none(worker: Worker, path: str) -> int | None:
+    """The status, or None while the worker's web server is not up."""
+    try:
+        return get(worker, path)[0]
+    except OSError:
+        return None
+
+
+def get_json(worker: Worker, path: str) -> tuple[int, dict]:
+    status, body = get(worker, path)
+    return status, orjson.loads(body)
+
+
+def metrics(worker: Worker) -> dict[str, float]:
+    """The worker's /metrics samples, by name with labels."""
+    status, body = get(worker, "/metrics")
+    assert status == 200
+    return {name: float(value) for name, value in
+            (line.rsplit(" ", 1) for line in body.decode().splitlines() if line and not line.startswith("#"))}
+
+
+def eventually(check, timeout: float = 90, every: float = 1.0):
+    """Call `check` until it stops raising AssertionError (its last error if it never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(every)

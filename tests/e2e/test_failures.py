@@ -7,7 +7,7 @@ import pytest
 from tests.builders import at, course, heartbeat, line, mastery, resource, submission, time_spent_event
 from tests.conftest import xpbank
 from tests.e2e.harness import (
-    Worker, conflicting_revisions, current, expected, produce, topic_values, wait_caught_up, without_revision,
+    Worker, conflicting_revisions, current, expected, metrics, produce, topic_values, wait_caught_up, without_revision,
 )
 
 pytestmark = pytest.mark.e2e
@@ -72,5 +72,13 @@ def test_poison_input_is_dead_lettered_while_the_worker_keeps_going(env, setting
         assert letters["stale_attempt"]["eventId"] == stale["value"]["id"]
         assert letters["stale_attempt"]["topic"] == settings.topic_prefix + "learning.submissions.v1"
         assert isinstance(letters["stale_attempt"]["partition"], int) and isinstance(letters["stale_attempt"]["offset"], int)
+
+        produce(env, [heartbeat("u1", "v1", 120, 50)])  # late: before T, after the decision
+        wait_caught_up(settings)
+        assert current(topic_values(settings, "xp.facts.v1"))["bank:u1:v1"]["xp"] == 4
+        counted = metrics(worker)
+        assert (counted["xpbank_awards_total"], counted["xpbank_award_revisions_total"]) == (1, 1)
+        assert counted["xpbank_late_events_total"] == 1
+        assert counted['xpbank_dead_letters_total{reason="future_event_time"}'] == 1
     finally:
         worker.stop()

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from tests.e2e.harness import (
-    Worker, conflicting_revisions, current, dead_letters, expected, produce, simulated_dead_letters, topic_values,
-    wait_caught_up, without_revision,
+    Worker, conflicting_revisions, current, dead_letters, expected, metrics, produce, simulated_dead_letters,
+    topic_values, wait_caught_up, without_revision,
 )
 from tests.conftest import xpbank
 from xpbank.classroom import classroom
@@ -48,6 +48,9 @@ def test_parity_with_simulate_then_replay_reproduces_every_fact(env, settings, t
         want_attempts = {o.value.id: o.value.model_dump(mode="json") for o in sim_outputs if o.topic == "xp.attempts.v1"}
         assert attempts == want_attempts
         assert dead_letters(settings) == simulated_dead_letters(sim_outputs)
+        counted, awards = metrics(worker), {a["id"]: a for a in topic_values(settings, "xp.banked.v1")}
+        assert counted["xpbank_awards_total"] == sum(1 for a in awards.values() if a["revision"] == 1) > 0
+        assert counted["xpbank_award_revisions_total"] == sum(1 for a in awards.values() if a["revision"] > 1)
     finally:
         worker.stop()
     assert "Traceback" not in worker.log()

@@ -5,15 +5,13 @@ an empty Redis; attempts and explanations over HTTP match the offline CLI."""
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from collections import defaultdict
 
 import orjson
 import pytest
 
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, current, expected, produce, topic_values, wait_caught_up, wait_group
+from tests.e2e.harness import Worker, current, expected, get, get_json, produce, topic_values, wait_caught_up, wait_group
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.api import attempt_view
 from xpbank.kafka_io import read_topic
@@ -21,28 +19,6 @@ from xpbank.projector import projected_topics, projector_group
 from xpbank.read_models import ReadModels
 
 pytestmark = pytest.mark.e2e
-
-
-def get(worker: Worker, path: str) -> tuple[int, bytes]:
-    url = f"http://127.0.0.1:{worker.env['XPBANK_WEB_PORT']}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def get_or_none(worker: Worker, path: str) -> int | None:
-    """The status, or None while the worker's web server is not up."""
-    try:
-        return get(worker, path)[0]
-    except OSError:
-        return None
-
-
-def get_json(worker: Worker, path: str) -> tuple[int, dict]:
-    status, body = get(worker, path)
-    return status, orjson.loads(body)
 
 
 def wait_projected(settings, timeout: float = 60, stable: int = 2) -> None:

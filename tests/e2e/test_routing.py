@@ -3,14 +3,11 @@ workers sharing the partitions."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, expected, produce, wait_caught_up
+from tests.e2e.harness import Worker, eventually, expected, get_json, get_or_none, members, produce, wait_caught_up
 from tests.e2e.test_parity_and_replay import classroom_log
-from tests.e2e.test_read_models_api import get_json, get_or_none
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +21,12 @@ def test_attempt_and_explain_are_routed_to_the_worker_that_owns_the_learner(env,
     a, b = Worker(env, "a", tmp_path).start(), Worker(env, "b", tmp_path).start()
     try:
         wait_caught_up(settings, timeout=120)
-        deadline = time.monotonic() + 60
-        while {get_or_none(a, "/healthz"), get_or_none(b, "/healthz")} != {200} and time.monotonic() < deadline:
-            time.sleep(0.5)
+
+        def both_ready() -> None:
+            assert (get_or_none(a, "/healthz"), get_or_none(b, "/healthz")) == (200, 200)
+        eventually(both_ready, timeout=60, every=0.5)
+        shared = members(settings)
+        assert len(shared) == 2 and all(shared), f"the partitions are split between the two workers: {shared}"
         paths = [f"/users/{u}/exercises/{e}/{what}" for u, e in (k.split("\x1f") for k in simulator.store.attempt_states)
                  for what in ("attempt", "explain")]
         from_a = {path: get_json(a, path) for path in paths}

@@ -168,3 +168,47 @@ def test_accuracy_stays_between_0_and_100_for_any_submission_sequence(steps):
         assert 0 <= done.accuracy <= 100
         assert 0 <= done.correct <= done.total or done.total == 0
         assert done.exerciseXp <= 5  # base 4 with the 1.25 bonus, never more
+
+
+def window_of(units: list[dict], exercise: str) -> list[str]:
+    """SPEC §3.4.1 written again, independently of xpbank.core.curriculum: the eligible
+    passive resources strictly between the previous exercise and this one in its unit."""
+    for unit in units:
+        placed = [((lesson["sortOrder"], r["sortOrder"]), r) for lesson in unit["lessons"] for r in lesson["resources"]]
+        keys = [key for key, r in placed if r["sourcedId"] == exercise]
+        if keys:
+            previous = max((key for key, r in placed if r["kind"] == "Exercise" and key < keys[0]), default=None)
+            return [r["sourcedId"] for key, r in placed if key < keys[0] and (previous is None or key > previous)
+                    and r["kind"] in ("Article", "Video") and (r.get("xp") or 0) > 0]
+    return []
+
+
+def credited_ms(lines: list[dict], user: str, resource: str, until: str) -> int:
+    """Credited milliseconds of a learner's distinct heartbeats on a resource up to `until`."""
+    seen, total = set(), 0
+    for record in lines:
+        value = record["value"]
+        if (record["topic"] == "learning.caliper.v1" and value["id"] not in seen
+                and value["actor"]["id"].endswith("/" + user) and value["object"]["activity"]["id"].endswith("/" + resource)
+                and value["eventTime"] <= until):
+            seen.add(value["id"])
+            item = value["generated"]["items"][0]
+            total += int(min(item["value"], item["value"] + 1 if "startDate" in item else 60) * 1000)
+    return total
+
+
+@PROPERTY
+@given(classrooms(), st.randoms(use_true_random=False))
+def test_every_mastery_whose_window_holds_20_seconds_yields_a_banked_fact(classroom, rng):
+    """An expectation that notices a missing fact: computed from the records, not from
+    the facts that were produced."""
+    curriculum, learners = classroom
+    lines = interleave(curriculum, learners, rng)
+    outputs, _ = simulate(lines)
+    banked = {fid for fid, f in current_facts(outputs).items() if f.kind == "banked" and f.xp > 0}
+    units = curriculum["value"]["units"]
+    for mastery in of_type(outputs, "ExerciseMastered"):
+        until = at_str(mastery.eventTime)
+        for resource in window_of(units, mastery.exerciseSourcedId):
+            if credited_ms(lines, mastery.userSourcedId, resource, until) >= 20_000:
+                assert f"bank:{mastery.userSourcedId}:{resource}" in banked
