@@ -17,6 +17,7 @@ from xpbank.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key
 from xpbank.groups import TABLES, app_id, input_topics, rekeyed_topic
 from xpbank.kafka_admin import Admin
 from xpbank.curriculum_view import CurriculumView
+from xpbank.failpoints import Failpoint
 from xpbank.handlers import Handled, InputRecord, handle_record
 from xpbank.state import BufferedStore
 from xpbank.stream_io import ORIGIN_HEADERS, TableStore, from_timestamp, publish
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await curriculum_view.follow()
 
     gaps = GapReader(settings)
+    failpoint = Failpoint()
     ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)),
                     sparse=frozenset({names[CALIPER]}))
 
@@ -98,7 +100,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         for user in sorted(handled.foreign_users):  # route to the learner's own partition
             await (await rekeyed.send(key=user.encode(), value=message.value, force=True,
                                       headers=origin_headers(record), timestamp=message.timestamp))
-        await publish(topics, handled.outputs)
+        if await publish(topics, handled.outputs):
+            failpoint.published()
         if ledger.processed(message.topic, message.partition, message.offset):
             buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()

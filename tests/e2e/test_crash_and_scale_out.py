@@ -14,7 +14,9 @@ import time
 import pytest
 
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, committed, lag, members, produce, until_working, wait_caught_up
+from tests.e2e.harness import (
+    Worker, committed, lag, members, produce, topic_values, until_working, wait_caught_up,
+)
 from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected
@@ -72,5 +74,29 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_fact(env, settings, t
         wait_projected(settings)  # whatever was published twice, the read models sum the current facts
         totals = sums_of_current_facts(settings)
         assert totals and served(worker, totals) == totals
+    finally:
+        worker.stop()
+
+
+def test_a_crash_between_publishing_and_writing_state_publishes_the_same_outputs_again(env, settings, tmp_path):
+    """The failpoint exits right after the broker acknowledged a record's outputs and
+    before its state was written: the record is processed again against the old state
+    and publishes the same outputs (same ids, same values), nothing lost."""
+    lines = classroom_log(learners=8, seed=29)
+    assert xpbank(env, "topics", "create").returncode == 0
+    produce(env, lines)
+    worker = Worker(env | {"XPBANK_FAILPOINT": "crash-after-publish:60"}, "w", tmp_path).start()
+    assert worker.process.wait(120) == 137
+    assert "failpoint crash-after-publish" in worker.log()
+    del worker.env["XPBANK_FAILPOINT"]  # the same member (instance id, port, data) comes back
+    worker.start()
+    try:
+        wait_caught_up(settings)
+        assert_matches_simulate(settings, lines)
+        published = [*(("fact", f["factId"], f["generation"], f["revision"]) for f in topic_values(settings, "xp.facts.v1")),
+                     *(("out", o["id"]) for t in ("xp.attempts.v1", "xp.banked.v1") for o in topic_values(settings, t)),
+                     *(("letter", d["topic"], d["partition"], d["offset"], d["reason"])
+                       for d in topic_values(settings, "xp.dead-letters.v1"))]
+        assert len(published) > len(set(published)), "the crashed record's outputs were published again"
     finally:
         worker.stop()
