@@ -36,7 +36,7 @@ redis-down:
 services: kafka-up redis-up
 
 schemas: setup
-	$(PY) -m xpbank.schemas schemas
+	$(PY) -m xpbank.contract.schemas schemas
 
 # The test fixtures start Kafka and Redis themselves (or use XPBANK_BROKER / XPBANK_REDIS_URL).
 test: setup

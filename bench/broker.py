@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from xpbank.kafka_io import broker_answers
+from xpbank.kafka.clients import broker_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench import payloads
 from bench.broker import GroupWatch, produce, raw_ceiling, topic_bytes
 from bench.procs import Proc, dir_bytes
-from xpbank.groups import app_id, input_topics
+from xpbank.runtime.topology import app_id, input_topics
 from xpbank.config import Settings
-from xpbank.kafka_io import create_topics
-from xpbank.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
+from xpbank.runtime.topology import create_topics
+from xpbank.contract.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
 
 HOUR = timedelta(hours=1)
 

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from xpbank.core.rules import Rules
-from xpbank.records import read_lines
-from xpbank.simulate import Simulator, current_facts
+from xpbank.cli.records import read_lines
+from xpbank.processing.simulate import Simulator, current_facts
 
 # Records are dated relative to now: a broker deletes by time, so a fixed date would
 # make every test that reaches it fail once the calendar passes the retention.

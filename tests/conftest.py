@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from xpbank.config import Settings
-from xpbank.kafka_io import broker_answers
+from xpbank.kafka.clients import broker_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import ROOT, xpbank
-from xpbank.groups import app_id, input_topics
+from xpbank.runtime.topology import app_id, input_topics
 from xpbank.config import Settings
-from xpbank.kafka_admin import Admin, group_lag
-from xpbank.kafka_io import read_topic
-from xpbank.records import read_lines
-from xpbank.simulate import Simulator, current_facts
+from xpbank.kafka.admin import Admin, group_lag
+from xpbank.kafka.clients import read_topic
+from xpbank.cli.records import read_lines
+from xpbank.processing.simulate import Simulator, current_facts
 
 
 def free_port() -> int:

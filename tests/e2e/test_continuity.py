@@ -1,7 +1,7 @@
 """Records the consumer never delivers are still processed, once and in order.
 
 faust-streaming can commit past records that never reached the agent (a record fetched
-before a rebalance delivered after the seek-back; see xpbank.continuity). The same hole
+before a rebalance delivered after the seek-back; see xpbank.runtime.faust.continuity). The same hole
 is made here on purpose, deterministically: the worker's consumer group is committed
 halfway into every learner partition before the worker first starts, so Faust begins
 mid-partition and never delivers the first half."""
@@ -21,10 +21,10 @@ from tests.conftest import xpbank
 from tests.e2e.harness import Worker, eventually, metrics, produce, topic_values, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
-from xpbank.groups import app_id
-from xpbank.kafka_admin import Admin
-from xpbank.continuity import GapReader
-from xpbank.topics import CALIPER, MASTERY, SUBMISSIONS
+from xpbank.runtime.topology import app_id
+from xpbank.kafka.admin import Admin
+from xpbank.runtime.faust.continuity import GapReader
+from xpbank.contract.topics import CALIPER, MASTERY, SUBMISSIONS
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """Crash and scale-out: kill -9 and restart; two workers share the partitions and one
 leaves mid-stream. Both go through rebalances in which faust-streaming 0.15.3 skips or
-stalls records; the learner agent's ledger and watchdog (xpbank.continuity) make the
+stalls records; the learner agent's ledger and watchdog (xpbank.runtime.faust.continuity) make the
 facts still equal `xpbank simulate`'s, and the read models the sums of those facts.
 
 Each test asserts that its fault hit the scenario it names: the worker still had

@@ -12,7 +12,7 @@ from tests.e2e.harness import (
     topic_values, wait_caught_up, without_revision,
 )
 from tests.conftest import xpbank
-from xpbank.classroom import classroom
+from xpbank.cli.classroom import classroom
 
 pytestmark = pytest.mark.e2e
 

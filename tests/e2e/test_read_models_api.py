@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import xpbank
 from tests.e2e.harness import Worker, current, expected, get, get_json, produce, topic_values, wait_caught_up, wait_group
 from tests.e2e.test_parity_and_replay import classroom_log
-from xpbank.api import attempt_view
-from xpbank.kafka_io import read_topic
-from xpbank.projector import projected_topics, projector_group
-from xpbank.read_models import ReadModels
+from xpbank.read.api import attempt_view
+from xpbank.kafka.clients import read_topic
+from xpbank.read.projector import projected_topics, projector_group
+from xpbank.read.read_models import ReadModels
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,9 @@ from tests.e2e.harness import (
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.config import Settings
-from xpbank.kafka_admin import Admin
-from xpbank.records import read_lines
-from xpbank.topics import TopicSetup
+from xpbank.kafka.admin import Admin
+from xpbank.cli.records import read_lines
+from xpbank.contract.topics import TopicSetup
 
 pytestmark = pytest.mark.e2e
 MAX_CHECK_MS, MAX_RETENTION_MS = 10_000, 3_600_000

@@ -14,14 +14,15 @@ import pytest
 from tests.builders import attempt, course, resource, simulate, submission
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.core.rules import Rules
-from xpbank.handlers import InputRecord
-from xpbank.kafka_admin import group_lag
-from xpbank.kafka_io import create_topics, produce
-from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
-from xpbank.projection import plan_attempt, plan_fact
-from xpbank.projector import project, projected_topics, projector_group, rebuild
-from xpbank.read_models import ReadModels
-from xpbank.topics import ATTEMPTS, FACTS
+from xpbank.processing.handlers import InputRecord
+from xpbank.kafka.admin import group_lag
+from xpbank.kafka.clients import produce
+from xpbank.runtime.topology import create_topics
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.read.projection import plan_attempt, plan_fact
+from xpbank.read.projector import project, projected_topics, projector_group, rebuild
+from xpbank.read.read_models import ReadModels
+from xpbank.contract.topics import ATTEMPTS, FACTS
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from confluent_kafka import TopicPartition
 from tests.builders import course, heartbeat, resource
 from tests.conftest import ROOT, xpbank
 from tests.e2e.harness import free_port, produce
-from xpbank.groups import app_id
-from xpbank.kafka_admin import Admin, group_lag
+from xpbank.runtime.topology import app_id
+from xpbank.kafka.admin import Admin, group_lag
 
 pytestmark = pytest.mark.integration
 

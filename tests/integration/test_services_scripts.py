@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import ROOT
 from xpbank.config import Settings
-from xpbank.kafka_admin import group_lag
-from xpbank.kafka_io import create_topics
+from xpbank.kafka.admin import group_lag
+from xpbank.runtime.topology import create_topics
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.builders import at, course, heartbeat, resource, to_bytes
 from tests.conftest import xpbank
-from xpbank import codec
+from xpbank.contract import codec
 from xpbank.core.rules import Rules
-from xpbank.groups import internal_setups
-from xpbank.topics import TOPICS
+from xpbank.runtime.topology import internal_setups
+from xpbank.contract.topics import TOPICS
 
 pytestmark = pytest.mark.integration
 

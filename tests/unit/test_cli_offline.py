@@ -13,7 +13,7 @@ LOG = ROOT / "examples" / "seed002.jsonl"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xpbank.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False)
+    return subprocess.run([sys.executable, "-m", "xpbank.cli.main", *args], capture_output=True, text=True, cwd=ROOT, check=False)
 
 
 def test_simulate_prints_output_records_as_jsonl():
@@ -63,7 +63,7 @@ def test_explain_reasons_for_resources_not_awarded(tmp_path):
 
 
 def test_simulate_summary_counts_accepted_time_spent_on_lines_of_its_own():
-    merged = subprocess.run(f"{sys.executable} -m xpbank.cli simulate --summary {LOG} 2>&1", shell=True,
+    merged = subprocess.run(f"{sys.executable} -m xpbank.cli.main simulate --summary {LOG} 2>&1", shell=True,
                             capture_output=True, text=True, cwd=ROOT, check=True).stdout.splitlines()
     at = merged.index("summary:")
     outputs = [orjson.loads(line) for line in merged[:at] if line]  # every output line whole

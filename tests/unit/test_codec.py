@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from xpbank import codec
-from xpbank.codec import Accepted, Ignored, Invalid, decode
+from xpbank.contract import codec
+from xpbank.processing import state_codec
+from xpbank.contract.codec import Accepted, Ignored, Invalid, decode
 from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt
 from xpbank.core.banking import BankDecision, PairState
 from xpbank.core.read_time import TimeEntry, credit
 from xpbank.core.rules import Rules
-from xpbank.events import AnswerSubmitted, CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.contract.events import AnswerSubmitted, CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 SKEW = timedelta(seconds=Rules().max_clock_skew_seconds)
@@ -217,7 +218,7 @@ def entries(count: int) -> tuple[TimeEntry, ...]:
 @pytest.mark.parametrize("pair", [PairState(), PairState(entries=entries(3)), PairState(decision=decision()),
                                   PairState(entries=entries(5), decision=decision(subject="Math", email=None, xp=0))])
 def test_pair_round_trip(pair):
-    assert codec.decode_pair(codec.encode_pair(pair)) == pair
+    assert state_codec.decode_pair(state_codec.encode_pair(pair)) == pair
 
 
 def test_pair_round_trips_the_largest_credit_one_valid_event_can_earn():
@@ -228,11 +229,11 @@ def test_pair_round_trips_the_largest_credit_one_valid_event_can_earn():
     credited = credit(event, Rules()).credited_ms
     assert credited == 60 * 86400 * 1000
     pair = PairState(entries=(TimeEntry(0, credited, event.id),))
-    assert codec.decode_pair(codec.encode_pair(pair)) == pair
+    assert state_codec.decode_pair(state_codec.encode_pair(pair)) == pair
 
 
 def test_pair_with_twenty_heartbeats_and_a_decision_is_small():
-    size = len(codec.encode_pair(PairState(entries=entries(20), decision=decision())))
+    size = len(state_codec.encode_pair(PairState(entries=entries(20), decision=decision())))
     print(f"PairState with 20 entries + decision: {size} bytes")
     assert size < 1024
 
@@ -244,15 +245,15 @@ def test_attempts_round_trip():
                          last_completed=CompletedAttempt(number=2, correct=4, total=5, accuracy=80.0, exercise_xp=2,
                                                          mastered=True, completed_by=uid(9)),
                          seen=frozenset({uid(1), uid(2), "sub-1"}))
-    assert codec.decode_attempts(codec.encode_attempts(state)) == state
-    assert codec.decode_attempts(codec.encode_attempts(AttemptState())) == AttemptState()
+    assert state_codec.decode_attempts(state_codec.encode_attempts(state)) == state
+    assert state_codec.decode_attempts(state_codec.encode_attempts(AttemptState())) == AttemptState()
 
 
 def test_state_of_a_typical_pair_stays_compact():
     """20 heartbeats and a banking decision: what a pair costs in the table."""
     from xpbank.core.banking import BankDecision, PairState
     from xpbank.core.read_time import TimeEntry
-    from xpbank.core.times import parse_time
+    from xpbank.contract.times import parse_time
 
     entries = tuple(TimeEntry(1_763_719_200_000_000 + i * 30_000_000, 30_000, f"urn:uuid:3f1c2a40-0000-4000-8000-{i:012d}") for i in range(20))
     decision = BankDecision(
@@ -260,7 +261,7 @@ def test_state_of_a_typical_pair_stays_compact():
         exercise="exercise-fractions-3", attempt=1, course="course-math-grade-5", subject="Math",
         email="learner@example.org", resource_kind="Video", expected_xp=5, xp=5, revision=1,
     )
-    encoded = codec.encode_pair(PairState(entries=entries, decision=decision))
+    encoded = state_codec.encode_pair(PairState(entries=entries, decision=decision))
     print(f"pair state: {len(encoded)} bytes for 20 heartbeats + decision")
     assert len(encoded) < 1024
-    assert len(codec.encode_pair(PairState(entries=entries))) == 5 + 20 * 32  # 32 bytes per heartbeat
+    assert len(state_codec.encode_pair(PairState(entries=entries))) == 5 + 20 * 32  # 32 bytes per heartbeat

@@ -1,8 +1,8 @@
-"""The stall watchdog's decision (xpbank.continuity), without a broker."""
+"""The stall watchdog's decision (xpbank.runtime.faust.continuity), without a broker."""
 
 from __future__ import annotations
 
-from xpbank.continuity import Progress, resume_offset, stalled
+from xpbank.runtime.faust.continuity import Progress, resume_offset, stalled
 
 TP_A, TP_B = ("caliper", 0), ("caliper", 1)
 
@@ -33,7 +33,7 @@ def test_records_committed_at_the_end_but_never_processed_are_read_again():
 
 
 def test_the_ledger_writes_its_table_copy_every_n_records_and_forgets_at_a_rebalance():
-    from xpbank.continuity import Ledger
+    from xpbank.runtime.faust.continuity import Ledger
 
     table = {("caliper", 0): 9}
     ledger = Ledger(lambda topic, partition: table.get((topic, partition)), sparse=frozenset({"caliper"}), every=3)

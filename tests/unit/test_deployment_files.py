@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xpbank.cli import parser
+from xpbank.cli.main import parser
 from xpbank.config import DEFAULTS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.builders import at, course, heartbeat, resource
 from tests.e2e.test_parity_and_replay import classroom_log
-from xpbank.core.times import parse_time
+from xpbank.contract.times import parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXED_DATE = re.compile(r"datetime\(20\d\d, |[\"']20\d\d-\d\d-\d\dT")

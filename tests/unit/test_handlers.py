@@ -6,8 +6,8 @@ import orjson
 
 from tests.builders import course, envelope, resource, time_spent_event
 from xpbank.core.rules import Rules
-from xpbank.handlers import InputRecord, handle_record
-from xpbank.state import BufferedStore, MemoryStore
+from xpbank.processing.handlers import InputRecord, handle_record
+from xpbank.processing.state import BufferedStore, MemoryStore
 
 
 def record(doc: dict, key: str | None, offset: int = 1) -> InputRecord:

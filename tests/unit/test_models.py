@@ -8,8 +8,8 @@ import orjson
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from xpbank import events as ev
-from xpbank import outputs as out
+from xpbank.contract import events as ev
+from xpbank.contract import outputs as out
 
 UID = "urn:uuid:6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
 ONEROSTER = "https://api.timeback.example/ims/oneroster/rostering/v1p2"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xpbank.api import attempt_view, health, render_metrics
+from xpbank.read.api import attempt_view, health, render_metrics
 from xpbank.config import Settings
 from xpbank.core.attempts import OpenAttempt
-from xpbank.outputs import REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
-from xpbank.projection import Keys, plan_attempt, plan_fact, xp_view
-from xpbank.records import read_lines
-from xpbank.simulate import Simulator
+from xpbank.contract.outputs import REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.read.projection import Keys, plan_attempt, plan_fact, xp_view
+from xpbank.cli.records import read_lines
+from xpbank.processing.simulate import Simulator
 
 LOG = Path(__file__).resolve().parents[2] / "examples" / "seed002.jsonl"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.builders import at, attempt, heartbeat, line, of_type, simulate, submission
 from xpbank.core.banking import minutes_for
-from xpbank.simulate import current_facts
+from xpbank.processing.simulate import current_facts
 
 KINDS = ["Article", "Video", "Video", "Article", "Exercise", "Quiz"]
 ANSWERS = st.lists(st.sampled_from([True, True, True, True, False]), min_size=1, max_size=5)
@@ -172,9 +172,11 @@ def test_accuracy_stays_between_0_and_100_for_any_submission_sequence(steps):
 
 def window_of(units: list[dict], exercise: str) -> list[str]:
     """SPEC §3.4.1 written again, independently of xpbank.core.curriculum: the eligible
-    passive resources strictly between the previous exercise and this one in its unit."""
+    passive resources strictly between the previous exercise and this one in its unit
+    (equal sort orders are ordered by lesson, then resource sourcedId: docs/decisions.md)."""
     for unit in units:
-        placed = [((lesson["sortOrder"], r["sortOrder"]), r) for lesson in unit["lessons"] for r in lesson["resources"]]
+        placed = [((lesson["sortOrder"], r["sortOrder"], lesson["sourcedId"], r["sourcedId"]), r)
+                  for lesson in unit["lessons"] for r in lesson["resources"]]
         keys = [key for key, r in placed if r["sourcedId"] == exercise]
         if keys:
             previous = max((key for key, r in placed if r["kind"] == "Exercise" and key < keys[0]), default=None)

@@ -6,7 +6,7 @@ from tests.builders import (
     at, course, dead_letters, envelope, facts_of, heartbeat, line, mastery, resource, simulate, submission, time_spent_event,
 )
 from xpbank.core.rules import Rules
-from xpbank.outputs import REASONS
+from xpbank.contract.outputs import REASONS
 
 CURRICULUM = course("c1", [[resource("v1", 1, "Video", 5), resource("ex1", 2, "Exercise", 2)]])
 
@@ -107,8 +107,8 @@ def test_a_redelivered_record_is_skipped_but_a_new_record_with_a_rejected_id_is_
     rule that a rejected id is checked afresh still holds for a new record. Shown on
     routed copies, which the handler recognises by origin; the worker skips records read
     in place by its per-partition ledger (tests/e2e/test_crash_and_scale_out.py)."""
-    from xpbank.handlers import InputRecord, handle_record
-    from xpbank.state import MemoryStore
+    from xpbank.processing.handlers import InputRecord, handle_record
+    from xpbank.processing.state import MemoryStore
     from xpbank.core.rules import Rules
     import orjson
 

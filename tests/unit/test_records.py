@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from xpbank.events import ExerciseMastered
-from xpbank.handlers import OutputRecord
-from xpbank.records import RecordLineError, output_line, parse_line, read_lines
+from xpbank.contract.events import ExerciseMastered
+from xpbank.processing.handlers import OutputRecord
+from xpbank.cli.records import RecordLineError, output_line, parse_line, read_lines
 
 T0 = datetime(2026, 11, 21, 10, 0, 5, tzinfo=UTC)
 VALUE = {"id": "urn:uuid:00000000-0000-4000-8000-000000000001", "type": "TimeSpentEvent",

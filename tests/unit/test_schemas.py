@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from xpbank.schemas import generate
+from xpbank.contract.schemas import generate
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from xpbank.config import ConfigError, Settings
-from xpbank.groups import all_setups, internal_setups
-from xpbank.kafka_admin import Described, Drift, finite_retention, plan
-from xpbank.topics import INPUTS, TopicSetup
+from xpbank.runtime.topology import all_setups, internal_setups
+from xpbank.kafka.admin import Described, Drift, finite_retention, plan
+from xpbank.contract.topics import INPUTS, TopicSetup
 
 FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 

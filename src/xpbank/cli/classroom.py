@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from xpbank.core.times import format_time
+from xpbank.contract.times import format_time
 
 NS = uuid.UUID("6f1d1c52-6a57-4c39-9f0e-2f6a0b7c1d10")
 

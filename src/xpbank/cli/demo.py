@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from xpbank.classroom import classroom
+from xpbank.cli.classroom import classroom
 from xpbank.config import Settings
-from xpbank.kafka_io import create_topics, partitions_of
-from xpbank.records import parse_line
-from xpbank.topics import BANKED, DEAD_LETTERS, FACTS
+from xpbank.kafka.clients import partitions_of
+from xpbank.runtime.topology import create_topics
+from xpbank.cli.records import parse_line
+from xpbank.contract.topics import BANKED, DEAD_LETTERS, FACTS
 
 BOLD, DIM, GREEN, YELLOW, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[31m", "\033[0m"
 

@@ -11,9 +11,9 @@ from typing import IO
 import orjson
 
 from xpbank.config import ConfigError, Settings
-from xpbank.core.times import format_time
-from xpbank.kafka_admin import FiniteRetention, KafkaUnavailable, TopicSetupError
-from xpbank.records import RecordLineError, output_line, read_lines
+from xpbank.contract.times import format_time
+from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
+from xpbank.cli.records import RecordLineError, output_line, read_lines
 
 
 def _open(path: str) -> IO[bytes]:
@@ -26,7 +26,7 @@ def _lines(path: str) -> Iterator[bytes]:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.simulate import Simulator
+    from xpbank.processing.simulate import Simulator
 
     simulator = Simulator(settings.rules, settings.topic_prefix)
     out = sys.stdout.buffer
@@ -42,7 +42,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.core.explain import explain_banking, render
-    from xpbank.simulate import Simulator
+    from xpbank.processing.simulate import Simulator
 
     if not args.log:
         return _explain_from_worker(args, settings)
@@ -85,14 +85,14 @@ def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.projector import main_projector
+    from xpbank.read.projector import main_projector
 
     main_projector(settings)
     return 0
 
 
 def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.projector import rebuild
+    from xpbank.read.projector import rebuild
 
     counts = asyncio.run(rebuild(settings))
     read = sum(v for k, v in counts.items() if k.startswith("projector_in:"))
@@ -102,7 +102,7 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.worker import run_worker
+    from xpbank.runtime.faust.worker import run_worker
 
     run_worker(settings, loglevel=args.loglevel)
     return 0
@@ -111,10 +111,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
-    from xpbank.groups import app_id
-    from xpbank.kafka_admin import truncations
-    from xpbank.topics import INPUTS
-    from xpbank.worker import run_worker
+    from xpbank.runtime.topology import app_id
+    from xpbank.kafka.admin import truncations
+    from xpbank.contract.topics import INPUTS
+    from xpbank.runtime.faust.worker import run_worker
 
     replayed = dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation))
     previous = app_id(dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation - 1)))
@@ -132,15 +132,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.demo import run_demo
+    from xpbank.cli.demo import run_demo
 
     asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed))
     return 0
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.groups import all_setups
-    from xpbank.kafka_admin import converge
+    from xpbank.runtime.topology import all_setups
+    from xpbank.kafka.admin import converge
 
     created, altered, mismatched = asyncio.run(converge(settings, all_setups(settings)))
     for name in created:
@@ -154,8 +154,8 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics_check(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.groups import all_setups
-    from xpbank.kafka_admin import check
+    from xpbank.runtime.topology import all_setups
+    from xpbank.kafka.admin import check
 
     drifts = asyncio.run(check(settings, all_setups(settings)))
     if drifts:
@@ -169,7 +169,7 @@ def cmd_topics_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.kafka_io import produce
+    from xpbank.kafka.clients import produce
 
     records = read_lines(_lines(args.file), settings.topic_prefix, topic=args.topic)
     count = asyncio.run(produce(settings, records, show_progress=True))
@@ -178,7 +178,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.kafka_io import read_topic
+    from xpbank.kafka.clients import read_topic
 
     async def run() -> None:
         async for m in read_topic(settings, settings.topic_prefix + args.topic):
@@ -194,8 +194,8 @@ def cmd_dump(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_facts(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.kafka_io import read_topic
-    from xpbank.topics import FACTS
+    from xpbank.kafka.clients import read_topic
+    from xpbank.contract.topics import FACTS
 
     async def run() -> dict[str, dict]:
         facts: dict[str, dict] = {}

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from xpbank.core.times import format_time, parse_time
-from xpbank.handlers import InputRecord, OutputRecord
-from xpbank.topics import BY_NAME, base_name
+from xpbank.contract.times import format_time, parse_time
+from xpbank.processing.handlers import InputRecord, OutputRecord
+from xpbank.contract.topics import BY_NAME, base_name
 
 
 class RecordLineError(ValueError):

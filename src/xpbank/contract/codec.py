@@ -1,5 +1,4 @@
-"""The one codec: record bytes -> models (or a SPEC §3.6 reason), models -> bytes, and
-the compact encodings of table values.
+"""The one codec: record bytes -> models (or a SPEC §3.6 reason), and models -> bytes.
 
 Checks run in the contract's order: size, JSON, schema, future_event_time. The checks
 that need state (too_late, duplicates, rules) belong to the core. A Caliper envelope
@@ -8,20 +7,14 @@ yields one result per event, so one bad event never sinks its neighbours."""
 from __future__ import annotations
 
 import base64
-import struct
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from xpbank.core.attempts import AttemptState
-from xpbank.core.banking import BankDecision, MasteryRef, PairState
-from xpbank.core.read_time import TimeEntry
-from xpbank.core.rules import Rules
-from xpbank.events import CaliperEnvelope, CourseDeleted, CourseUpserted, ExerciseMastered, Submission, TimeSpentEvent
+from xpbank.contract.events import CaliperEnvelope, CourseDeleted, CourseUpserted, ExerciseMastered, Submission, TimeSpentEvent
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,13 @@ class Invalid:
 
 Decoded = Accepted | Ignored | Invalid
 
+
+class Limits(Protocol):
+    """The configured limits the checks need (core.rules.Rules is one)."""
+
+    max_payload_bytes: int
+    max_clock_skew_seconds: int
+
 SUBMISSION = TypeAdapter(Submission)
 SINGLE_MODEL: dict[str, type[BaseModel] | TypeAdapter] = {
     "submissions": SUBMISSION,
@@ -53,7 +53,7 @@ SINGLE_MODEL: dict[str, type[BaseModel] | TypeAdapter] = {
 }
 
 
-def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetime | None, rules: Rules) -> list[Decoded]:
+def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetime | None, rules: Limits) -> list[Decoded]:
     """Decode one record of an input topic of the given kind (see topics.INPUT_KINDS)."""
     if value is None:
         if kind == "curriculum" and key:
@@ -70,7 +70,7 @@ def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetim
     return [_validate(SINGLE_MODEL[kind], doc, timestamp, rules)]
 
 
-def _decode_caliper(doc: Any, timestamp: datetime | None, rules: Rules) -> list[Decoded]:
+def _decode_caliper(doc: Any, timestamp: datetime | None, rules: Limits) -> list[Decoded]:
     if isinstance(doc, dict) and "data" in doc and "type" not in doc:
         try:
             envelope = CaliperEnvelope.model_validate(doc)
@@ -80,14 +80,14 @@ def _decode_caliper(doc: Any, timestamp: datetime | None, rules: Rules) -> list[
     return [_decode_caliper_event(doc, timestamp, rules)]
 
 
-def _decode_caliper_event(doc: Any, timestamp: datetime | None, rules: Rules) -> Decoded:
+def _decode_caliper_event(doc: Any, timestamp: datetime | None, rules: Limits) -> Decoded:
     kind = doc.get("type") if isinstance(doc, dict) else None
     if isinstance(kind, str) and kind != "TimeSpentEvent":
         return Ignored(kind)
     return _validate(TimeSpentEvent, doc, timestamp, rules)
 
 
-def _validate(model: Any, doc: Any, timestamp: datetime | None, rules: Rules) -> Decoded:
+def _validate(model: Any, doc: Any, timestamp: datetime | None, rules: Limits) -> Decoded:
     event_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
     try:
         event = model.validate_python(doc) if isinstance(model, TypeAdapter) else model.model_validate(doc)
@@ -126,54 +126,3 @@ def payload_text(value: bytes | None) -> tuple[str | None, str]:
         return value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(value).decode("ascii"), "base64"
-
-
-# ---- table values --------------------------------------------------------------
-# A pair's read time is the state that grows with every heartbeat, so it is packed:
-# 32 bytes per accepted event (time µs, credited ms, event uuid), then the decision.
-
-_PAIR_HEADER = struct.Struct(">BI")
-_ENTRY = struct.Struct(">qq16s")
-_PAIR_VERSION = 1
-
-
-def encode_pair(pair: PairState) -> bytes:
-    parts = [_PAIR_HEADER.pack(_PAIR_VERSION, len(pair.entries))]
-    for entry in pair.entries:
-        parts.append(_ENTRY.pack(entry.time_us, entry.credited_ms, uuid.UUID(entry.event_id[9:]).bytes))
-    if pair.decision is not None:
-        parts.append(orjson.dumps(list(pair.decision.model_dump(mode="json").values())))
-    return b"".join(parts)
-
-
-def decode_pair(raw: bytes) -> PairState:
-    version, count = _PAIR_HEADER.unpack_from(raw, 0)
-    if version != _PAIR_VERSION:
-        raise ValueError(f"pair state version {version} is not supported")
-    offset = _PAIR_HEADER.size
-    entries = []
-    for _ in range(count):
-        time_us, credited_ms, uid = _ENTRY.unpack_from(raw, offset)
-        entries.append(TimeEntry(time_us, credited_ms, f"urn:uuid:{uuid.UUID(bytes=uid)}"))
-        offset += _ENTRY.size
-    decision = None
-    if offset < len(raw):
-        decision = BankDecision.model_validate(dict(zip(BankDecision.model_fields, orjson.loads(raw[offset:]))))
-    return PairState(entries=tuple(entries), decision=decision)
-
-
-def encode_attempts(state: AttemptState) -> bytes:
-    return orjson.dumps(state.model_dump(mode="json"))
-
-
-def decode_attempts(raw: bytes) -> AttemptState:
-    return AttemptState.model_validate(orjson.loads(raw))
-
-
-def encode_mastery_ref(ref: MasteryRef) -> bytes:
-    return encode(ref)
-
-
-def decode_mastery_ref(raw: bytes) -> MasteryRef:
-    return MasteryRef.model_validate(orjson.loads(raw))
-

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from xpbank.core.times import Time
+from xpbank.contract.times import Time
 
 
 class Output(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from pydantic import TypeAdapter
 
-from xpbank import events, outputs
+from xpbank.contract import events, outputs
 
 VALUE_TYPES = {
     "CaliperEnvelope": events.CaliperEnvelope,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from xpbank.events import CaliperEnvelope, CourseUpserted, ExerciseMastered, TimeSpentEvent
-from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, BankedXpAwarded, DeadLetter, XpFact
+from xpbank.contract.events import CaliperEnvelope, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, BankedXpAwarded, DeadLetter, XpFact
 
 CALIPER = "learning.caliper.v1"
 SUBMISSIONS = "learning.submissions.v1"

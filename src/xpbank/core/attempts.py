@@ -10,7 +10,7 @@ from xpbank.core.exercise_xp import MASTERY_ACCURACY, accuracy_of, exercise_xp
 from xpbank.core.ids import attempt_output_id, exercise_fact_id, mastery_id, output_id
 from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
 from xpbank.core.rules import Rules
-from xpbank.events import (
+from xpbank.contract.events import (
     AnswerSubmitted,
     AttemptFinalized,
     AttemptReset,
@@ -20,7 +20,7 @@ from xpbank.events import (
     QuestionReported,
     QuestionSkipped,
 )
-from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
 
 
 class Frozen(BaseModel):

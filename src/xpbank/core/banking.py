@@ -13,9 +13,9 @@ from xpbank.core.ids import bank_award_id, bank_output_id
 from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
 from xpbank.core.read_time import TimeEntry, seconds_up_to
 from xpbank.core.rules import Rules
-from xpbank.core.times import Time, to_micros
-from xpbank.events import CourseUpserted, ExerciseMastered
-from xpbank.outputs import BankedXpAwarded, XpFact
+from xpbank.contract.times import Time, to_micros
+from xpbank.contract.events import CourseUpserted, ExerciseMastered
+from xpbank.contract.outputs import BankedXpAwarded, XpFact
 
 
 class Frozen(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xpbank.events import CourseUpserted, CurriculumResource, Lesson, Unit
+from xpbank.contract.events import CourseUpserted, CurriculumResource, Lesson, Unit
 
 PASSIVE_KINDS = frozenset({"Article", "Video"})
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from xpbank.core.banking import MasteryRef, PairState, award_for
 from xpbank.core.curriculum import anomaly, banking_window, is_eligible
-from xpbank.core.times import Time, format_time
-from xpbank.events import CourseUpserted
+from xpbank.contract.times import Time, format_time
+from xpbank.contract.events import CourseUpserted
 
 
 class ResourceExplanation(BaseModel):

@@ -9,8 +9,8 @@ import uuid
 from typing import NamedTuple
 
 from xpbank.core.rules import Rules
-from xpbank.core.times import to_micros
-from xpbank.events import TimeSpentEvent
+from xpbank.contract.times import to_micros
+from xpbank.contract.events import TimeSpentEvent
 
 
 MAX_CLAIM_MS = float(2**53)

@@ -11,8 +11,8 @@ from xpbank.core.banking import EMPTY_PAIR, PairState, redecide
 from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
 from xpbank.core.read_time import TimeEntry, credit, entry_id, has_event, with_entry
 from xpbank.core.rules import Rules
-from xpbank.core.times import format_time, from_micros, to_micros
-from xpbank.events import TimeSpentEvent
+from xpbank.contract.times import format_time, from_micros, to_micros
+from xpbank.contract.events import TimeSpentEvent
 
 
 def record_time_spent(

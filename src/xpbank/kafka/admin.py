@@ -19,7 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from xpbank.config import Settings
-from xpbank.topics import TopicSetup
+from xpbank.contract.topics import TopicSetup
 
 log = logging.getLogger("xpbank.kafka")
 

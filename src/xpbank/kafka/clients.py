@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from xpbank.config import Settings
-from xpbank.groups import all_setups
-from xpbank.handlers import InputRecord
-from xpbank.kafka_admin import Admin, KafkaUnavailable, TopicSetupError, converge
+from xpbank.processing.handlers import InputRecord
+from xpbank.kafka.admin import Admin, KafkaUnavailable, TopicSetupError
 
 
 async def broker_answers(bootstrap: str) -> bool:
@@ -25,17 +24,6 @@ async def broker_answers(bootstrap: str) -> bool:
         return True
     except KafkaUnavailable:
         return False
-
-
-async def create_topics(settings: Settings) -> list[str]:
-    """Every topic of the registry and of the current generation, created or converged
-    to its configs (`xpbank topics create`); returns the names created now. A topic
-    whose partitions or replicas differ is an error: xpbank never changes those."""
-    created, _, mismatched = await converge(settings, all_setups(settings))
-    if mismatched:
-        raise TopicSetupError("; ".join(map(str, mismatched)) + " (xpbank never changes partitions or replicas: "
-                              "delete the topic or set XPBANK_PARTITIONS / XPBANK_REPLICATION_FACTOR to match)")
-    return created
 
 
 def progress(done: int, total: int | None, started: float, what: str) -> None:

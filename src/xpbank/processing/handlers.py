@@ -10,16 +10,16 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from xpbank import codec
+from xpbank.contract import codec
 from xpbank.core.attempts import EMPTY, apply_submission
 from xpbank.core.banking import EMPTY_PAIR, bank_mastery, eligible_resources, mastery_ref
 from xpbank.core.outcome import Outcome
 from xpbank.core.rules import Rules
 from xpbank.core.time_spent import record_time_spent
-from xpbank.events import CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
-from xpbank.outputs import DeadLetter
-from xpbank.state import StateStore
-from xpbank.topics import DEAD_LETTERS, INPUT_KINDS, route
+from xpbank.contract.events import CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.contract.outputs import DeadLetter
+from xpbank.processing.state import StateStore
+from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
 
 
 @dataclass(frozen=True)

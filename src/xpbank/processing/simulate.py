@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from xpbank import codec
+from xpbank.contract import codec
 from xpbank.core.rules import Rules
-from xpbank.events import ExerciseMastered
-from xpbank.handlers import InputRecord, OutputRecord, handle_record
-from xpbank.outputs import XpFact
-from xpbank.state import MemoryStore
-from xpbank.topics import MASTERY
+from xpbank.contract.events import ExerciseMastered
+from xpbank.processing.handlers import InputRecord, OutputRecord, handle_record
+from xpbank.contract.outputs import XpFact
+from xpbank.processing.state import MemoryStore
+from xpbank.contract.topics import MASTERY
 
 
 class Simulator:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
-from xpbank.events import CourseUpserted
+from xpbank.contract.events import CourseUpserted
 
 
 class StateStore(Protocol):

@@ -9,8 +9,8 @@ from http import HTTPStatus
 
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import PairState
-from xpbank.outputs import REASONS
-from xpbank.state import StateStore
+from xpbank.contract.outputs import REASONS
+from xpbank.processing.state import StateStore
 
 
 def attempt_view(user: str, exercise: str, state: AttemptState | None) -> tuple[int, dict]:

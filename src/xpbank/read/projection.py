@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from xpbank.outputs import AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, XpFact
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, XpFact
 
 DEFAULT_PREFIX = "xpbank:"
 

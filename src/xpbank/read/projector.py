@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import TypeAdapter, ValidationError
 
 from xpbank.config import Settings
-from xpbank.kafka_io import read_topic
-from xpbank.outputs import AttemptEvent, XpFact
-from xpbank.projection import Keys, Upsert, plan_attempt, plan_fact
-from xpbank.read_models import ReadModels
-from xpbank.topics import ATTEMPTS, FACTS, base_name
+from xpbank.kafka.clients import read_topic
+from xpbank.contract.outputs import AttemptEvent, XpFact
+from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_fact
+from xpbank.read.read_models import ReadModels
+from xpbank.contract.topics import ATTEMPTS, FACTS, base_name
 
 log = logging.getLogger("xpbank.projector")
 ATTEMPT_EVENT = TypeAdapter(AttemptEvent)

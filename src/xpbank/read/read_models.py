@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from xpbank.projection import Keys, Upsert, xp_view
+from xpbank.read.projection import Keys, Upsert, xp_view
 
 # KEYS: fact, total, by-date, banked   ARGV: generation, revision, xp, date, user, kind, resource
 FACT_SCRIPT = """

@@ -11,11 +11,11 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from xpbank import codec
+from xpbank.contract import codec
 from xpbank.config import Settings
-from xpbank.events import CourseDeleted, CourseUpserted
-from xpbank.kafka_io import partitions_of
-from xpbank.topics import CURRICULUM
+from xpbank.contract.events import CourseDeleted, CourseUpserted
+from xpbank.kafka.clients import partitions_of
+from xpbank.contract.topics import CURRICULUM
 
 log = logging.getLogger("xpbank")
 

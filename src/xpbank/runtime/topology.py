@@ -1,11 +1,13 @@
-"""The names a generation uses on the broker: its consumer group, its internal re-key
-topic and its table changelogs. Kept apart from the Faust wiring so the command line can
-create and check these topics without importing Faust."""
+"""The topics a deployment needs: the registry's, and the names a generation uses on
+the broker (its consumer group, its internal re-key topic, its table changelogs). Kept
+apart from the engines so the command line can create and check these topics without
+importing one."""
 
 from __future__ import annotations
 
 from xpbank.config import Settings
-from xpbank.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
+from xpbank.kafka.admin import TopicSetupError, converge
+from xpbank.contract.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
 
 TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")
 COMPACTED = (("cleanup.policy", "compact"),)
@@ -45,3 +47,14 @@ def all_setups(settings: Settings) -> list[TopicSetup]:
     registry = registry_setups(settings.topic_prefix, settings.partitions, settings.replication_factor,
                                settings.output_retention_days)
     return registry + internal_setups(settings)
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Every topic of the registry and of the current generation, created or converged
+    to its configs (`xpbank topics create`); returns the names created now. A topic
+    whose partitions or replicas differ is an error: xpbank never changes those."""
+    created, _, mismatched = await converge(settings, all_setups(settings))
+    if mismatched:
+        raise TopicSetupError("; ".join(map(str, mismatched)) + " (xpbank never changes partitions or replicas: "
+                              "delete the topic or set XPBANK_PARTITIONS / XPBANK_REPLICATION_FACTOR to match)")
+    return created

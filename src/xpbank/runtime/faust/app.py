@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 import faust
 
 from xpbank.config import Settings
-from xpbank.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
-from xpbank.groups import TABLES, app_id, input_topics, rekeyed_topic
-from xpbank.kafka_admin import Admin
-from xpbank.curriculum_view import CurriculumView
-from xpbank.failpoints import Failpoint
-from xpbank.handlers import Handled, InputRecord, handle_record
-from xpbank.state import BufferedStore
-from xpbank.stream_io import ORIGIN_HEADERS, TableStore, from_timestamp, publish
-from xpbank.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
-from xpbank.web import add_api
+from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
+from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
+from xpbank.kafka.admin import Admin
+from xpbank.runtime.curriculum_view import CurriculumView
+from xpbank.runtime.failpoints import Failpoint
+from xpbank.processing.handlers import Handled, InputRecord, handle_record
+from xpbank.processing.state import BufferedStore
+from xpbank.runtime.faust.tables import ORIGIN_HEADERS, TableStore, from_timestamp, publish
+from xpbank.contract.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
+from xpbank.runtime.faust.web import add_api
 
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}

@@ -9,12 +9,13 @@ import struct
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from xpbank import codec
+from xpbank.contract import codec
+from xpbank.processing import state_codec
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
-from xpbank.events import CourseUpserted
-from xpbank.handlers import OutputRecord
-from xpbank.state import pair_key
+from xpbank.contract.events import CourseUpserted
+from xpbank.processing.handlers import OutputRecord
+from xpbank.processing.state import pair_key
 
 ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
 _INT64 = struct.Struct(">q")
@@ -47,9 +48,9 @@ class TableStore:
 
     def __init__(self, watermarks, pairs, attempts, masteries, positions, courses) -> None:
         self.watermarks = _Column(watermarks, _pack_int, _unpack_int)
-        self.pairs = _Column(pairs, codec.encode_pair, codec.decode_pair)
-        self.attempt_states = _Column(attempts, codec.encode_attempts, codec.decode_attempts)
-        self.masteries = _Column(masteries, codec.encode_mastery_ref, codec.decode_mastery_ref)
+        self.pairs = _Column(pairs, state_codec.encode_pair, state_codec.decode_pair)
+        self.attempt_states = _Column(attempts, state_codec.encode_attempts, state_codec.decode_attempts)
+        self.masteries = _Column(masteries, state_codec.encode_mastery_ref, state_codec.decode_mastery_ref)
         self.positions = _Column(positions, _pack_int, _unpack_int)
         self.courses = courses
 

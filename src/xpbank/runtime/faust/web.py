@@ -12,10 +12,10 @@ import logging
 import faust
 from faust import web as faust_web
 
-from xpbank.api import UserPairs, attempt_view, health, problem, render_metrics
+from xpbank.read.api import UserPairs, attempt_view, health, problem, render_metrics
 from xpbank.core.explain import explain_banking
-from xpbank.kafka_admin import group_lag
-from xpbank.read_models import ReadModels
+from xpbank.kafka.admin import group_lag
+from xpbank.read.read_models import ReadModels
 
 log = logging.getLogger("xpbank.web")
 

@@ -9,10 +9,10 @@ import signal
 import sys
 import time
 
-from xpbank.app import create_app
+from xpbank.runtime.faust.app import create_app
 from xpbank.config import DEFAULTS, Settings
-from xpbank.groups import all_setups, app_id, input_topics
-from xpbank.kafka_admin import FiniteRetention, create_missing, finite_retention, group_lag
+from xpbank.runtime.topology import all_setups, app_id, input_topics
+from xpbank.kafka.admin import FiniteRetention, create_missing, finite_retention, group_lag
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
 RETENTION_WARNING_SECONDS = 3600.0
@@ -67,7 +67,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
         )
 
     if settings.projector and not until_caught_up:
-        from xpbank.projector import project
+        from xpbank.read.projector import project
 
         @app.task
         async def projector() -> None:  # the read models; a replay leaves them to the live projector

@@ -1,0 +1,2 @@
+"""The command line and its tools: `xpbank` (`main`), record lines, the simulated
+classroom and the live demo."""

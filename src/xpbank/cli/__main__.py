@@ -1,0 +1,5 @@
+import sys
+
+from xpbank.cli.main import main
+
+sys.exit(main())
