@@ -32,26 +32,26 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_ALLOW_FINITE_RETENTION": "0",
 }
 
-DESCRIPTIONS: dict[str, str] = {
-    "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port`",
+DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
+    "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
-    "XPBANK_STORE": "table store: `rocksdb://` (production) or `memory://`",
+    "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
     "XPBANK_PARTITIONS": "partitions of every topic xpbank creates",
-    "XPBANK_REPLICATION_FACTOR": "replicas of every topic and changelog xpbank creates (3 on a 3-broker cluster)",
-    "XPBANK_TOPIC_PREFIX": "prefix prepended to every topic name",
+    "XPBANK_REPLICATION_FACTOR": "replicas of every topic and changelog xpbank creates",
+    "XPBANK_TOPIC_PREFIX": "prefix of every topic name",
     "XPBANK_LATENESS_SECONDS": "TimeSpent older than watermark minus this is `too_late`",
-    "XPBANK_MAX_CLOCK_SKEW_SECONDS": "eventTime this far after the record timestamp is `future_event_time`",
+    "XPBANK_MAX_CLOCK_SKEW_SECONDS": "eventTime this far past the record timestamp is `future_event_time`",
     "XPBANK_MAX_UNANCHORED_SECONDS": "credit cap of a time item without startDate/endDate",
-    "XPBANK_MAX_PAYLOAD_BYTES": "records larger than this are `payload_too_large`",
+    "XPBANK_MAX_PAYLOAD_BYTES": "larger records are `payload_too_large`",
     "XPBANK_GENERATION": "generation stamped on outputs (replays use a new one)",
     "XPBANK_WEB_PORT": "the worker's HTTP port",
-    "XPBANK_DATA_DIR": "where a worker keeps its local table stores",
-    "XPBANK_INSTANCE_ID": "stable name of this worker (e.g. the StatefulSet pod): a restart keeps its partitions without a rebalance",
-    "XPBANK_PROJECTOR": "`1`: the worker also runs the projector (facts and attempts into Redis); `0` where `xpbank projector` runs apart",
-    "XPBANK_REDIS_PREFIX": "prefix of every Redis read-model key",
-    "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka and aiohttp in a worker (`INFO` shows rebalances)",
-    "XPBANK_OUTPUT_RETENTION_DAYS": "days `xp.banked.v1`, `xp.attempts.v1` and `xp.dead-letters.v1` keep records (`-1`: for ever); input topics always keep everything",
-    "XPBANK_ALLOW_FINITE_RETENTION": "`1`: a worker or replay starts although an input topic deletes records by time or size (logs a warning every hour)",
+    "XPBANK_DATA_DIR": "where a worker keeps its table stores",
+    "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod name",
+    "XPBANK_PROJECTOR": "`1`: the worker runs the projector; `0` with `xpbank projector` apart",
+    "XPBANK_REDIS_PREFIX": "prefix of every Redis key",
+    "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
+    "XPBANK_OUTPUT_RETENTION_DAYS": "days the banked, attempts and dead-letter topics keep (`-1`: for ever)",
+    "XPBANK_ALLOW_FINITE_RETENTION": "`1`: start although an input topic deletes records (warns hourly)",
 }
 
 
