@@ -4,6 +4,7 @@ works on a developer machine; a bad value fails fast with the variable's name.""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,22 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
     "XPBANK_OUTPUT_RETENTION_DAYS": "-1",
     "XPBANK_ALLOW_FINITE_RETENTION": "0",
+    "XPBANK_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "XPBANK_KAFKA_SASL_MECHANISM": "PLAIN",
+    "XPBANK_KAFKA_USERNAME": "",
+    "XPBANK_KAFKA_PASSWORD": "",
+    "XPBANK_KAFKA_CA_FILE": "",
+    "XPBANK_KAFKA_CERT_FILE": "",
+    "XPBANK_KAFKA_KEY_FILE": "",
+    "XPBANK_REDIS_CA_FILE": "",
+    "XPBANK_API_TOKENS": "",
+    "XPBANK_METRICS_PUBLIC": "0",
 }
+
+# Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
+SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
@@ -52,11 +68,154 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
     "XPBANK_OUTPUT_RETENTION_DAYS": "days the banked, attempts and dead-letter topics keep (`-1`: for ever)",
     "XPBANK_ALLOW_FINITE_RETENTION": "`1`: start although an input topic deletes records (warns hourly)",
+    "XPBANK_KAFKA_SECURITY_PROTOCOL": "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`",
+    "XPBANK_KAFKA_SASL_MECHANISM": "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
+    "XPBANK_KAFKA_USERNAME": "SASL user (or `_FILE`)",
+    "XPBANK_KAFKA_PASSWORD": "SASL password (or `_FILE`); never logged",
+    "XPBANK_KAFKA_CA_FILE": "PEM CA that signed the brokers' certificates",
+    "XPBANK_KAFKA_CERT_FILE": "PEM client certificate (mutual TLS)",
+    "XPBANK_KAFKA_KEY_FILE": "PEM key of the client certificate",
+    "XPBANK_REDIS_CA_FILE": "PEM CA for `rediss://` (TLS) Redis URLs",
+    "XPBANK_API_TOKENS": "API bearer tokens, comma-separated (or `_FILE`, with scopes)",
+    "XPBANK_METRICS_PUBLIC": "`1`: `/metrics` answers without a token",
 }
 
 
 class ConfigError(ValueError):
     """A configuration variable has a value that cannot be used."""
+
+
+class Secret:
+    """A value that must not reach a log line, an error message or /metrics: its repr and
+    str are masked; `reveal()` gives it to the one client that needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)" if self._value else "Secret()"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    """A variable that may also be given as `NAME_FILE` (the file's content, trimmed)."""
+    direct, path = env.get(name), env.get(f"{name}_FILE")
+    if direct and path:
+        raise ConfigError(f"{name} and {name}_FILE are both set: use one")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path!r} cannot be read ({exc.strerror})") from None
+    return direct if direct is not None else DEFAULTS[name]
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or DEFAULTS[name]).strip().upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value
+
+
+def _readable(env: Mapping[str, str], name: str) -> str:
+    path = env.get(name) or DEFAULTS[name]
+    if path and not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}={path!r} is not a readable file")
+    return path
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client connects (one place: `xpbank.kafka.connection`)."""
+
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "PLAIN"
+    username: str = ""
+    password: Secret = Secret("")
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
+        security = cls(
+            protocol=_choice(env, "XPBANK_KAFKA_SECURITY_PROTOCOL", SECURITY_PROTOCOLS),
+            mechanism=_choice(env, "XPBANK_KAFKA_SASL_MECHANISM", SASL_MECHANISMS),
+            username=_text(env, "XPBANK_KAFKA_USERNAME"),
+            password=Secret(_text(env, "XPBANK_KAFKA_PASSWORD")),
+            ca_file=_readable(env, "XPBANK_KAFKA_CA_FILE"),
+            cert_file=_readable(env, "XPBANK_KAFKA_CERT_FILE"),
+            key_file=_readable(env, "XPBANK_KAFKA_KEY_FILE"),
+        )
+        if security.sasl and not (security.username and security.password):
+            raise ConfigError(f"XPBANK_KAFKA_SECURITY_PROTOCOL={security.protocol} needs XPBANK_KAFKA_USERNAME "
+                              "and XPBANK_KAFKA_PASSWORD (or their _FILE variants)")
+        if bool(security.cert_file) != bool(security.key_file):
+            raise ConfigError("XPBANK_KAFKA_CERT_FILE and XPBANK_KAFKA_KEY_FILE go together")
+        if not security.tls and (security.ca_file or security.cert_file):
+            raise ConfigError(f"XPBANK_KAFKA_CA_FILE / _CERT_FILE need a TLS protocol (SSL or SASL_SSL), "
+                              f"not {security.protocol}")
+        return security
+
+
+SCOPES = ("learners", "operations")  # per-learner answers; metrics and the operations views
+
+
+@dataclass(frozen=True)
+class ApiTokens:
+    """Bearer tokens of the HTTP API and the scopes each grants (tokens never printed)."""
+
+    scopes: tuple[tuple[Secret, str, frozenset[str]], ...] = ()  # (token, name, scopes)
+
+    def __repr__(self) -> str:
+        return f"ApiTokens({len(self.scopes)} tokens)"
+
+    @classmethod
+    def parse(cls, text: str, name: str = "XPBANK_API_TOKENS") -> ApiTokens:
+        """Comma-separated tokens (every scope), or a JSON object
+        `{"<token>": {"name": "...", "scopes": ["learners", "operations"]}}`."""
+        text = text.strip()
+        if not text:
+            return cls()
+        if text.startswith("{"):
+            import json
+
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                raise ConfigError(f"{name}: not a JSON object of tokens") from None
+            entries = []
+            for n, (token, spec) in enumerate(doc.items(), 1):
+                granted = frozenset(spec.get("scopes", SCOPES)) if isinstance(spec, dict) else frozenset()
+                if not granted or not granted <= set(SCOPES):
+                    raise ConfigError(f"{name}: token {n} needs scopes among {', '.join(SCOPES)}")
+                entries.append((Secret(token), str(spec.get("name", f"token-{n}")), granted))
+            return cls(tuple(entries))
+        tokens = [t.strip() for t in text.split(",") if t.strip()]
+        return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
@@ -87,7 +246,6 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
 @dataclass(frozen=True)
 class Settings:
     broker: str
-    redis_url: str
     store: str
     partitions: int
     topic_prefix: str
@@ -100,6 +258,11 @@ class Settings:
     redis_prefix: str = "xpbank:"
     output_retention_days: int = -1
     allow_finite_retention: bool = False
+    kafka: KafkaSecurity = KafkaSecurity()
+    redis_secret_url: Secret = Secret("")
+    redis_ca_file: str = ""
+    api_tokens: ApiTokens = ApiTokens()
+    metrics_public: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,9 +270,18 @@ class Settings:
         store = env.get("XPBANK_STORE") or DEFAULTS["XPBANK_STORE"]
         if not store.startswith(("rocksdb://", "memory://")):
             raise ConfigError(f"XPBANK_STORE={store!r}: use rocksdb:// or memory://")
+        redis_url = _text(env, "XPBANK_REDIS_URL") or DEFAULTS["XPBANK_REDIS_URL"]
+        redis_ca = _readable(env, "XPBANK_REDIS_CA_FILE")
+        if redis_ca and not redis_url.startswith("rediss://"):
+            raise ConfigError("XPBANK_REDIS_CA_FILE needs a rediss:// (TLS) XPBANK_REDIS_URL")
         return cls(
             broker=env.get("XPBANK_BROKER") or DEFAULTS["XPBANK_BROKER"],
-            redis_url=env.get("XPBANK_REDIS_URL") or DEFAULTS["XPBANK_REDIS_URL"],
+            redis_secret_url=Secret(redis_url),
+            redis_ca_file=redis_ca,
+            kafka=KafkaSecurity.from_env(env),
+            api_tokens=ApiTokens.parse(_text(env, "XPBANK_API_TOKENS"),
+                                       "XPBANK_API_TOKENS_FILE" if env.get("XPBANK_API_TOKENS_FILE") else "XPBANK_API_TOKENS"),
+            metrics_public=_flag(env, "XPBANK_METRICS_PUBLIC"),
             store=store,
             partitions=_int(env, "XPBANK_PARTITIONS", minimum=1),
             topic_prefix=env.get("XPBANK_TOPIC_PREFIX", DEFAULTS["XPBANK_TOPIC_PREFIX"]),
@@ -129,6 +301,16 @@ class Settings:
                 generation=_int(env, "XPBANK_GENERATION", minimum=1),
             ),
         )
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL with its password, for the client only (see `redis_display`)."""
+        return self.redis_secret_url.reveal()
+
+    @property
+    def redis_display(self) -> str:
+        """The Redis URL as it may be logged: any password masked."""
+        return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", self.redis_url)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.cli.classroom import classroom
 from xpbank.config import Settings
 from xpbank.kafka.clients import partitions_of
@@ -46,7 +47,7 @@ async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, 
 
 
 async def produce_live(settings: Settings, arrivals) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, linger_ms=5)
+    producer = AIOKafkaProducer(**aiokafka_options(settings), enable_idempotence=True, linger_ms=5)
     await producer.start()
     began = time.monotonic()
     try:
@@ -65,7 +66,7 @@ async def produce_live(settings: Settings, arrivals) -> None:
 async def watch(settings: Settings, color: bool) -> Counter:
     """Print outputs from now on; return XP per learner from the facts seen."""
     names = [settings.topic_prefix + t for t in (BANKED, FACTS, DEAD_LETTERS)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     facts: dict[str, dict] = {}
     try:

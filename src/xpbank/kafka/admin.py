@@ -19,6 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from xpbank.config import Settings
+from xpbank.kafka.connection import librdkafka_config
 from xpbank.contract.topics import TopicSetup
 
 log = logging.getLogger("xpbank.kafka")
@@ -105,10 +106,6 @@ def _retriable(error: BaseException) -> bool:
     return error.args[0].retriable() or error.args[0].code() in SETTLING
 
 
-def client_config(settings: Settings) -> dict[str, str]:
-    return {"bootstrap.servers": settings.bootstrap_servers}
-
-
 def explain(error: KafkaException | KafkaError, what: str) -> str:
     """A KafkaException as one line naming the cause."""
     err = error.args[0] if isinstance(error, KafkaException) and error.args else error
@@ -120,7 +117,7 @@ class Admin:
     def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.client = AdminClient(client_config(settings), logger=log)
+        self.client = AdminClient(librdkafka_config(settings), logger=log)
 
     async def _await(self, futures: dict) -> dict:
         keys = list(futures)

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from xpbank.config import Settings
 from xpbank.processing.handlers import InputRecord
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.kafka.admin import Admin, KafkaUnavailable, TopicSetupError
 
 
@@ -40,9 +41,7 @@ async def produce(settings: Settings, records: Iterable[InputRecord], show_progr
     before it is sent, and every topic it names must exist, so a bad line or a missing
     topic stops the command before that chunk rather than half-way through it."""
     admin, known = Admin(settings), set()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(**aiokafka_options(settings), enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     count, started = 0, time.monotonic()
     try:
@@ -90,9 +89,7 @@ async def partitions_of(settings: Settings, full_name: str) -> list[int]:
 
 async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) -> AsyncIterator:
     """Every record of a topic from the beginning up to its current end."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = await partitions_of(settings, full_name)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer
 from pydantic import TypeAdapter, ValidationError
 
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
 from xpbank.kafka.clients import read_topic
 from xpbank.contract.outputs import AttemptEvent, XpFact
@@ -79,7 +80,7 @@ async def _follow(settings: Settings, metrics: Counter) -> None:
     models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
     consumer = AIOKafkaConsumer(
         *projected_topics(settings),
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_options(settings),
         group_id=projector_group(settings),
         group_instance_id=f"{settings.instance_id}-projector" if settings.instance_id else None,
         enable_auto_commit=False,

@@ -11,6 +11,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.contract import codec
 from xpbank.config import Settings
 from xpbank.contract.events import CourseDeleted, CourseUpserted
@@ -42,9 +43,7 @@ class CurriculumView:
     async def follow(self) -> None:
         """Read the topic from the beginning and keep following it."""
         name = self.settings.topic_prefix + CURRICULUM
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, group_id=None, enable_auto_commit=False
-        )
+        consumer = AIOKafkaConsumer(**aiokafka_options(self.settings), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
             assigned = [TopicPartition(name, p) for p in await partitions_of(self.settings, name)]

@@ -16,6 +16,7 @@ from xpbank.config import Settings
 from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
 from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
 from xpbank.kafka.admin import Admin
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
 from xpbank.processing.handlers import Handled, InputRecord, handle_record
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     app = faust.App(
         ident,
         broker=settings.broker,
+        broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir / ident),
         web_enabled=web,
@@ -173,6 +175,17 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             observe(wiring, record, handled)
 
     return wiring
+
+
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the one client security configuration (kafka/connection.py)."""
+    options = aiokafka_options(settings)
+    if settings.kafka.sasl:
+        return faust.SASLCredentials(username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+                                     ssl_context=options.get("ssl_context"), mechanism=options["sasl_mechanism"])
+    if settings.kafka.tls:
+        return faust.SSLCredentials(options["ssl_context"])
+    return None
 
 
 def input_record(message, topic: str, full_name: str) -> InputRecord:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
+from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
 
 # Owner under which the per-partition ledger lives in the positions table; no learner
@@ -84,7 +85,7 @@ class GapReader:
     async def _started(self) -> AIOKafkaConsumer:
         if self.consumer is None:
             self.consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
+                **aiokafka_options(self.settings), group_id=None,
                 enable_auto_commit=False, auto_offset_reset="earliest",
             )
             await self.consumer.start()
