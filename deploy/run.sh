@@ -5,6 +5,13 @@ cd "$(dirname "$0")/.."
 XPBANK=.venv/bin/xpbank
 mkdir -p .run
 export XPBANK_DATA_DIR="${XPBANK_DATA_DIR:-.run/worker-data}"
+# The API needs a bearer token: make one for this machine (kept in .run/api-token) unless given.
+if [[ -z "${XPBANK_API_TOKENS:-}${XPBANK_API_TOKENS_FILE:-}" ]]; then
+  [[ -s .run/api-token ]] || (umask 077; .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))' > .run/api-token)
+  export XPBANK_API_TOKENS_FILE="$PWD/.run/api-token"
+fi
+token="$(.venv/bin/python -c 'from xpbank.config import Settings; print(Settings.from_env().api_tokens.scopes[0][0].reveal())')"
+auth="Authorization: Bearer $token"
 $XPBANK topics create
 echo "starting the worker (log: .run/worker.log)"
 $XPBANK worker > .run/worker.log 2>&1 &
@@ -23,10 +30,11 @@ for _ in $(seq 1 60); do  # ready: tables recovered and the curriculum loaded
 done
 echo
 echo "API: $api   (GET /users/{user}/xp, /users/{user}/exercises/{exercise}/attempt, .../explain, /healthz, /metrics)"
-echo "try: curl -s $api/users/learner-000/xp"
-echo "     curl -s $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"
+echo "token (in .run/api-token unless you set XPBANK_API_TOKENS): $token"
+echo "try: curl -s -H \"$auth\" $api/users/learner-000/xp"
+echo "     curl -s -H \"$auth\" $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"
 echo
 $XPBANK demo "$@"
 echo
-echo "API still up until this script exits: curl -s $api/users/learner-000/xp"
-curl -s "$api/users/learner-000/xp" && echo
+echo "API still up until this script exits: curl -s -H \"$auth\" $api/users/learner-000/xp"
+curl -s -H "$auth" "$api/users/learner-000/xp" && echo

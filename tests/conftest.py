@@ -87,6 +87,7 @@ def make_env(broker: str, redis_url: str, tmp_path: Path) -> tuple[dict[str, str
         "XPBANK_TOPIC_PREFIX": f"t{tag}.",
         "XPBANK_PARTITIONS": "4",
         "XPBANK_DATA_DIR": str(tmp_path / "data"),
+        "XPBANK_API_TOKENS": f"tok-{uuid.uuid4().hex}",
     }, tag
 
 

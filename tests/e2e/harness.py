@@ -158,10 +158,15 @@ def until_working(settings: Settings, since: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def get(worker: Worker, path: str) -> tuple[int, bytes]:
+def get(worker: Worker, path: str, token: str | None = "env") -> tuple[int, bytes]:
+    """GET from a worker's API, with the first token of its XPBANK_API_TOKENS (`token`
+    None: without one)."""
     url = f"http://127.0.0.1:{worker.env['XPBANK_WEB_PORT']}{path}"
+    if token == "env":
+        token = (worker.env.get("XPBANK_API_TOKENS") or ",").split(",")[0] or None
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

@@ -8,7 +8,7 @@ import pytest
 
 from tests.builders import attempt, course, heartbeat, resource
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, free_port, produce, wait_caught_up
+from tests.e2e.harness import Worker, eventually, free_port, get_or_none, produce, wait_caught_up
 
 pytestmark = pytest.mark.e2e
 
@@ -17,6 +17,7 @@ def test_demo_streams_a_classroom_through_a_worker_and_prints_what_it_decided(en
     assert xpbank(env, "topics", "create").returncode == 0
     worker = Worker(env, "w", tmp_path).start()
     try:
+        eventually(lambda: _ready(worker), timeout=60, every=0.5)  # as `make run` waits before its demo
         demo = xpbank(env, "demo", "--learners", "3", "--speed", "600", "--seed", "5", timeout=180)
         assert demo.returncode == 0, demo.stderr.decode()[-2000:]
         out = demo.stdout.decode()
@@ -77,3 +78,7 @@ def test_produce_into_topics_that_do_not_exist_says_so_at_once(env, tmp_path):
     result = xpbank(env, "produce", str(good), timeout=60)  # no `topics create` for this prefix
     assert result.returncode == 1 and b"Traceback" not in result.stderr
     assert f"topic {env['XPBANK_TOPIC_PREFIX']}learning.caliper.v1 does not exist".encode() in result.stderr
+
+
+def _ready(worker: Worker) -> None:
+    assert get_or_none(worker, "/healthz") == 200

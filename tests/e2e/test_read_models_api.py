@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import xpbank
 from tests.e2e.harness import Worker, current, expected, get, get_json, produce, topic_values, wait_caught_up, wait_group
 from tests.e2e.test_parity_and_replay import classroom_log
+from xpbank.core.explain import explain_banking
 from xpbank.read.api import attempt_view
 from xpbank.kafka.clients import read_topic
 from xpbank.read.projector import projected_topics, projector_group
@@ -65,6 +66,11 @@ def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_a
 
         status, health = get_json(worker, "/healthz")
         assert (status, health["ready"]) == (200, True)
+        assert get(worker, "/healthz", token=None)[0] == 200  # the one route open to anyone
+        for path in ("/users/learner-000/xp", "/users/learner-000/exercises/exercise-1-1/explain", "/metrics"):
+            for token in (None, "not-a-token"):
+                status, body = get(worker, path, token=token)
+                assert status == 401 and orjson.loads(body)["title"] == "Unauthorized", (path, token)
         status, metrics = get(worker, "/metrics")
         samples = dict(line.rsplit(" ", 1) for line in metrics.decode().splitlines() if not line.startswith("#"))
         assert float(samples['xpbank_records_in_total{topic="learning.submissions.v1"}']) == sum(
@@ -77,16 +83,23 @@ def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_a
             assert get_json(worker, f"/users/{user}/exercises/{exercise}/attempt") == attempt_view(user, exercise, state)
         assert get_json(worker, "/users/nobody/exercises/ex1/attempt")[0] == 404
 
-        masteries = sorted(simulator.store.masteries)[:3]
+        masteries = sorted(simulator.store.masteries)
         assert masteries
-        for key in masteries:
+        store = simulator.store
+        for key in masteries:  # the evidence in Redis is what the final state explains
+            user, exercise = key.split("\x1f")
+            ref = store.mastery(user, exercise)
+            pairs = {k.split("\x1f", 1)[1]: v for k, v in store.pairs.items() if k.startswith(user + "\x1f")}
+            want_explained = explain_banking(user, exercise, ref, store.course(ref.courseSourcedId), pairs)
+            status, over_http = get_json(worker, f"/users/{user}/exercises/{exercise}/explain")
+            assert (status, over_http) == (200, want_explained.model_dump(mode="json")), key
+        for key in masteries[:2]:  # and the command line says the same, offline and asking the API
             user, exercise = key.split("\x1f")
             offline = xpbank(env, "explain", user, exercise, "--log", str(log_file), "--json")
             assert offline.returncode == 0, offline.stderr.decode()
-            status, over_http = get_json(worker, f"/users/{user}/exercises/{exercise}/explain")
-            assert (status, over_http) == (200, orjson.loads(offline.stdout))
             asked = xpbank(worker.env, "explain", user, exercise, "--json")
-            assert orjson.loads(asked.stdout) == over_http
+            assert orjson.loads(asked.stdout) == orjson.loads(offline.stdout) == get_json(
+                worker, f"/users/{user}/exercises/{exercise}/explain")[1]
 
         redeliver_facts(env, settings)  # every fact published once more
         wait_projected(settings)
@@ -111,7 +124,7 @@ def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_a
 
 def read_models(settings, users) -> dict[str, dict]:
     async def read():
-        models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
+        models = ReadModels.connect(settings)
         try:
             return {u: await models.user_xp(u) for u in users}
         finally:

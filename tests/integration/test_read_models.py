@@ -18,7 +18,8 @@ from xpbank.processing.handlers import InputRecord
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.clients import produce
 from xpbank.runtime.topology import create_topics
-from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, XpFact
+from xpbank.read.api import attempt_view
 from xpbank.read.projection import plan_attempt, plan_fact
 from xpbank.read.projector import project, projected_topics, projector_group, rebuild
 from xpbank.read.read_models import ReadModels
@@ -58,7 +59,7 @@ async def views_of(models: ReadModels, users) -> dict[str, dict]:
 
 @pytest.fixture
 async def models(settings):
-    models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
+    models = ReadModels.connect(settings)
     yield models
     await models.close()
 
@@ -100,20 +101,27 @@ async def test_the_active_attempt_pointer_follows_open_complete_and_discard(mode
              submission("AttemptReset", "u1", "ex1", 12),
              *attempt("u1", "ex1", 20, [True, False]),
              submission("AttemptStarted", "u1", "ex1", 40, totalQuestions=2)]
-    events = [o.value for o in simulate(lines)[0] if o.topic == ATTEMPTS]
-    assert [type(e) for e in events] == [AttemptOpened, AttemptDiscarded, AttemptOpened, AttemptCompleted, AttemptOpened]
-    pointer = []
+    outputs, simulator = simulate(lines)
+    events = [o.value for o in outputs if o.topic == ATTEMPTS]
+    assert [type(e) for e in events] == [AttemptOpened, AttemptProgressed, AttemptDiscarded, AttemptOpened,
+                                         AttemptProgressed, AttemptProgressed, AttemptCompleted, AttemptOpened]
+    pointer, views = [], []
     for offset, event in enumerate(events):
         await models.apply([plan_attempt(models.keys, event, offset)])
         pointer.append(await models.active_attempt("u1", "ex1"))
-    wanted = [e.attempt if isinstance(e, AttemptOpened) else None for e in events]
-    assert pointer == wanted == [1, None, 1, None, 2]
+        views.append(await models.attempt("u1", "ex1"))
+    wanted = [None if isinstance(e, AttemptCompleted | AttemptDiscarded) else e.attempt for e in events]
+    assert pointer == wanted == [1, 1, None, 1, 1, 1, None, 2]
+    assert [(status, body["status"]) for status, body in views] == [
+        (200, "open"), (200, "open"), (404, "none"), (200, "open"), (200, "open"), (200, "open"), (200, "completed"),
+        (200, "open")]
+    assert views[-1] == attempt_view("u1", "ex1", simulator.store.attempts("u1", "ex1"))
     assert await models.client.get("".join([models.keys.prefix, "assess:active:u1:ex1"])) == b"2"  # seed 003's key
     # redelivered older events change nothing
-    await models.apply(plan_attempt(models.keys, e, offset) for offset, e in enumerate(events[:4]))
+    await models.apply(plan_attempt(models.keys, e, offset) for offset, e in enumerate(events[:7]))
     assert await models.active_attempt("u1", "ex1") == 2
     # a replay's events (generation 2, published later) supersede generation 1
-    replayed = [e.model_copy(update={"generation": 2}) for e in events[:4]]
+    replayed = [e.model_copy(update={"generation": 2}) for e in events[:7]]  # up to the completion
     await models.apply(plan_attempt(models.keys, e, 100 + offset) for offset, e in enumerate(replayed))
     assert await models.active_attempt("u1", "ex1") is None
 

@@ -187,3 +187,18 @@ def test_without_a_declared_total_a_report_of_an_unanswered_question_does_not_sh
              submission("QuestionReported", "u1", "ex1", 102, questionId="q7"),
              submission("AttemptFinalized", "u1", "ex1", 103)]
     assert completed(simulate(lines)[0]) == [(1, 2, 2, 100.0, 5, True)]
+
+
+def test_an_open_attempts_progress_is_published_when_an_answer_skip_or_report_changes_it():
+    lines = [CURRICULUM,
+             submission("AnswerSubmitted", "u1", "ex1", 100, questionId="q1", correct=True),  # opens attempt 1
+             submission("AnswerSubmitted", "u1", "ex1", 101, questionId="q1", correct=False),  # ignored: no change
+             submission("QuestionSkipped", "u1", "ex1", 102, questionId="q2"),
+             submission("QuestionReported", "u1", "ex1", 103, questionId="q1"),
+             submission("AttemptStarted", "u1", "ex1", 104, totalQuestions=9)]  # open already: a no-op
+    outputs, _ = simulate(lines)
+    assert [type(o.value).__name__ for o in outputs] == ["AttemptOpened", "AttemptProgressed", "AttemptProgressed",
+                                                         "AttemptProgressed"]
+    progress = [(p.attempt, p.answered, p.correct, p.reported, p.totalQuestions) for p in of_type(outputs, "AttemptProgressed")]
+    assert progress == [(1, 1, 1, 0, None), (1, 2, 1, 0, None), (1, 1, 0, 1, None)]
+    assert all(o.topic == "xp.attempts.v1" and o.key == "u1" for o in outputs)

@@ -6,6 +6,7 @@ import pytest
 
 from tests.builders import attempt, course, facts_of, heartbeat, mastery, of_type, resource, simulate
 from xpbank.core.banking import minutes_for
+from xpbank.core.explain import explain_banking
 
 
 # ---- Seed 004: the bucket table ----------------------------------------------
@@ -194,3 +195,30 @@ def test_credit_guard_clamps_anchored_and_unanchored_items():
     outputs, simulator = simulate(lines)
     assert facts_of(lines) == {"bank:u1:v1": 1}
     assert simulator.counts["clamped_ms"] == 540_000
+
+
+def test_every_accepted_mastery_publishes_its_evidence_and_a_late_heartbeat_publishes_it_again():
+    lines = [
+        course("c1", [[resource("v1", 1, "Video", 5), resource("q1", 2, "Quiz", 3), resource("ex1", 3, "Exercise", 2)]]),
+        heartbeat("u1", "v1", 120, 10),
+        mastery("u1", "ex1", 200),
+        heartbeat("u1", "v1", 120, 150),  # late: before T, after the decision
+        heartbeat("u1", "q1", 60, 160),  # a resource the evidence shows, though not eligible
+        heartbeat("u1", "v1", 60, 300),  # after T: the evidence does not change
+    ]
+    outputs, simulator = simulate(lines)
+    decided = of_type(outputs, "BankingDecided")
+    assert [d.masteryEventId for d in decided] == [lines[2]["value"]["id"]] * 3
+    rows = [{r.resourceSourcedId: (r.activeSeconds, r.decision, r.reason) for r in d.resources} for d in decided]
+    assert rows == [{"v1": (120.0, 2, "awarded"), "q1": (0.0, 0, "not passive")},
+                    {"v1": (240.0, 4, "awarded"), "q1": (0.0, 0, "not passive")},
+                    {"v1": (240.0, 4, "awarded"), "q1": (60.0, 0, "not passive")}]
+    assert len({d.id for d in decided}) == 3 and {d.generation for d in decided} == {1}
+    ref = simulator.store.mastery("u1", "ex1")
+    pairs = {k.split("\x1f", 1)[1]: v for k, v in simulator.store.pairs.items() if k.startswith("u1\x1f")}
+    assert decided[-1].explanation() == explain_banking("u1", "ex1", ref, simulator.store.course("c1"), pairs)
+
+
+def test_a_rejected_mastery_publishes_no_evidence():
+    lines = [course("c1", [[resource("v1", 1, "Video", 5), resource("ex1", 2, "Exercise", 2)]]), mastery("u1", "nope", 100)]
+    assert of_type(simulate(lines)[0], "BankingDecided") == []

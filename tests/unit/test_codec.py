@@ -216,7 +216,9 @@ def entries(count: int) -> tuple[TimeEntry, ...]:
 
 
 @pytest.mark.parametrize("pair", [PairState(), PairState(entries=entries(3)), PairState(decision=decision()),
-                                  PairState(entries=entries(5), decision=decision(subject="Math", email=None, xp=0))])
+                                  PairState(entries=entries(5), decision=decision(subject="Math", email=None, xp=0)),
+                                  PairState(entries=entries(2), explains=("ex1", "ex9")),
+                                  PairState(entries=entries(2), decision=decision(), explains=("ex1",))])
 def test_pair_round_trip(pair):
     assert state_codec.decode_pair(state_codec.encode_pair(pair)) == pair
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from xpbank.read.api import attempt_view, health, render_metrics
 from xpbank.config import Settings
 from xpbank.core.attempts import OpenAttempt
-from xpbank.contract.outputs import REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
-from xpbank.read.projection import Keys, plan_attempt, plan_fact, xp_view
+from xpbank.contract.outputs import (
+    REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankingDecided, XpFact,
+)
+from xpbank.read.projection import Keys, plan_attempt, plan_decision, plan_fact, xp_view
 from xpbank.cli.records import read_lines
 from xpbank.processing.simulate import Simulator
 
@@ -36,13 +40,29 @@ def test_a_fact_plans_one_upsert_of_its_key_the_learners_totals_and_banked_statu
 
 
 def test_attempt_events_plan_the_pointer_of_seed_003_guarded_by_generation_and_offset():
-    _, values = seed002()
-    events = [v for v in values if isinstance(v, AttemptOpened | AttemptCompleted | AttemptDiscarded)]
-    assert [type(e) for e in events] == [AttemptOpened, AttemptCompleted]
+    simulator, values = seed002()
+    events = [v for v in values if isinstance(v, AttemptOpened | AttemptProgressed | AttemptCompleted | AttemptDiscarded)]
+    assert [type(e) for e in events] == [AttemptOpened, AttemptProgressed, AttemptProgressed, AttemptCompleted]
     keys = Keys()
     plans = [plan_attempt(keys, e, offset) for offset, e in enumerate(events, start=10)]
-    assert plans[0].keys == ("xpbank:assess:active:u1:ex1", "xpbank:assess:last:u1:ex1")
-    assert [p.args for p in plans] == [(1, 10, "open", 1), (1, 11, "completed", 1)]
+    assert plans[0].keys == ("xpbank:assess:active:u1:ex1", "xpbank:assess:last:u1:ex1",
+                             "xpbank:attempt-open:u1:ex1", "xpbank:attempt-done:u1:ex1")
+    assert [p.args[:4] for p in plans] == [(1, 10, "open", 1), (1, 11, "open", 1), (1, 12, "open", 1),
+                                           (1, 13, "completed", 1)]
+    # the views the API serves are the ones the worker's state gives
+    assert orjson.loads(plans[-1].args[4]) == attempt_view("u1", "ex1", simulator.store.attempts("u1", "ex1"))[1]
+    assert orjson.loads(plans[2].args[4]) == {"userSourcedId": "u1", "exerciseSourcedId": "ex1", "status": "open",
+                                              "attempt": 1, "answered": 2, "correct": 2, "reported": 0,
+                                              "totalQuestions": 2}
+
+
+def test_a_decision_plans_its_evidence_as_explain_answers_it():
+    simulator, values = seed002()
+    [decided] = [v for v in values if isinstance(v, BankingDecided)]
+    upsert = plan_decision(Keys("p:"), decided, 7)
+    assert upsert.keys == ("p:decision:u1:ex1",) and upsert.args[:2] == (1, 7)
+    assert orjson.loads(upsert.args[2]) == decided.explanation().model_dump(mode="json")
+    assert "id" not in orjson.loads(upsert.args[2]) and "generation" not in orjson.loads(upsert.args[2])
 
 
 def test_scan_pattern_escapes_glob_characters_of_the_prefix():

@@ -16,7 +16,8 @@ from xpbank.kafka.connection import aiokafka_options
 from xpbank.cli.classroom import classroom
 from xpbank.config import Settings
 from xpbank.kafka.clients import partitions_of
-from xpbank.runtime.topology import create_topics
+from xpbank.kafka.admin import group_lag
+from xpbank.runtime.topology import app_id, create_topics, input_topics
 from xpbank.cli.records import parse_line
 from xpbank.contract.topics import BANKED, DEAD_LETTERS, FACTS
 
@@ -36,7 +37,9 @@ async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, 
                  f"(classroom time x{speed:g})", BOLD, color), flush=True)
     watcher = asyncio.create_task(watch(settings, color))
     await produce_live(settings, arrivals)
-    await asyncio.sleep(8)  # let the last decisions arrive
+    if not await caught_up(settings, timeout=60):
+        print(_paint(f"no worker of group {app_id(settings)} caught up within 60 s: is one running?", RED, color))
+    await asyncio.sleep(1.5)  # the last outputs reach the watcher
     watcher.cancel()
     totals = await asyncio.gather(watcher, return_exceptions=True)
     summary = totals[0] if isinstance(totals[0], Counter) else Counter()
@@ -44,6 +47,18 @@ async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, 
     for user, xp in summary.most_common(5):
         print(f"  {user:<14} {xp:>4} XP")
     print("see every fact: .venv/bin/xpbank facts | head")
+
+
+async def caught_up(settings: Settings, timeout: float) -> bool:
+    """Until the worker group has processed every input (its own masteries too), twice in a row."""
+    calm, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = await group_lag(settings, app_id(settings), input_topics(settings))
+        calm = calm + 1 if not sum(lag.values()) else 0
+        if calm >= 2:
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 async def produce_live(settings: Settings, arrivals) -> None:

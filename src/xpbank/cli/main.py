@@ -62,7 +62,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Ask a running worker (it routes the request to the learner's owner)."""
+    """Ask a running worker or `xpbank api` (any of them: the evidence is in Redis), with
+    --token or the first of XPBANK_API_TOKENS."""
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -72,9 +73,15 @@ def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
     base = args.url or f"http://127.0.0.1:{settings.web_port}"
     quote = lambda part: urllib.parse.quote(part, safe="")  # noqa: E731
     url = f"{base.rstrip('/')}/users/{quote(args.user)}/exercises/{quote(args.exercise)}/explain"
+    token = args.token or next((secret.reveal() for secret, _, _ in settings.api_tokens.scopes), None)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             body = response.read()
+    except urllib.error.HTTPError as exc:
+        print(f"xpbank: {url} answered {exc.code} {exc.reason}"
+              + (" (give a token: --token or XPBANK_API_TOKENS)" if exc.code in (401, 403) else ""), file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"xpbank: no worker answered at {url} ({exc}); use --url, or --log FILE for an offline explanation",
               file=sys.stderr)
@@ -88,6 +95,13 @@ def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.read.projector import main_projector
 
     main_projector(settings)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.read.server import main_api
+
+    main_api(settings)
     return 0
 
 
@@ -238,6 +252,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("exercise")
     s.add_argument("--log", help="decide offline from this record log (else ask a running worker)")
     s.add_argument("--url", help="a worker's API (default http://127.0.0.1:$XPBANK_WEB_PORT)")
+    s.add_argument("--token", help="bearer token for the API (default: the first of XPBANK_API_TOKENS)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=cmd_explain)
     s = sub.add_parser("worker", help="run a stream-processing worker")
@@ -270,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_demo)
     s = sub.add_parser("projector", help="run the read-model projector on its own (facts and attempts into Redis)")
     s.set_defaults(run=cmd_projector)
+    s = sub.add_parser("api", help="serve the HTTP API alone (read models in Redis), on XPBANK_WEB_PORT")
+    s.set_defaults(run=cmd_api)
     s = sub.add_parser("projections", help="read-model administration")
     psub = s.add_subparsers(dest="projections_command", required=True)
     t = psub.add_parser("rebuild", help="delete the read models and rebuild them from the output topics")

@@ -58,7 +58,26 @@ class AttemptDiscarded(Output):
     eventTime: Time
 
 
-AttemptEvent = AttemptOpened | AttemptCompleted | AttemptDiscarded
+class AttemptProgressed(Output):
+    """The open attempt's counts after an answer, skip or report changed them: what the
+    web app shows while the learner works (reported questions are not counted)."""
+
+    id: str
+    type: Literal["AttemptProgressed"] = "AttemptProgressed"
+    generation: int
+    userSourcedId: str
+    exerciseSourcedId: str
+    courseSourcedId: str
+    attempt: int
+    answered: int
+    correct: int
+    reported: int
+    totalQuestions: int | None
+    sourceEventId: str
+    eventTime: Time
+
+
+AttemptEvent = AttemptOpened | AttemptProgressed | AttemptCompleted | AttemptDiscarded
 
 
 class BankedXpAwarded(Output):
@@ -99,6 +118,47 @@ class XpFact(Output):
     xp: int
     eventTime: Time
     sources: tuple[str, ...]
+
+
+class ExplainedResource(Output):
+    resourceSourcedId: str
+    kind: str
+    cap: int
+    activeSeconds: float
+    minutes: int
+    priorAward: int
+    decision: int
+    reason: str  # not passive / zero xp / already banked / below 20 s / awarded
+
+
+class Explanation(Output):
+    """Why a mastery banked what it banked: its window and, per resource, the seconds up
+    to T, minutes, cap, prior award and decision (`xpbank explain --json`)."""
+
+    userSourcedId: str
+    exerciseSourcedId: str
+    masteryEventId: str | None
+    decidedAt: Time | None
+    windowStartsAfter: str | None
+    resources: tuple[ExplainedResource, ...]
+    anomalies: tuple[str, ...]
+    note: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(r.decision for r in self.resources if r.reason == "awarded")
+
+
+class BankingDecided(Explanation):
+    """A banking decision's evidence on `xp.decisions.v1` (compacted, key user:exercise),
+    published when a mastery is banked and again when a late heartbeat changes it."""
+
+    id: str
+    type: Literal["BankingDecided"] = "BankingDecided"
+    generation: int
+
+    def explanation(self) -> Explanation:
+        return Explanation.model_validate(self.model_dump(exclude={"id", "type", "generation"}))
 
 
 DeadLetterReason = Literal[

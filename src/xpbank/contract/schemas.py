@@ -19,10 +19,12 @@ VALUE_TYPES = {
     "CourseUpserted": events.CourseUpserted,
     "AttemptOpened": outputs.AttemptOpened,
     "AttemptCompleted": outputs.AttemptCompleted,
+    "AttemptProgressed": outputs.AttemptProgressed,
     "AttemptDiscarded": outputs.AttemptDiscarded,
     "BankedXpAwarded": outputs.BankedXpAwarded,
     "XpFact": outputs.XpFact,
     "DeadLetter": outputs.DeadLetter,
+    "BankingDecided": outputs.BankingDecided,
 }
 
 

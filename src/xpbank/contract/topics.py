@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from xpbank.contract.events import CaliperEnvelope, CourseUpserted, ExerciseMastered, TimeSpentEvent
-from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, BankedXpAwarded, DeadLetter, XpFact
+from xpbank.contract.outputs import (
+    AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankedXpAwarded, BankingDecided, DeadLetter, XpFact,
+)
 
 CALIPER = "learning.caliper.v1"
 SUBMISSIONS = "learning.submissions.v1"
@@ -22,6 +24,7 @@ BANKED = "xp.banked.v1"
 ATTEMPTS = "xp.attempts.v1"
 FACTS = "xp.facts.v1"
 DEAD_LETTERS = "xp.dead-letters.v1"
+DECISIONS = "xp.decisions.v1"
 
 
 # What a topic keeps, and so which configs it gets (see `topic_configs`).
@@ -55,11 +58,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(MASTERY, "in+out", "user sourcedId", "delete", (ExerciseMastered,), "mastery"),
     TopicSpec(CURRICULUM, "in", "course sourcedId", "compact", (CourseUpserted,), "curriculum", KEEP_LATEST),
     TopicSpec(BANKED, "out", "user sourcedId", "delete", (BankedXpAwarded,), keeps=KEEP_OUTPUT),
-    TopicSpec(ATTEMPTS, "out", "user sourcedId", "delete", (AttemptOpened, AttemptCompleted, AttemptDiscarded),
-              keeps=KEEP_OUTPUT),
+    TopicSpec(ATTEMPTS, "out", "user sourcedId", "delete",
+              (AttemptOpened, AttemptProgressed, AttemptCompleted, AttemptDiscarded), keeps=KEEP_OUTPUT),
     TopicSpec(FACTS, "out", "factId", "compact", (XpFact,), keeps=KEEP_LATEST,
               min_compaction_lag_ms=FACTS_MIN_COMPACTION_LAG_MS),
     TopicSpec(DEAD_LETTERS, "out", "original key", "delete", (DeadLetter,), keeps=KEEP_OUTPUT),
+    TopicSpec(DECISIONS, "out", "user:exercise", "compact", (BankingDecided,), keeps=KEEP_LATEST),
 )
 BY_NAME = {spec.name: spec for spec in TOPICS}
 INPUT_KINDS = {spec.name: spec.kind for spec in TOPICS if spec.kind}
@@ -112,14 +116,21 @@ def base_name(full_name: str, prefix: str = "") -> str:
     return full_name[len(prefix) :] if prefix and full_name.startswith(prefix) else full_name
 
 
+def decision_key(user: str, exercise: str) -> str:
+    """The compaction key of a decision's evidence: one per (user, exercise)."""
+    return f"{user}:{exercise}"
+
+
 def route(output: BaseModel) -> tuple[str, str]:
     """The topic and record key of an output value."""
     if isinstance(output, XpFact):
         return FACTS, output.factId
     if isinstance(output, BankedXpAwarded):
         return BANKED, output.userSourcedId
-    if isinstance(output, AttemptOpened | AttemptCompleted | AttemptDiscarded):
+    if isinstance(output, AttemptOpened | AttemptProgressed | AttemptCompleted | AttemptDiscarded):
         return ATTEMPTS, output.userSourcedId
+    if isinstance(output, BankingDecided):
+        return DECISIONS, decision_key(output.userSourcedId, output.exerciseSourcedId)
     if isinstance(output, ExerciseMastered):
         return MASTERY, output.userSourcedId
     raise TypeError(f"no topic for {type(output).__name__}")

@@ -20,7 +20,7 @@ from xpbank.contract.events import (
     QuestionReported,
     QuestionSkipped,
 )
-from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, XpFact
+from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, XpFact
 
 
 class Frozen(BaseModel):
@@ -81,7 +81,7 @@ def apply_submission(
     if isinstance(event, AttemptReset):
         return _reset(state, event, rules)
     state, opened = _ensure_open(state, event, rules)
-    attempt = state.open
+    before = attempt = state.open
     assert attempt is not None
     if isinstance(event, AnswerSubmitted) and not attempt.answered(event.questionId):
         attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, event.correct))})
@@ -89,7 +89,35 @@ def apply_submission(
         attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, False))})
     elif isinstance(event, QuestionReported) and event.questionId not in attempt.reported:
         attempt = attempt.model_copy(update={"reported": (*attempt.reported, event.questionId)})
+    if attempt is not before:
+        opened += Outcome(outputs=(_progressed(attempt, event, rules),))
     return _seen(state.model_copy(update={"open": attempt}), event), opened
+
+
+def progress(attempt: OpenAttempt) -> tuple[int, int, int]:
+    """(answered, correct, reported) of an open attempt; reported questions do not count."""
+    counted = [ok for q, ok in attempt.answers if q not in attempt.reported]
+    return len(counted), sum(counted), len(attempt.reported)
+
+
+def _progressed(attempt: OpenAttempt, event, rules: Rules) -> AttemptProgressed:
+    answered, correct, reported = progress(attempt)
+    return AttemptProgressed(
+        id=attempt_output_id(
+            "attempt-progressed", event.userSourcedId, event.exerciseSourcedId, attempt.number, rules.generation, event.id
+        ),
+        generation=rules.generation,
+        userSourcedId=event.userSourcedId,
+        exerciseSourcedId=event.exerciseSourcedId,
+        courseSourcedId=event.courseSourcedId,
+        attempt=attempt.number,
+        answered=answered,
+        correct=correct,
+        reported=reported,
+        totalQuestions=attempt.total_questions,
+        sourceEventId=event.id,
+        eventTime=event.eventTime,
+    )
 
 
 def _seen(state: AttemptState, event) -> AttemptState:

@@ -43,6 +43,9 @@ class PairState(Frozen):
 
     entries: tuple[TimeEntry, ...] = ()
     decision: BankDecision | None = None
+    # exercises whose banking evidence shows this pair's time: a late heartbeat (before
+    # their T) publishes their evidence again
+    explains: tuple[str, ...] = ()
 
     @property
     def banked(self) -> bool:
@@ -78,10 +81,11 @@ def award_for(entries: tuple[TimeEntry, ...], decided_at: datetime, expected_xp:
     return credited, minutes, min(minutes, expected_xp)
 
 
-def eligible_resources(course: CourseUpserted | None, exercise: str) -> tuple[str, ...]:
-    """The resources whose pairs a mastery of `exercise` reads (none if unknown)."""
+def window_resources(course: CourseUpserted | None, exercise: str) -> tuple[str, ...]:
+    """The resources whose pairs a mastery of `exercise` reads and its evidence shows:
+    every resource of its window, eligible or not (none if the exercise is unknown)."""
     window = banking_window(course, exercise) if course is not None else None
-    return tuple(p.resource.sourcedId for p in window.eligible) if window else ()
+    return tuple(p.resource.sourcedId for p in window.between) if window else ()
 
 
 def bank_mastery(
@@ -106,6 +110,12 @@ def bank_mastery(
         decided = pair.model_copy(update={"decision": _decision(mastery, course, placed, pair.decision)})
         changed[rid], awarded = redecide(decided, mastery.userSourcedId, rid, rules)
         outcome += awarded
+    exercise = mastery.exerciseSourcedId
+    for placed in window.between:  # every pair the evidence shows follows this exercise
+        rid = placed.resource.sourcedId
+        pair = changed.get(rid) or pairs.get(rid, EMPTY_PAIR)
+        if exercise not in pair.explains:
+            changed[rid] = pair.model_copy(update={"explains": (*pair.explains, exercise)})
     return changed, outcome
 
 

@@ -5,42 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict
-
 from xpbank.core.banking import MasteryRef, PairState, award_for
 from xpbank.core.curriculum import anomaly, banking_window, is_eligible
 from xpbank.contract.times import Time, format_time
 from xpbank.contract.events import CourseUpserted
-
-
-class ResourceExplanation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    resourceSourcedId: str
-    kind: str
-    cap: int
-    activeSeconds: float
-    minutes: int
-    priorAward: int
-    decision: int
-    reason: str  # not passive / zero xp / already banked / below 20 s / awarded
-
-
-class Explanation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    userSourcedId: str
-    exerciseSourcedId: str
-    masteryEventId: str | None
-    decidedAt: Time | None
-    windowStartsAfter: str | None
-    resources: tuple[ResourceExplanation, ...]
-    anomalies: tuple[str, ...]
-    note: str | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(r.decision for r in self.resources if r.reason == "awarded")
+from xpbank.contract.outputs import ExplainedResource, Explanation
 
 
 def explain_banking(
@@ -82,7 +51,7 @@ def explain_banking(
             reason = "awarded"
             award = decision.xp if by_this and decision is not None else award
         rows.append(
-            ResourceExplanation(
+            ExplainedResource(
                 resourceSourcedId=res.sourcedId, kind=res.kind, cap=res.xp or 0, activeSeconds=credited / 1000,
                 minutes=minutes, priorAward=prior, decision=award, reason=reason,
             )

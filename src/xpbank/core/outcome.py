@@ -21,9 +21,13 @@ class Outcome:
     outputs: tuple = ()
     rejections: tuple[Rejection, ...] = ()
     counts: tuple[tuple[str, int], ...] = field(default=())
+    # (user, exercise, event time µs, event id): accepted time that may change that
+    # exercise's banking evidence (core.evidence decides, once the shell read the mastery)
+    evidence: tuple[tuple[str, str, int, str], ...] = ()
 
     def __add__(self, other: Outcome) -> Outcome:
-        return Outcome(self.outputs + other.outputs, self.rejections + other.rejections, self.counts + other.counts)
+        return Outcome(self.outputs + other.outputs, self.rejections + other.rejections, self.counts + other.counts,
+                       self.evidence + other.evidence)
 
 
 NOTHING = Outcome()

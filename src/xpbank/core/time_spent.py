@@ -49,4 +49,6 @@ def record_time_spent(
         changed[resource] = pair
         watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
         outcome += counted("time_spent_accepted")
+        if pair.explains:
+            outcome += Outcome(evidence=tuple((event.user, exercise, t_us, event_id) for exercise in pair.explains))
     return watermark_us, changed, outcome

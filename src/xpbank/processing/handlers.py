@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from xpbank.contract import codec
 from xpbank.core.attempts import EMPTY, apply_submission
-from xpbank.core.banking import EMPTY_PAIR, bank_mastery, eligible_resources, mastery_ref
+from xpbank.core.banking import EMPTY_PAIR, bank_mastery, mastery_ref, window_resources
+from xpbank.core.evidence import banking_decided, changes_evidence
 from xpbank.core.outcome import Outcome
 from xpbank.core.rules import Rules
 from xpbank.core.time_spent import record_time_spent
@@ -122,16 +123,36 @@ def _apply(store: StateStore, event: BaseModel, rules: Rules) -> Outcome:
 
 
 def _apply_mastery(store: StateStore, mastery: ExerciseMastered, rules: Rules) -> Outcome:
-    user = mastery.userSourcedId
+    user, exercise = mastery.userSourcedId, mastery.exerciseSourcedId
     course = store.course(mastery.courseSourcedId)
-    pairs = {rid: store.pair(user, rid) or EMPTY_PAIR for rid in eligible_resources(course, mastery.exerciseSourcedId)}
+    pairs = {rid: store.pair(user, rid) or EMPTY_PAIR for rid in window_resources(course, exercise)}
     changed, outcome = bank_mastery(pairs, mastery, course, rules)
     for rid, pair in changed.items():
         if pair != pairs[rid]:
             store.set_pair(user, rid, pair)
-    if not outcome.rejections:
-        store.set_mastery(user, mastery.exerciseSourcedId, mastery_ref(mastery))
-    return outcome
+    if outcome.rejections:
+        return outcome
+    ref = mastery_ref(mastery)
+    store.set_mastery(user, exercise, ref)
+    decided = banking_decided(user, exercise, ref, course, pairs | changed, mastery.id, rules)
+    return outcome + Outcome(outputs=(decided,))
+
+
+def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
+    """Publish again the evidence of the masteries whose counted time this record changed
+    (a late heartbeat, up to their T): read the mastery, the course and the pairs."""
+    causes: dict[tuple[str, str], tuple[list[int], str]] = {}
+    for user, exercise, t_us, event_id in outcome.evidence:
+        times, _ = causes.get((user, exercise), ([], event_id))
+        causes[(user, exercise)] = ([*times, t_us], event_id)  # the last event is the cause
+    decided = []
+    for (user, exercise), (times, cause) in causes.items():
+        ref = store.mastery(user, exercise)
+        if changes_evidence(ref, times):
+            course = store.course(ref.courseSourcedId)
+            pairs = {rid: store.pair(user, rid) or EMPTY_PAIR for rid in window_resources(course, exercise)}
+            decided.append(banking_decided(user, exercise, ref, course, pairs, cause, rules))
+    return Outcome(outputs=tuple(decided))
 
 
 def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent], rules: Rules) -> Outcome:
@@ -145,7 +166,7 @@ def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent]
         store.set_pair(user, resource, pair)
     if watermark is not None and watermark != before:
         store.set_watermark(user, watermark)
-    return outcome
+    return outcome + _evidence(store, outcome, rules) if outcome.evidence else outcome
 
 
 def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:

@@ -17,21 +17,26 @@ from xpbank.core.read_time import TimeEntry
 
 _PAIR_HEADER = struct.Struct(">BI")
 _ENTRY = struct.Struct(">qq16s")
-_PAIR_VERSION = 1
 
 
 def encode_pair(pair: PairState) -> bytes:
-    parts = [_PAIR_HEADER.pack(_PAIR_VERSION, len(pair.entries))]
+    """Version 1: the entries, then the decision (a JSON list), if any. Version 2 adds the
+    exercises whose evidence shows the pair: the trailer is [decision or null, exercises]."""
+    version = 2 if pair.explains else 1
+    parts = [_PAIR_HEADER.pack(version, len(pair.entries))]
     for entry in pair.entries:
         parts.append(_ENTRY.pack(entry.time_us, entry.credited_ms, uuid.UUID(entry.event_id[9:]).bytes))
-    if pair.decision is not None:
-        parts.append(orjson.dumps(list(pair.decision.model_dump(mode="json").values())))
+    decision = None if pair.decision is None else list(pair.decision.model_dump(mode="json").values())
+    if version == 2:
+        parts.append(orjson.dumps([decision, pair.explains]))
+    elif decision is not None:
+        parts.append(orjson.dumps(decision))
     return b"".join(parts)
 
 
 def decode_pair(raw: bytes) -> PairState:
     version, count = _PAIR_HEADER.unpack_from(raw, 0)
-    if version != _PAIR_VERSION:
+    if version not in (1, 2):
         raise ValueError(f"pair state version {version} is not supported")
     offset = _PAIR_HEADER.size
     entries = []
@@ -39,10 +44,12 @@ def decode_pair(raw: bytes) -> PairState:
         time_us, credited_ms, uid = _ENTRY.unpack_from(raw, offset)
         entries.append(TimeEntry(time_us, credited_ms, f"urn:uuid:{uuid.UUID(bytes=uid)}"))
         offset += _ENTRY.size
-    decision = None
+    fields, explains = None, ()
     if offset < len(raw):
-        decision = BankDecision.model_validate(dict(zip(BankDecision.model_fields, orjson.loads(raw[offset:]))))
-    return PairState(entries=tuple(entries), decision=decision)
+        trailer = orjson.loads(raw[offset:])
+        fields, explains = (trailer[0], tuple(trailer[1])) if version == 2 else (trailer, ())
+    decision = None if fields is None else BankDecision.model_validate(dict(zip(BankDecision.model_fields, fields)))
+    return PairState(entries=tuple(entries), decision=decision, explains=explains)
 
 
 def encode_attempts(state: AttemptState) -> bytes:

@@ -1,55 +1,28 @@
-"""The HTTP API's content as pure functions: an attempt's view, an explanation, the
-readiness answer and the Prometheus text. The Faust pages in `web.py` only read state
-and hand it here."""
+"""The HTTP API's content as pure functions: an attempt's view, problem documents, the
+readiness answer and the Prometheus text. `server.py` reads and hands them out."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 
-from xpbank.core.attempts import AttemptState
-from xpbank.core.banking import PairState
 from xpbank.contract.outputs import REASONS
-from xpbank.processing.state import StateStore
+from xpbank.core.attempts import AttemptState, progress
+from xpbank.read.projection import completed_view, no_attempt_view, open_view
 
 
 def attempt_view(user: str, exercise: str, state: AttemptState | None) -> tuple[int, dict]:
-    """The open attempt (number, answered, correct), else the last completed one."""
-    head = {"userSourcedId": user, "exerciseSourcedId": exercise}
+    """What `GET .../attempt` answers for a worker's attempt state (the read models hold
+    the same views, built from the attempt events): the open attempt, else the last
+    completed one, else 404."""
     if state is not None and state.open is not None:
-        attempt = state.open
-        counted = [ok for q, ok in attempt.answers if q not in attempt.reported]
-        return 200, head | {
-            "status": "open", "attempt": attempt.number, "answered": len(counted), "correct": sum(counted),
-            "reported": len(attempt.reported), "totalQuestions": attempt.total_questions,
-        }
+        answered, correct, reported = progress(state.open)
+        return 200, open_view(user, exercise, state.open.number, answered, correct, reported, state.open.total_questions)
     if state is not None and state.last_completed is not None:
         done = state.last_completed
-        return 200, head | {
-            "status": "completed", "attempt": done.number, "answered": done.total, "correct": done.correct,
-            "total": done.total, "accuracy": done.accuracy, "exerciseXp": done.exercise_xp, "mastered": done.mastered,
-        }
-    return 404, head | {"status": "none", "nextAttempt": state.current_number if state else 1}
-
-
-class UserPairs(Mapping[str, PairState]):
-    """One learner's (resource -> pair state), read on demand from the store (the
-    explanation only looks up the resources of its window)."""
-
-    def __init__(self, store: StateStore, user: str) -> None:
-        self.store, self.user = store, user
-
-    def __getitem__(self, resource: str) -> PairState:
-        pair = self.store.pair(self.user, resource)
-        if pair is None:
-            raise KeyError(resource)
-        return pair
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
+        return 200, completed_view(user, exercise, done.number, done.correct, done.total, done.accuracy,
+                                   done.exercise_xp, done.mastered)
+    return 404, no_attempt_view(user, exercise)
 
 
 def problem(status: int, detail: str) -> dict:

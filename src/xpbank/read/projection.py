@@ -12,19 +12,28 @@ Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
 - `assess:active:{user}:{exercise}`  the open attempt's number (absent when none is open)
 - `assess:last:{user}:{exercise}`    hash: generation, offset of the attempt event applied
   last, and its attempt and state (open / completed / discarded)
+- `attempt-open:{user}:{exercise}`   the open attempt's view (JSON, as `GET .../attempt`)
+- `attempt-done:{user}:{exercise}`   the last completed attempt's view (JSON)
+- `decision:{user}:{exercise}`       hash: generation, offset and the banking evidence (JSON,
+  as `GET .../explain` and `xpbank explain --json`)
 
 A fact is applied only when its (generation, revision) is greater than the stored
 one, the same rule as every fact consumer (SPEC §3.5), so totals are the sum over the
-current facts whatever the redelivery or order. An attempt event is applied only when
-its (generation, offset in its partition) is greater than the last applied one; the
-attempts topic is keyed by user, so one learner's events keep their order."""
+current facts whatever the redelivery or order. An attempt event (or a decision's
+evidence) is applied only when its (generation, offset in its partition) is greater than
+the last applied one; the attempts topic is keyed by user and the decisions topic by
+(user, exercise), so the events of one key keep their order."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, XpFact
+import orjson
+
+from xpbank.contract.outputs import (
+    AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, AttemptProgressed, BankingDecided, XpFact,
+)
 
 DEFAULT_PREFIX = "xpbank:"
 
@@ -52,6 +61,15 @@ class Keys:
     def last_attempt_event(self, user: str, exercise: str) -> str:
         return f"{self.prefix}assess:last:{user}:{exercise}"
 
+    def open_attempt(self, user: str, exercise: str) -> str:
+        return f"{self.prefix}attempt-open:{user}:{exercise}"
+
+    def done_attempt(self, user: str, exercise: str) -> str:
+        return f"{self.prefix}attempt-done:{user}:{exercise}"
+
+    def decision(self, user: str, exercise: str) -> str:
+        return f"{self.prefix}decision:{user}:{exercise}"
+
     @property
     def pattern(self) -> str:
         """Every key of these read models (for SCAN); `*` etc. in the prefix are escaped."""
@@ -61,7 +79,7 @@ class Keys:
 
 @dataclass(frozen=True)
 class Upsert:
-    script: Literal["fact", "attempt"]
+    script: Literal["fact", "attempt", "decision"]
     keys: tuple[str, ...]
     args: tuple[str | int, ...]
 
@@ -75,17 +93,56 @@ def plan_fact(keys: Keys, fact: XpFact) -> Upsert:
     )
 
 
-ATTEMPT_STATES = {AttemptOpened: "open", AttemptCompleted: "completed", AttemptDiscarded: "discarded"}
+ATTEMPT_STATES = {AttemptOpened: "open", AttemptProgressed: "open", AttemptCompleted: "completed",
+                  AttemptDiscarded: "discarded"}
 
 
 def plan_attempt(keys: Keys, event: AttemptEvent, offset: int) -> Upsert:
-    """`offset`: the event's offset in its partition of `xp.attempts.v1`."""
+    """`offset`: the event's offset in its partition of `xp.attempts.v1`. The open and
+    completed views are the API's answers, ready to serve."""
     user, exercise = event.userSourcedId, event.exerciseSourcedId
+    view = ""
+    if isinstance(event, AttemptOpened):
+        view = orjson.dumps(open_view(user, exercise, event.attempt, 0, 0, 0, event.totalQuestions)).decode()
+    elif isinstance(event, AttemptProgressed):
+        view = orjson.dumps(open_view(user, exercise, event.attempt, event.answered, event.correct, event.reported,
+                                      event.totalQuestions)).decode()
+    elif isinstance(event, AttemptCompleted):
+        view = orjson.dumps(completed_view(user, exercise, event.attempt, event.correct, event.total, event.accuracy,
+                                           event.exerciseXp, event.mastered)).decode()
     return Upsert(
         "attempt",
-        (keys.active_attempt(user, exercise), keys.last_attempt_event(user, exercise)),
-        (event.generation, offset, ATTEMPT_STATES[type(event)], event.attempt),
+        (keys.active_attempt(user, exercise), keys.last_attempt_event(user, exercise),
+         keys.open_attempt(user, exercise), keys.done_attempt(user, exercise)),
+        (event.generation, offset, ATTEMPT_STATES[type(event)], event.attempt, view),
     )
+
+
+def plan_decision(keys: Keys, decided: BankingDecided, offset: int) -> Upsert:
+    """`offset`: the evidence's offset in its partition of `xp.decisions.v1`."""
+    body = orjson.dumps(decided.explanation().model_dump(mode="json")).decode()
+    return Upsert("decision", (keys.decision(decided.userSourcedId, decided.exerciseSourcedId),),
+                  (decided.generation, offset, body))
+
+
+def open_view(user: str, exercise: str, attempt: int, answered: int, correct: int, reported: int,
+              total_questions: int | None) -> dict:
+    """`GET /users/{user}/exercises/{exercise}/attempt` while an attempt is open."""
+    return {"userSourcedId": user, "exerciseSourcedId": exercise, "status": "open", "attempt": attempt,
+            "answered": answered, "correct": correct, "reported": reported, "totalQuestions": total_questions}
+
+
+def completed_view(user: str, exercise: str, attempt: int, correct: int, total: int, accuracy: float,
+                   exercise_xp: int, mastered: bool) -> dict:
+    """... once the last attempt completed (and no other is open)."""
+    return {"userSourcedId": user, "exerciseSourcedId": exercise, "status": "completed", "attempt": attempt,
+            "answered": total, "correct": correct, "total": total, "accuracy": accuracy, "exerciseXp": exercise_xp,
+            "mastered": mastered}
+
+
+def no_attempt_view(user: str, exercise: str) -> dict:
+    """... for an exercise the learner never opened an attempt of (404)."""
+    return {"userSourcedId": user, "exerciseSourcedId": exercise, "status": "none", "nextAttempt": 1}
 
 
 def xp_view(user: str, total: str | bytes | None, by_date: dict) -> dict:

@@ -1,4 +1,5 @@
-"""The projector: follows `xp.facts.v1` and `xp.attempts.v1` into the Redis read models.
+"""The projector: follows `xp.facts.v1`, `xp.attempts.v1` and `xp.decisions.v1` into the
+Redis read models.
 
 At least once: a batch's offsets are committed only after Redis applied it, and every
 upsert is idempotent (`projection.py`). It runs as a task of `xpbank worker` (unless
@@ -13,20 +14,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from typing import Annotated
 
 from aiokafka import AIOKafkaConsumer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
 from xpbank.kafka.clients import read_topic
-from xpbank.contract.outputs import AttemptEvent, XpFact
-from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_fact
+from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
+from xpbank.contract.topics import ATTEMPTS, DECISIONS, FACTS, base_name
+from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_decision, plan_fact
 from xpbank.read.read_models import ReadModels
-from xpbank.contract.topics import ATTEMPTS, FACTS, base_name
 
 log = logging.getLogger("xpbank.projector")
-ATTEMPT_EVENT = TypeAdapter(AttemptEvent)
+ATTEMPT_EVENT = TypeAdapter(Annotated[AttemptEvent, Field(discriminator="type")])
 
 
 def projector_group(settings: Settings) -> str:
@@ -34,7 +36,7 @@ def projector_group(settings: Settings) -> str:
 
 
 def projected_topics(settings: Settings) -> list[str]:
-    return [settings.topic_prefix + FACTS, settings.topic_prefix + ATTEMPTS]
+    return [settings.topic_prefix + t for t in (FACTS, ATTEMPTS, DECISIONS)]
 
 
 def plan(keys: Keys, topic: str, value: bytes | None, offset: int) -> Upsert | None:
@@ -46,6 +48,8 @@ def plan(keys: Keys, topic: str, value: bytes | None, offset: int) -> Upsert | N
             return plan_fact(keys, XpFact.model_validate_json(value))
         if topic == ATTEMPTS:
             return plan_attempt(keys, ATTEMPT_EVENT.validate_json(value), offset)
+        if topic == DECISIONS:
+            return plan_decision(keys, BankingDecided.model_validate_json(value), offset)
     except (ValidationError, ValueError) as exc:
         log.warning("projector skipped an unreadable record topic=%s offset=%s: %s", topic, offset, str(exc)[:200])
     return None
@@ -77,7 +81,7 @@ async def project(settings: Settings, metrics: Counter | None = None) -> None:
 
 
 async def _follow(settings: Settings, metrics: Counter) -> None:
-    models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
+    models = ReadModels.connect(settings)
     consumer = AIOKafkaConsumer(
         *projected_topics(settings),
         **aiokafka_options(settings),
@@ -92,7 +96,7 @@ async def _follow(settings: Settings, metrics: Counter) -> None:
     try:
         await models.client.ping()
         log.info("projector following %s into %s (prefix %r)", ", ".join(projected_topics(settings)),
-                 settings.redis_url, settings.redis_prefix)
+                 settings.redis_display, settings.redis_prefix)
         while True:
             batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
             messages = [m for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition)) for m in batch[tp]]
@@ -110,7 +114,7 @@ async def rebuild(settings: Settings, batch: int = 2000) -> dict[str, int]:
     from the beginning (no consumer group) up to their current end. Run it with the
     projectors stopped: a live projector writing between the delete and the end could
     leave a total counting a fact that was deleted."""
-    models = ReadModels.connect(settings.redis_url, settings.redis_prefix)
+    models = ReadModels.connect(settings)
     counts: Counter = Counter()
     started = time.monotonic()
     try:

@@ -8,7 +8,10 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from xpbank.read.projection import Keys, Upsert, xp_view
+import orjson
+
+from xpbank.config import Settings
+from xpbank.read.projection import Keys, Upsert, no_attempt_view, xp_view
 
 # KEYS: fact, total, by-date, banked   ARGV: generation, revision, xp, date, user, kind, resource
 FACT_SCRIPT = """
@@ -29,7 +32,8 @@ if ARGV[6] == 'banked' then redis.call('HSET', KEYS[4], ARGV[7], xp) end
 return 1
 """
 
-# KEYS: active pointer, last applied event   ARGV: generation, offset, state, attempt
+# KEYS: active pointer, last applied event, open view, completed view
+# ARGV: generation, offset, state, attempt, view JSON (of the open or the completed attempt)
 ATTEMPT_SCRIPT = """
 local g, o = tonumber(ARGV[1]), tonumber(ARGV[2])
 local held = redis.call('HMGET', KEYS[2], 'generation', 'offset')
@@ -38,7 +42,25 @@ if held[1] then
   if hg > g or (hg == g and ho >= o) then return 0 end
 end
 redis.call('HSET', KEYS[2], 'generation', g, 'offset', o, 'state', ARGV[3], 'attempt', ARGV[4])
-if ARGV[3] == 'open' then redis.call('SET', KEYS[1], ARGV[4]) else redis.call('DEL', KEYS[1]) end
+if ARGV[3] == 'open' then
+  redis.call('SET', KEYS[1], ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[5])
+else
+  redis.call('DEL', KEYS[1], KEYS[3])
+  if ARGV[3] == 'completed' then redis.call('SET', KEYS[4], ARGV[5]) end
+end
+return 1
+"""
+
+# KEYS: decision   ARGV: generation, offset, evidence JSON
+DECISION_SCRIPT = """
+local g, o = tonumber(ARGV[1]), tonumber(ARGV[2])
+local held = redis.call('HMGET', KEYS[1], 'generation', 'offset')
+if held[1] then
+  local hg, ho = tonumber(held[1]), tonumber(held[2])
+  if hg > g or (hg == g and ho >= o) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'generation', g, 'offset', o, 'evidence', ARGV[3])
 return 1
 """
 
@@ -47,11 +69,12 @@ class ReadModels:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.keys = Keys(prefix)
-        self.scripts = {"fact": client.register_script(FACT_SCRIPT), "attempt": client.register_script(ATTEMPT_SCRIPT)}
+        self.scripts = {name: client.register_script(script) for name, script in
+                        (("fact", FACT_SCRIPT), ("attempt", ATTEMPT_SCRIPT), ("decision", DECISION_SCRIPT))}
 
     @classmethod
-    def connect(cls, url: str, prefix: str) -> ReadModels:
-        return cls(aioredis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+    def connect(cls, settings: Settings) -> ReadModels:
+        return cls(redis_client(settings), settings.redis_prefix)
 
     async def apply(self, upserts: Iterable[Upsert]) -> int:
         """Apply in order (one round trip); returns how many changed something."""
@@ -71,6 +94,21 @@ class ReadModels:
         total, by_date = await pipe.execute()
         return xp_view(user, total, by_date)
 
+    async def attempt(self, user: str, exercise: str) -> tuple[int, dict]:
+        """The open attempt, else the last completed one, else 404 (as the worker's state says)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.keys.open_attempt(user, exercise))
+        pipe.get(self.keys.done_attempt(user, exercise))
+        open_, done = await pipe.execute()
+        if open_ or done:
+            return 200, orjson.loads(open_ or done)
+        return 404, no_attempt_view(user, exercise)
+
+    async def evidence(self, user: str, exercise: str) -> dict | None:
+        """The latest banking evidence of (user, exercise), or None."""
+        raw = await self.client.hget(self.keys.decision(user, exercise), "evidence")
+        return None if raw is None else orjson.loads(raw)
+
     async def active_attempt(self, user: str, exercise: str) -> int | None:
         raw = await self.client.get(self.keys.active_attempt(user, exercise))
         return None if raw is None else int(raw)
@@ -89,3 +127,11 @@ class ReadModels:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def redis_client(settings: Settings, **options) -> aioredis.Redis:
+    """The one way to connect to Redis: its URL (credentials inside, never logged) and,
+    for `rediss://`, the CA that signed the server's certificate."""
+    if settings.redis_ca_file:
+        options["ssl_ca_certs"] = settings.redis_ca_file
+    return aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, **options)

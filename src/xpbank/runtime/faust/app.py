@@ -46,9 +46,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir / ident),
-        web_enabled=web,
+        web_enabled=False,  # the API is read/server.py, served by a task below
         web_port=settings.web_port,
-        web_in_thread=False,
         consumer_auto_offset_reset="earliest",
         # static membership: a worker restarted under the same name takes back its
         # partitions without a multi-member rebalance
@@ -82,7 +81,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     wiring = Wiring(app)
     rules = settings.rules
     if web:
-        add_api(wiring, store, tables, curriculum_view, settings, input_topics(settings))
+        add_api(wiring, tables, curriculum_view, settings, input_topics(settings))
 
     @app.task
     async def follow_curriculum() -> None:

@@ -1,0 +1,42 @@
+"""Who may read what: bearer tokens (XPBANK_API_TOKENS) and the scope each route needs.
+Tokens are compared in constant time, each against all, and never logged: a request is
+logged with the token's name only."""
+
+from __future__ import annotations
+
+import hmac
+
+from xpbank.config import ApiTokens
+
+LEARNERS, OPERATIONS = "learners", "operations"
+
+
+def scope_of(path: str, metrics_public: bool) -> str | None:
+    """The scope a route needs (None: open to anyone)."""
+    if path == "/healthz" or (path == "/metrics" and metrics_public):
+        return None
+    if path == "/metrics":
+        return OPERATIONS
+    return LEARNERS
+
+
+def bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    kind, _, token = authorization.partition(" ")
+    return token.strip() or None if kind.lower() == "bearer" else None
+
+
+def authorize(tokens: ApiTokens, presented: str | None, scope: str) -> tuple[int, str | None]:
+    """(200, token name), (401, None) for no or an unknown token, or (403, name) for a
+    token without the scope."""
+    if not presented:
+        return 401, None
+    found = None
+    for secret, name, scopes in tokens.scopes:  # no early exit: every token is compared
+        if hmac.compare_digest(secret.reveal().encode(), presented.encode()):
+            found = (name, scopes)
+    if found is None:
+        return 401, None
+    name, scopes = found
+    return (200, name) if scope in scopes else (403, name)
