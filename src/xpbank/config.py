@@ -41,12 +41,16 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_REDIS_CA_FILE": "",
     "XPBANK_API_TOKENS": "",
     "XPBANK_METRICS_PUBLIC": "0",
+    "XPBANK_ENGINE": "faust",
+    "XPBANK_PROCESSING_GUARANTEE": "at-least-once",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
 SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+ENGINES = ("faust", "quix")
+GUARANTEES = ("at-least-once", "exactly-once")
 
 DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
@@ -78,6 +82,8 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_REDIS_CA_FILE": "PEM CA for `rediss://` (TLS) Redis URLs",
     "XPBANK_API_TOKENS": "API bearer tokens, comma-separated (or `_FILE`, with scopes)",
     "XPBANK_METRICS_PUBLIC": "`1`: `/metrics` answers without a token",
+    "XPBANK_ENGINE": "stream engine of `worker` and `replay`: `faust` or `quix`",
+    "XPBANK_PROCESSING_GUARANTEE": "`at-least-once`, or `exactly-once` (quix: transactional outputs)",
 }
 
 
@@ -263,6 +269,8 @@ class Settings:
     redis_ca_file: str = ""
     api_tokens: ApiTokens = ApiTokens()
     metrics_public: bool = False
+    engine: str = "faust"
+    processing_guarantee: str = "at-least-once"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -270,6 +278,15 @@ class Settings:
         store = env.get("XPBANK_STORE") or DEFAULTS["XPBANK_STORE"]
         if not store.startswith(("rocksdb://", "memory://")):
             raise ConfigError(f"XPBANK_STORE={store!r}: use rocksdb:// or memory://")
+        engine = (env.get("XPBANK_ENGINE") or DEFAULTS["XPBANK_ENGINE"]).strip().lower()
+        guarantee = (env.get("XPBANK_PROCESSING_GUARANTEE") or DEFAULTS["XPBANK_PROCESSING_GUARANTEE"]).strip().lower()
+        if engine not in ENGINES:
+            raise ConfigError(f"XPBANK_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
+        if guarantee not in GUARANTEES:
+            raise ConfigError(f"XPBANK_PROCESSING_GUARANTEE={guarantee!r}: use one of {', '.join(GUARANTEES)}")
+        if engine == "faust" and guarantee == "exactly-once":
+            raise ConfigError("XPBANK_PROCESSING_GUARANTEE=exactly-once needs XPBANK_ENGINE=quix "
+                              "(Faust's exactly-once has open duplicate and crash reports: docs/decisions.md)")
         redis_url = _text(env, "XPBANK_REDIS_URL") or DEFAULTS["XPBANK_REDIS_URL"]
         redis_ca = _readable(env, "XPBANK_REDIS_CA_FILE")
         if redis_ca and not redis_url.startswith("rediss://"):
@@ -282,6 +299,8 @@ class Settings:
             api_tokens=ApiTokens.parse(_text(env, "XPBANK_API_TOKENS"),
                                        "XPBANK_API_TOKENS_FILE" if env.get("XPBANK_API_TOKENS_FILE") else "XPBANK_API_TOKENS"),
             metrics_public=_flag(env, "XPBANK_METRICS_PUBLIC"),
+            engine=engine,
+            processing_guarantee=guarantee,
             store=store,
             partitions=_int(env, "XPBANK_PARTITIONS", minimum=1),
             topic_prefix=env.get("XPBANK_TOPIC_PREFIX", DEFAULTS["XPBANK_TOPIC_PREFIX"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xpbank.config import ApiTokens, ConfigError, Secret, Settings
+from xpbank.kafka.admin import connection_problem
 from xpbank.kafka.connection import aiokafka_options, librdkafka_config
 from xpbank.read.auth import authorize, bearer, scope_of
 
@@ -71,3 +72,20 @@ def test_tokens_grant_scopes_and_unknown_or_missing_tokens_are_refused():
     assert bearer("Bearer abc") == "abc" and bearer("bearer abc") == "abc" and bearer("Basic abc") is None
     assert bearer(None) is None and bearer("Bearer ") is None
     assert "tok-all" not in repr(tokens) and Secret("x") != Secret("y")
+
+
+@pytest.mark.parametrize(("text", "cause"), [
+    ("sasl_ssl://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed during authentication "
+     "due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 329ms in state AUTH_REQ)", "authentication failed"),
+    ("sasl_ssl://127.0.0.1:9094/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify "
+     "failed: broker certificate could not be verified", "certificate is not trusted"),
+    ("127.0.0.1:9094/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN "
+     "(after 0ms in state APIVERSION_QUERY)", "wrong protocol"),
+    ("ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: SSL connection closed by peer: connecting "
+     "to a PLAINTEXT broker listener? (after 0ms in state SSL_HANDSHAKE)", "wrong protocol"),
+    ("127.0.0.1:9999/bootstrap: Connect to ipv4#127.0.0.1:9999 failed: Connection refused", "no broker answers"),
+    ("1/1 brokers are down", None),
+])
+def test_client_errors_are_named_in_an_operators_words(text, cause):
+    problem = connection_problem(text)
+    assert (problem is None) if cause is None else cause in problem

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from xpbank.core.banking import MasteryRef, PairState, award_for
 from xpbank.core.curriculum import anomaly, banking_window, is_eligible
-from xpbank.contract.times import Time, format_time
+from xpbank.contract.times import format_time
 from xpbank.contract.events import CourseUpserted
 from xpbank.contract.outputs import ExplainedResource, Explanation
 

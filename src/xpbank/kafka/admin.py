@@ -113,11 +113,48 @@ def explain(error: KafkaException | KafkaError, what: str) -> str:
     return f"{what}: {text}"
 
 
+def connection_problem(text: str) -> str | None:
+    """What a client error says about the connection, in an operator's words (None: not
+    a connection problem we recognise)."""
+    lowered = text.lower()
+    if "authentication failed" in lowered or "sasl authentication" in lowered:
+        return "authentication failed: check XPBANK_KAFKA_USERNAME, XPBANK_KAFKA_PASSWORD and XPBANK_KAFKA_SASL_MECHANISM"
+    if "certificate verify failed" in lowered or "unable to get local issuer" in lowered or "self-signed" in lowered:
+        return "the broker's certificate is not trusted: check XPBANK_KAFKA_CA_FILE"
+    if ("ssl handshake" in lowered or "security.protocol" in lowered or "wrong version number" in lowered
+            or "disconnected" in lowered and "apiversion_query" in lowered):  # a plaintext client at a TLS port
+        return "wrong protocol for this listener: check XPBANK_KAFKA_SECURITY_PROTOCOL (and the port)"
+    if "connection refused" in lowered or "all broker connections are down" in lowered or "resolve" in lowered:
+        return "no broker answers at that address: check XPBANK_BROKER"
+    return None
+
+
+class _QuietLog:
+    """librdkafka's own connection chatter, at DEBUG: the cause reaches the operator
+    once, in words, through `connection_problem` (some causes are only in these lines)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def log(self, level: int, message: str, *args) -> None:
+        text = message % args if args else message
+        log.debug(text)
+        problem = connection_problem(text)
+        if problem and problem not in self.problems:
+            self.problems.append(problem)
+
+
 class Admin:
     def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.client = AdminClient(librdkafka_config(settings), logger=log)
+        self.problems: list[str] = []  # what librdkafka reported about the connection
+        self.client = AdminClient(librdkafka_config(settings) | {"error_cb": self._on_error}, logger=_QuietLog(self.problems))
+
+    def _on_error(self, error: KafkaError) -> None:
+        problem = connection_problem(error.str())
+        if problem and problem not in self.problems:
+            self.problems.append(problem)
 
     async def _await(self, futures: dict) -> dict:
         keys = list(futures)
@@ -125,10 +162,20 @@ class Admin:
         return dict(zip(keys, results))
 
     async def metadata(self):
-        try:  # a broker that answers at all answers this at once; fail well within a minute
-            return await asyncio.to_thread(self.client.list_topics, timeout=min(self.timeout, 15))
-        except KafkaException as exc:
-            raise KafkaUnavailable(explain(exc, f"broker {self.settings.broker} unavailable")) from None
+        """The cluster's metadata. A broker that answers at all answers at once; one that
+        refuses us (credentials, certificates, protocol) says so within seconds, and that
+        cause, not a timeout, is the error."""
+        deadline = time.monotonic() + min(self.timeout, 15)
+        while True:
+            try:
+                return await asyncio.to_thread(self.client.list_topics, timeout=1.0)
+            except KafkaException as exc:
+                self.client.poll(0)  # serves error_cb
+                if self.problems and not self.problems[-1].startswith("no broker answers"):
+                    raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {self.problems[-1]}") from None
+                if time.monotonic() > deadline:
+                    cause = self.problems[-1] if self.problems else explain(exc, "unavailable")
+                    raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {cause}") from None
 
     async def broker_configs(self) -> dict[str, str]:
         """The configs of one broker of the cluster (its defaults for every topic)."""

@@ -9,13 +9,16 @@ from xpbank.config import Settings
 from xpbank.kafka.admin import TopicSetupError, converge
 from xpbank.contract.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
 
-TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")
+TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")  # the Faust engine's
+QUIX_STORE = "learners"  # the Quix engine keeps every learner's state in one store
 COMPACTED = (("cleanup.policy", "compact"),)
 
 
 def app_id(settings: Settings) -> str:
-    """Consumer group and table names: a replay with a new generation starts fresh."""
-    return f"{settings.topic_prefix}xpbank-g{settings.rules.generation}"
+    """Consumer group and state names: a replay with a new generation starts fresh, and
+    so does a switch of engine (their state is kept differently)."""
+    engine = "" if settings.engine == "faust" else f"{settings.engine}-"
+    return f"{settings.topic_prefix}xpbank-{engine}g{settings.rules.generation}"
 
 
 def rekeyed_topic(settings: Settings) -> str:
@@ -25,6 +28,11 @@ def rekeyed_topic(settings: Settings) -> str:
 
 def changelog_topic(settings: Settings, table: str) -> str:
     return f"{app_id(settings)}-{table}-changelog"
+
+
+def changelogs(settings: Settings) -> list[str]:
+    """The engine's changelog topics (Faust: one per table; Quix: one store)."""
+    return [changelog_topic(settings, t) for t in (TABLES if settings.engine == "faust" else (QUIX_STORE,))]
 
 
 def input_topics(settings: Settings) -> list[str]:
@@ -39,7 +47,7 @@ def internal_setups(settings: Settings) -> list[TopicSetup]:
     changelogs are compacted and never deleted by time."""
     p, r = settings.partitions, settings.replication_factor
     rekeyed = TopicSetup(rekeyed_topic(settings), p, r, tuple(topic_configs(KEEP_ALL).items()), "internal")
-    return [rekeyed] + [TopicSetup(changelog_topic(settings, t), p, r, COMPACTED, "changelog") for t in TABLES]
+    return [rekeyed] + [TopicSetup(name, p, r, COMPACTED, "changelog") for name in changelogs(settings)]
 
 
 def all_setups(settings: Settings) -> list[TopicSetup]:

@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 import faust
 
 from xpbank.config import Settings
-from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
-from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
+from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TOPICS
 from xpbank.kafka.admin import Admin
 from xpbank.kafka.connection import aiokafka_options
+from xpbank.processing.handlers import handle_record
+from xpbank.processing.state import BufferedStore
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
-from xpbank.processing.handlers import Handled, InputRecord, handle_record
-from xpbank.processing.state import BufferedStore
-from xpbank.runtime.faust.tables import ORIGIN_HEADERS, TableStore, from_timestamp, publish
-from xpbank.contract.topics import CURRICULUM, MASTERY, SUBMISSIONS, CALIPER, TOPICS, base_name
+from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
+from xpbank.runtime.faust.tables import TableStore, publish
 from xpbank.runtime.faust.web import add_api
+from xpbank.runtime.records import from_seconds, input_record, learner_record, observe, origin_headers
+from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
 
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -94,7 +95,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     async def process(message) -> None:
         """Apply one learner-partition record (a Faust message or a refetched one)."""
-        record, owner, is_copy = learner_record(message, settings.topic_prefix, rekeyed_name)
+        record, owner, is_copy = learner_record(
+            message.topic, message.partition, message.offset, message.key, message.value, message.headers,
+            from_seconds(message.timestamp), settings.topic_prefix, rekeyed_name)
         log.debug("record topic=%s partition=%s offset=%s key=%s", message.topic, message.partition, message.offset, owner)
         buffered = BufferedStore(store)
         handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
@@ -106,7 +109,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         if ledger.processed(message.topic, message.partition, message.offset):
             buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
-        observe(wiring, record, handled, rekeyed=is_copy)
+        observe(wiring.metrics, record, handled, rekeyed=is_copy)
 
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
     async def learners(stream):
@@ -168,10 +171,12 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     @app.agent(topics[CURRICULUM], name="xpbank.curriculum", concurrency=1)
     async def curriculum(stream):
         async for event in stream.events():
-            record = input_record(event.message, CURRICULUM, names[CURRICULUM])
+            m = event.message
+            record = input_record(m.topic, m.partition, m.offset, m.key, m.value, from_seconds(m.timestamp),
+                                  settings.topic_prefix)
             handled = handle_record(store, record, rules)
             await publish(topics, handled.outputs)
-            observe(wiring, record, handled)
+            observe(wiring.metrics, record, handled)
 
     return wiring
 
@@ -185,49 +190,3 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     if settings.kafka.tls:
         return faust.SSLCredentials(options["ssl_context"])
     return None
-
-
-def input_record(message, topic: str, full_name: str) -> InputRecord:
-    return InputRecord(
-        topic=topic, key=message.key, value=message.value, timestamp=from_timestamp(message.timestamp),
-        partition=message.partition, offset=message.offset, topic_full_name=full_name,
-    )
-
-
-def learner_record(message, prefix: str, rekeyed_name: str) -> tuple[InputRecord, str, bool]:
-    """The record as its producer sent it, the learner owning this partition, and
-    whether this is a routed copy (whose origin travels in headers)."""
-    owner = (message.key or b"").decode("utf-8", "replace")
-    if message.topic != rekeyed_name:
-        return input_record(message, base_name(message.topic, prefix), message.topic), owner, False
-    headers = {k: v for k, v in (message.headers or [])}
-    origin = headers[ORIGIN_HEADERS[0]].decode()
-    key = headers.get(ORIGIN_HEADERS[3])
-    record = InputRecord(
-        topic=base_name(origin, prefix), key=key or None, value=message.value, timestamp=from_timestamp(message.timestamp),
-        partition=int(headers[ORIGIN_HEADERS[1]]), offset=int(headers[ORIGIN_HEADERS[2]]), topic_full_name=origin,
-    )
-    return record, owner, True
-
-
-def origin_headers(record: InputRecord) -> list[tuple[str, bytes]]:
-    values = (record.topic_full_name or record.topic, str(record.partition), str(record.offset))
-    headers = [(name, value.encode()) for name, value in zip(ORIGIN_HEADERS, values)]
-    return headers + [(ORIGIN_HEADERS[3], record.key or b"")]
-
-
-def observe(wiring: Wiring, record: InputRecord, handled: Handled, rekeyed: bool = False) -> None:
-    metrics = wiring.metrics
-    metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
-    if handled.counts["redelivered"]:
-        log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name, record.partition, record.offset)
-    metrics.update(handled.counts)
-    for out in handled.outputs:
-        metrics[f"records_out:{out.topic}"] += 1
-        kind = type(out.value).__name__
-        if kind == "BankedXpAwarded":
-            v = out.value
-            metrics["awards" if v.revision == 1 else "award_revisions"] += 1
-            log.info("award user=%s resource=%s xp=%d revision=%d exercise=%s", v.userSourcedId, v.resourceSourcedId, v.xp, v.revision, v.exerciseSourcedId)
-        elif kind == "DeadLetter":
-            log.info("dead-letter reason=%s topic=%s offset=%s", out.value.reason, out.value.topic, out.value.offset)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from xpbank.contract import codec
 from xpbank.processing import state_codec
@@ -17,7 +17,6 @@ from xpbank.contract.events import CourseUpserted
 from xpbank.processing.handlers import OutputRecord
 from xpbank.processing.state import pair_key
 
-ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
 _INT64 = struct.Struct(">q")
 
 
@@ -97,11 +96,6 @@ class TableStore:
 
 def to_seconds(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
-
-
-def from_timestamp(seconds: float | None) -> datetime | None:
-    """Faust gives record timestamps in seconds (float)."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) -> int:
