@@ -6,13 +6,15 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
+.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
-	@echo "other: setup kafka-up kafka-down redis-up redis-down schemas test-unit test-integration test-e2e bench clean"
+	@echo "make kafka-up-secure - a second broker with SASL_SSL (SCRAM) and ACLs on 127.0.0.1:9094;"
+	@echo "                       then: set -a; . .run/kafka/secure.env; set +a  (docs/operations.md)"
+	@echo "other: setup kafka-up kafka-down kafka-down-secure redis-up redis-down schemas test-unit test-integration test-e2e bench clean"
 
 setup: $(VENV)/.installed
 
@@ -26,6 +28,13 @@ kafka-up:
 
 kafka-down:
 	@bash deploy/kafka/kafka.sh down
+
+# The secured broker (SASL_SSL, SCRAM-SHA-512, ACLs) beside the plain one; see deploy/kafka/secure.sh.
+kafka-up-secure:
+	@bash deploy/kafka/kafka.sh up --secure
+
+kafka-down-secure:
+	@bash deploy/kafka/kafka.sh down --secure
 
 redis-up:
 	@bash deploy/redis/redis.sh up
