@@ -29,7 +29,8 @@ URL_FILE="$SECRETS_DIR/redis.url"
 private() { touch "$@" && chmod 600 "$@"; }
 
 # Is this redis-server built with TLS? (BUILD_TLS=yes links it to libssl, as Debian's is.)
-tls_available() { ldd "$(command -v redis-server)" 2>/dev/null | grep -q 'libssl\.so'; }
+# (Not `ldd | grep -q`: grep's early exit can fail ldd with SIGPIPE, and so the pipeline.)
+tls_available() { [[ "$(ldd "$(command -v redis-server)" 2>/dev/null)" == *libssl.so* ]]; }
 
 # Does the configuration we started it with serve TLS?
 uses_tls() { grep -q '^tls-port ' "$CONF" 2>/dev/null; }
