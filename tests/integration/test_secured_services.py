@@ -204,6 +204,14 @@ def test_a_plaintext_client_gets_nothing_from_the_sasl_ssl_port(secure_broker, c
     assert librdkafka_errors(settings)  # _ALL_BROKERS_DOWN: the broker closes the connection
 
 
+def test_the_controller_port_takes_only_the_brokers_certificate(secure_broker):
+    controller = os.environ.get("XPBANK_KAFKA_SECURE_CONTROLLER_PORT", "9095")
+    settings = Settings.from_env({"XPBANK_BROKER": f"kafka://127.0.0.1:{controller}", "XPBANK_KAFKA_SECURITY_PROTOCOL": "SSL",
+                                  "XPBANK_KAFKA_CA_FILE": secure_broker["XPBANK_KAFKA_CA_FILE"]})
+    errors = librdkafka_errors(settings)  # TLS with the right CA, but no client certificate
+    assert any("certificate" in e.str() for e in errors), errors
+
+
 def test_the_xpbank_user_cannot_do_what_only_the_admin_may(secure_broker):
     settings = secured(secure_broker)
     admin = AdminClient(librdkafka_config(settings))
