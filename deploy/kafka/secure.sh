@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # (it sets variables kafka.sh uses)
 # The secured broker of `deploy/kafka/kafka.sh --secure` (sourced by kafka.sh, not run).
 #
 # A second Kafka from the same jars, in its own run dir <root>/kafka-secure:
