@@ -6,13 +6,18 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down redis-up redis-down services schemas test test-unit test-integration test-e2e run bench clean
+.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
-	@echo "other: setup kafka-up kafka-down redis-up redis-down schemas test-unit test-integration test-e2e bench clean"
+	@echo "make kafka-up-secure - a second broker with SASL_SSL (SCRAM) and ACLs on 127.0.0.1:9094"
+	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
+	@echo "                       then: set -a; . .run/kafka/secure.env; . .run/redis/secure.env; set +a"
+	@echo "                       (docs/operations.md, Secured clusters)"
+	@echo "other: setup kafka-up kafka-down kafka-down-secure redis-up redis-down redis-down-secure schemas"
+	@echo "       test-unit test-integration test-e2e bench clean"
 
 setup: $(VENV)/.installed
 
@@ -27,11 +32,25 @@ kafka-up:
 kafka-down:
 	@bash deploy/kafka/kafka.sh down
 
+# The secured broker (SASL_SSL, SCRAM-SHA-512, ACLs) beside the plain one; see deploy/kafka/secure.sh.
+kafka-up-secure:
+	@bash deploy/kafka/kafka.sh up --secure
+
+kafka-down-secure:
+	@bash deploy/kafka/kafka.sh down --secure
+
 redis-up:
 	@bash deploy/redis/redis.sh up
 
 redis-down:
 	@bash deploy/redis/redis.sh down
+
+# The secured Redis (password, TLS) beside the plain one; see deploy/redis/secure.sh.
+redis-up-secure:
+	@bash deploy/redis/redis.sh up --secure
+
+redis-down-secure:
+	@bash deploy/redis/redis.sh down --secure
 
 services: kafka-up redis-up
 

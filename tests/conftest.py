@@ -1,11 +1,13 @@
 """Shared fixtures. The broker and Redis are real and started by the project's own
 scripts: XPBANK_BROKER / XPBANK_REDIS_URL when set and answering (e.g. docker compose),
-else deploy/kafka/kafka.sh and deploy/redis/redis.sh."""
+else deploy/kafka/kafka.sh and deploy/redis/redis.sh. The secured ones (`secure_broker`,
+`secure_redis`) always come from those scripts' `up --secure`."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import subprocess
 import uuid
 from pathlib import Path
@@ -13,16 +15,29 @@ from pathlib import Path
 import pytest
 import redis
 
-from xpbank.config import Settings
+from xpbank.config import ConfigError, Settings
+from xpbank.kafka.admin import Admin, KafkaUnavailable
 from xpbank.kafka.clients import broker_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _start(script: str) -> None:
-    result = subprocess.run(["bash", str(ROOT / script), "up"], capture_output=True, text=True, timeout=600)
+def _start(script: str, *options: str) -> None:
+    result = subprocess.run(["bash", str(ROOT / script), "up", *options], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
-        raise RuntimeError(f"{script} up failed:\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"{script} up {' '.join(options)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def run_root() -> Path:
+    """Where the scripts keep their run directories (XPBANK_RUN_DIR, else .run)."""
+    return Path(os.environ.get("XPBANK_RUN_DIR") or ROOT / ".run").resolve()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The KEY=value lines of a settings file the scripts write (values shell-quoted)."""
+    pairs = [shlex.split(line)[0] for line in path.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +66,47 @@ def redis_url() -> str:
         return url
     _start("deploy/redis/redis.sh")
     return "redis://127.0.0.1:6379/0"
+
+
+async def _secure_broker_answers(settings: dict[str, str]) -> bool:
+    try:
+        await Admin(Settings.from_env(settings), timeout=5).metadata()
+        return True
+    except (ConfigError, KafkaUnavailable):
+        return False
+
+
+@pytest.fixture(scope="session")
+def secure_broker() -> dict[str, str]:
+    """The secured broker of `deploy/kafka/kafka.sh up --secure` (SASL_SSL, SCRAM-SHA-512,
+    ACLs; 127.0.0.1:9094), started by the script unless it answers with the settings in
+    .run/kafka/secure.env. Returns those settings: XPBANK_BROKER and the XPBANK_KAFKA_*
+    security variables of the `xpbank` user (password and CA as file paths)."""
+    path = run_root() / "kafka" / "secure.env"
+    if not (path.exists() and asyncio.run(_secure_broker_answers(read_env_file(path)))):
+        _start("deploy/kafka/kafka.sh", "--secure")
+    return read_env_file(path)
+
+
+def _secure_redis_answers(settings: dict[str, str]) -> bool:
+    try:
+        secured = Settings.from_env(settings)
+        tls = {"ssl_ca_certs": secured.redis_ca_file} if secured.redis_ca_file else {}
+        with redis.Redis.from_url(secured.redis_url, socket_connect_timeout=2, socket_timeout=2, **tls) as client:
+            return bool(client.ping())
+    except (ConfigError, redis.RedisError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def secure_redis() -> dict[str, str]:
+    """The secured Redis of `deploy/redis/redis.sh up --secure` (password, TLS;
+    127.0.0.1:6380), started by the script unless it answers with the settings in
+    .run/redis/secure.env. Returns those settings (XPBANK_REDIS_URL_FILE, XPBANK_REDIS_CA_FILE)."""
+    path = run_root() / "redis" / "secure.env"
+    if not (path.exists() and _secure_redis_answers(read_env_file(path))):
+        _start("deploy/redis/redis.sh", "--secure")
+    return read_env_file(path)
 
 
 class Broker:

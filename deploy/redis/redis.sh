@@ -9,9 +9,15 @@
 # No persistence (--save '' --appendonly no): every fresh 'up' starts empty.
 # If some other redis already answers PONG on the port, 'up' accepts it as is (and 'down' leaves it alone).
 #
+# --secure (with up, down, status): a second redis-server in <root>/redis-secure on
+# 127.0.0.1:${XPBANK_REDIS_SECURE_PORT:-6380} with a password and TLS; `up --secure` writes the xpbank client
+# settings to <root>/redis/secure.env. See deploy/redis/secure.sh.
+#
 # Environment:
 #   XPBANK_REDIS_PORT  port (default 6379)
-#   XPBANK_RUN_DIR     runtime root (default <repo>/.run; this script uses <root>/redis: redis.pid, redis.log)
+#   XPBANK_REDIS_SECURE_PORT  port of the --secure one (default 6380)
+#   XPBANK_RUN_DIR     runtime root (default <repo>/.run; this script uses <root>/redis: redis.pid, redis.log;
+#                      with --secure <root>/redis-secure: the same, and redis.conf, tls/, secrets/)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,20 +25,40 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$SCRIPT_DIR/../lib.sh"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
+usage() {
+  echo "usage: $0 up [--secure] | down [--secure] | status [--secure]" >&2
+  exit 2
+}
+ACTION="${1:-}"
+[[ $# -gt 0 ]] && shift
+SECURE=0
+for arg in "$@"; do
+  [[ "$arg" == --secure ]] || usage
+  SECURE=1
+done
+
+NAME=redis  # in messages; redis-secure for --secure
 HOST=127.0.0.1
 PORT="${XPBANK_REDIS_PORT:-6379}"
-RUN_DIR="${XPBANK_RUN_DIR:-$REPO_ROOT/.run}/redis"
+RUN_ROOT="${XPBANK_RUN_DIR:-$REPO_ROOT/.run}"
+RUN_DIR="$RUN_ROOT/redis"
+if ((SECURE)); then
+  # shellcheck source=deploy/redis/secure.sh
+  source "$SCRIPT_DIR/secure.sh"  # sets NAME, PORT, RUN_DIR; defines secure_*
+fi
 PID_FILE="$RUN_DIR/redis.pid"
 LOG_FILE="$RUN_DIR/redis.log"
 
-log() { echo "redis: $*"; }
-die() { echo "redis: ERROR: $*" >&2; exit 1; }
+log() { echo "$NAME: $*"; }
+die() { echo "$NAME: ERROR: $*" >&2; exit 1; }
 
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$PORT" 2>/dev/null; }
 
 # True if a redis answers PONG on $HOST:$PORT (redis-cli if installed, else raw RESP over /dev/tcp).
 pong() {
-  if command -v redis-cli >/dev/null; then
+  if ((SECURE)); then
+    secure_pong
+  elif command -v redis-cli >/dev/null; then
     [[ "$(timeout 3 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null)" == "PONG" ]]
   else
     timeout 3 bash -c "exec 3<>/dev/tcp/$HOST/$PORT && printf 'PING\r\n' >&3 && IFS= read -r l <&3 && [[ \"\$l\" == '+PONG'* ]]" 2>/dev/null
@@ -72,13 +98,18 @@ cmd_up() {
   exec 9>"$RUN_DIR/.lock"   # serialise concurrent up/down; redis must not inherit fd 9
   flock 9
 
+  if ((SECURE)); then ensure_installed; fi  # its redis-cli answers the secured PINGs
   local pid
   if pid="$(our_pid)" && pong; then
-    echo "redis already running (pid $pid) on $HOST:$PORT"
+    echo "$NAME already running (pid $pid) on $HOST:$PORT"
+    if ((SECURE)); then secure_after_ready; fi
     return 0
   fi
   if [[ -z "${pid:-}" ]]; then
     rm -f "$PID_FILE"
+    if ((SECURE)) && port_open; then  # we would not know its password
+      die "port $HOST:$PORT is in use by a process not started by this script. Stop it, or set XPBANK_REDIS_SECURE_PORT."
+    fi
     if pong; then
       echo "redis already answering on $HOST:$PORT (not started by this script; using it as is)"
       return 0
@@ -89,7 +120,9 @@ cmd_up() {
   fi
 
   ensure_installed
-  if [[ -z "${pid:-}" ]]; then
+  if [[ -z "${pid:-}" ]] && ((SECURE)); then
+    secure_start
+  elif [[ -z "${pid:-}" ]]; then
     redis-server --daemonize yes --bind "$HOST" --port "$PORT" \
       --save '' --appendonly no \
       --dir "$RUN_DIR" --pidfile "$PID_FILE" --logfile "$LOG_FILE" 9>&- \
@@ -100,7 +133,12 @@ cmd_up() {
   for ((i = 0; i < 50; i++)); do
     if pong; then
       pid="$(our_pid || echo '?')"
-      echo "redis running (pid $pid); url: redis://$HOST:$PORT/0"
+      if ((SECURE)); then
+        echo "$NAME running (pid $pid) on $HOST:$PORT"
+        secure_after_ready
+      else
+        echo "redis running (pid $pid); url: redis://$HOST:$PORT/0"
+      fi
       return 0
     fi
     sleep 0.2
@@ -118,34 +156,31 @@ cmd_down() {
   local pid
   if ! pid="$(our_pid)"; then
     rm -f "$PID_FILE"
-    echo "redis not running"
+    echo "$NAME not running"
     return 0
   fi
-  stop_pid redis "$pid" 10
+  stop_pid "$NAME" "$pid" 10
   rm -f "$PID_FILE"
-  echo "redis stopped"
+  echo "$NAME stopped"
 }
 
 cmd_status() {
   local pid
   if pong; then
     if pid="$(our_pid)"; then
-      echo "redis running (pid $pid) on $HOST:$PORT"
+      echo "$NAME running (pid $pid) on $HOST:$PORT"
     else
-      echo "redis running on $HOST:$PORT (not started by this script)"
+      echo "$NAME running on $HOST:$PORT (not started by this script)"
     fi
     return 0
   fi
-  echo "redis not running"
+  echo "$NAME not running"
   return 1
 }
 
-case "${1:-}" in
+case "$ACTION" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *)
-    echo "usage: $0 up | down | status" >&2
-    exit 2
-    ;;
+  *) usage ;;
 esac
