@@ -147,8 +147,8 @@ def make_env(broker: str, redis_url: str, tmp_path: Path) -> tuple[dict[str, str
     }, tag
 
 
-def drop_redis_keys(redis_url: str, tag: str) -> None:
-    with redis.Redis.from_url(redis_url) as client:
+def drop_redis_keys(redis_url: str, tag: str, ca_file: str | None = None) -> None:
+    with redis.Redis.from_url(redis_url, **({"ssl_ca_certs": ca_file} if ca_file else {})) as client:
         keys = list(client.scan_iter(match=f"test:{tag}:*", count=1000))
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start:start + 1000])
