@@ -154,11 +154,23 @@ def drop_redis_keys(redis_url: str, tag: str, ca_file: str | None = None) -> Non
             client.delete(*keys[start:start + 1000])
 
 
+ENGINES = ("faust", "quix")
+# the end-to-end tests every engine must pass: @both_engines def test_...(env, settings, ...)
+both_engines = pytest.mark.parametrize("engine", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def env(broker: str, redis_url: str, tmp_path: Path):
+def engine(request) -> str:
+    """The stream engine of the test's workers: faust unless the test runs on both."""
+    return getattr(request, "param", "faust")
+
+
+@pytest.fixture
+def env(broker: str, redis_url: str, tmp_path: Path, engine: str):
     """Environment for one test: its own topic prefix and Redis key prefix, so tests never
     see each other's records; the test's Redis keys are deleted afterwards."""
     environment, tag = make_env(broker, redis_url, tmp_path)
+    environment["XPBANK_ENGINE"] = engine
     yield environment
     drop_redis_keys(redis_url, tag)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -135,9 +136,20 @@ def simulated_dead_letters(outputs: list) -> list[tuple]:
 
 def members(settings: Settings) -> list[set[tuple[str, int]]]:
     """The learner-input partitions each member of the worker group holds."""
+    return list(members_by_name(settings).values())
+
+
+def members_by_name(settings: Settings) -> dict[str, set[tuple[str, int]]]:
+    """The same, by member (a worker's XPBANK_INSTANCE_ID)."""
     inputs = set(input_topics(settings))
     found = asyncio.run(Admin(settings).members(app_id(settings)))
-    return [{tp for tp in assigned if tp[0] in inputs} for assigned in found.values()]
+    return {name: {tp for tp in assigned if tp[0] in inputs} for name, assigned in found.items()}
+
+
+def ends_of(settings: Settings, partitions) -> int:
+    async def ends() -> dict:
+        return await Admin(settings).offsets(partitions, earliest=False)
+    return sum(asyncio.run(ends()).values())
 
 
 def lag(settings: Settings) -> int:
@@ -203,3 +215,56 @@ def eventually(check, timeout: float = 90, every: float = 1.0):
             if time.monotonic() > deadline:
                 raise
         time.sleep(every)
+
+
+class Stream:
+    """Record lines produced in the background, a batch every `pause` seconds, as a
+    classroom streams in while the test does something to the workers."""
+
+    def __init__(self, settings: Settings, lines: list[dict], batch: int = 20, pause: float = 0.05) -> None:
+        self.settings, self.lines, self.batch, self.pause = settings, lines, batch, pause
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.error: BaseException | None = None
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from xpbank.kafka.connection import aiokafka_options
+
+        producer = AIOKafkaProducer(**aiokafka_options(self.settings), enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            records = list(read_lines(orjson.dumps(line) for line in self.lines))
+            for start in range(0, len(records), self.batch):
+                for r in records[start:start + self.batch]:
+                    await producer.send(self.settings.topic_prefix + r.topic, value=r.value, key=r.key,
+                                        timestamp_ms=int(r.timestamp.timestamp() * 1000))
+                await producer.flush()
+                await asyncio.sleep(self.pause)
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.error = exc
+        finally:
+            await producer.stop()
+
+    def start(self) -> Stream:
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 120) -> None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive() and self.error is None, self.error
+
+
+def in_flight_after(settings: Settings, act) -> int:
+    """Records the worker group had not committed when `act` (a kill or a stop) took it
+    down: the input topics' ends just before, less the group's commits after."""
+    admin = Admin(settings)
+    topics = input_topics(settings)
+
+    async def ends() -> dict:
+        return await admin.offsets(await admin.partitions(topics), earliest=False)
+
+    before = asyncio.run(ends())
+    act()
+    committed_after = asyncio.run(admin.committed(app_id(settings)))
+    return sum(max(0, end - committed_after.get(tp, 0)) for tp, end in before.items())

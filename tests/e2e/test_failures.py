@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.builders import at, course, heartbeat, line, mastery, resource, submission, time_spent_event
-from tests.conftest import xpbank
+from tests.conftest import both_engines, xpbank
 from tests.e2e.harness import (
     Worker, conflicting_revisions, current, expected, metrics, produce, topic_values, wait_caught_up, without_revision,
 )
@@ -39,6 +39,7 @@ def chunks(lines: list[dict], parts: int) -> list[list[dict]]:
     return [lines[i : i + size] for i in range(0, len(lines), size)]
 
 
+@both_engines
 def test_poison_input_is_dead_lettered_while_the_worker_keeps_going(env, settings, tmp_path):
     curriculum = course("c1", [[resource("v1", 1, "Video", 5), resource("ex1", 2, "Exercise", 2)]])
     stale = submission("AnswerSubmitted", "u1", "ex1", 100, attempt=7, questionId="q", correct=True)

@@ -11,7 +11,7 @@ from tests.e2e.harness import (
     Worker, conflicting_revisions, current, dead_letters, expected, metrics, produce, simulated_dead_letters,
     topic_values, wait_caught_up, without_revision,
 )
-from tests.conftest import xpbank
+from tests.conftest import both_engines, xpbank
 from xpbank.cli.classroom import classroom
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +30,7 @@ def classroom_log(learners: int, seed: int, rekey_every: int = 4, start=None) ->
     return lines
 
 
+@both_engines
 def test_parity_with_simulate_then_replay_reproduces_every_fact(env, settings, tmp_path):
     lines = classroom_log(learners=12, seed=11)
     want, simulator, sim_outputs = expected(lines, settings)

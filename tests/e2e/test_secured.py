@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import drop_redis_keys, make_env, xpbank
-from tests.e2e.harness import Worker, expected, get, produce, wait_caught_up
+from tests.e2e.harness import Worker, get, produce, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from typing import IO
 
 import orjson
 
-from xpbank.config import ConfigError, Settings
+from xpbank.config import ENGINES, ConfigError, Settings
 from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
 from xpbank.cli.records import RecordLineError, output_line, read_lines
@@ -115,10 +116,25 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.runtime.faust.worker import run_worker
+def engine_runner(settings: Settings):
+    """The configured engine's `run_worker` (imported only when needed: each is heavy)."""
+    if settings.engine == "quix":
+        from xpbank.runtime.quix.worker import run_worker
+    else:
+        from xpbank.runtime.faust.worker import run_worker
+    return run_worker
 
-    run_worker(settings, loglevel=args.loglevel)
+
+def with_engine(args: argparse.Namespace, settings: Settings) -> Settings:
+    """--engine over XPBANK_ENGINE (checked again with the rest of the settings)."""
+    if not getattr(args, "engine", None):
+        return settings
+    return Settings.from_env({**os.environ, "XPBANK_ENGINE": args.engine}) if args.engine != settings.engine else settings
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    settings = with_engine(args, settings)
+    engine_runner(settings)(settings, loglevel=args.loglevel)
     return 0
 
 
@@ -128,8 +144,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.runtime.topology import app_id
     from xpbank.kafka.admin import truncations
     from xpbank.contract.topics import INPUTS
-    from xpbank.runtime.faust.worker import run_worker
 
+    settings = with_engine(args, settings)
     replayed = dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation))
     previous = app_id(dataclasses.replace(settings, rules=dataclasses.replace(settings.rules, generation=args.generation - 1)))
     gone = asyncio.run(truncations(settings, [settings.topic_prefix + t for t in INPUTS],
@@ -141,7 +157,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
               "gone): a replay would rebuild state from part of it. Not replaying; --accept-truncated-history "
               "replays what is left.", file=sys.stderr)
         return 1
-    run_worker(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
+    engine_runner(replayed)(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
     return 0
 
 
@@ -256,11 +272,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=cmd_explain)
     s = sub.add_parser("worker", help="run a stream-processing worker")
+    s.add_argument("--engine", choices=ENGINES, help="faust (default) or quix; else XPBANK_ENGINE")
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(run=cmd_worker)
     s = sub.add_parser("replay", help="rebuild state from the input topics under a new generation")
     s.add_argument("--generation", type=int, required=True)
     s.add_argument("--follow", action="store_true", help="keep running as that generation's worker once caught up")
+    s.add_argument("--engine", choices=ENGINES, help="faust (default) or quix; else XPBANK_ENGINE")
     s.add_argument("--accept-truncated-history", action="store_true",
                    help="replay although input partitions no longer start at offset 0")
     s.add_argument("--loglevel", default="INFO")

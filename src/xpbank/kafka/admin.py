@@ -288,13 +288,14 @@ class Admin:
             return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
 
     async def members(self, group: str) -> dict[str, set[tuple[str, int]]]:
-        """The partitions assigned to each member of a consumer group (by member id)."""
+        """The partitions assigned to each member of a consumer group (by its static
+        instance id, else its member id)."""
         [future] = self.client.describe_consumer_groups([group], request_timeout=self.timeout).values()
         try:
             described = await asyncio.wrap_future(future)
         except KafkaException as exc:
             raise KafkaUnavailable(explain(exc, f"cannot describe group {group}")) from None
-        return {m.member_id: {(tp.topic, tp.partition) for tp in m.assignment.topic_partitions}
+        return {m.group_instance_id or m.member_id: {(tp.topic, tp.partition) for tp in m.assignment.topic_partitions}
                 for m in described.members}
 
     async def lag(self, group: str, topics: Iterable[str]) -> dict[str, int]:

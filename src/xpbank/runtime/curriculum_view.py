@@ -7,6 +7,7 @@ recovery (its own docstring) and did not keep later updates in sync in our tests
 from __future__ import annotations
 
 import asyncio
+import threading
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,6 +27,10 @@ class CurriculumView:
         self.settings = settings
         self.courses: dict[str, CourseUpserted] = {}
         self.ready = asyncio.Event()  # set once the view has read the topic as it stood at start
+        self.loaded = threading.Event()  # the same, for an engine's thread (Quix runs in the main one)
+
+    def ready_now(self) -> bool:
+        return self.loaded.is_set()
 
     def get(self, course: str) -> CourseUpserted | None:
         return self.courses.get(course)
@@ -57,5 +62,6 @@ class CurriculumView:
                 if not self.ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in assigned]):
                     log.info("curriculum ready courses=%d", len(self.courses))
                     self.ready.set()
+                    self.loaded.set()
         finally:
             await consumer.stop()

@@ -19,11 +19,14 @@ class Failpoint:
             raise ValueError(f"XPBANK_FAILPOINT={spec!r}: use crash-after-publish:N")
         self.remaining = int(count) if spec else 0
 
-    def published(self) -> None:
-        """Call after a record's outputs were acknowledged, before its state is written."""
+    def published(self, acknowledge=None) -> None:
+        """Call after a record's outputs were published, before its state is written;
+        `acknowledge` waits for the broker's acknowledgement where publishing does not."""
         if self.remaining:
             self.remaining -= 1
             if not self.remaining:
+                if acknowledge is not None:
+                    acknowledge()
                 log.warning("failpoint crash-after-publish: exiting before the state is written")
                 logging.shutdown()
                 os._exit(137)

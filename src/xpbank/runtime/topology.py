@@ -5,8 +5,11 @@ importing one."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from xpbank.config import Settings
-from xpbank.kafka.admin import TopicSetupError, converge
+from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing, finite_retention
 from xpbank.contract.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
 
 TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")  # the Faust engine's
@@ -66,3 +69,27 @@ async def create_topics(settings: Settings) -> list[str]:
         raise TopicSetupError("; ".join(map(str, mismatched)) + " (xpbank never changes partitions or replicas: "
                               "delete the topic or set XPBANK_PARTITIONS / XPBANK_REPLICATION_FACTOR to match)")
     return created
+
+
+RETENTION_WARNING_SECONDS = 3600.0
+log = logging.getLogger("xpbank")
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create missing topics, then the same check as `xpbank topics check`. Refuses an
+    input topic that deletes records unless XPBANK_ALLOW_FINITE_RETENTION=1; returns the
+    warnings to repeat (every hour) when allowed."""
+    setups = all_setups(settings)
+    drifts = asyncio.run(create_missing(settings, setups))
+    risky = finite_retention(setups, drifts)
+    for drift in drifts:
+        if drift not in risky:
+            log.warning("topic differs from the registry: %s (xpbank topics create aligns it)", drift)
+    if risky and not settings.allow_finite_retention:
+        raise FiniteRetention(
+            "input topics delete records, so a replay would rebuild state from part of the history: "
+            + "; ".join(map(str, risky))
+            + ". Run `xpbank topics create` to keep everything, or set XPBANK_ALLOW_FINITE_RETENTION=1.")
+    for drift in risky:
+        log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
+    return [str(d) for d in risky]

@@ -1,42 +1,20 @@
-"""Running the stream processor: `xpbank worker` and `xpbank replay --generation N`."""
+"""Running the Faust engine: `xpbank worker` and `xpbank replay --generation N`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
 import sys
 import time
 
-from xpbank.runtime.faust.app import create_app
 from xpbank.config import DEFAULTS, Settings
-from xpbank.runtime.topology import all_setups, app_id, input_topics
-from xpbank.kafka.admin import FiniteRetention, create_missing, finite_retention, group_lag
+from xpbank.kafka.admin import group_lag
+from xpbank.runtime.faust.app import create_app
+from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
-RETENTION_WARNING_SECONDS = 3600.0
 log = logging.getLogger("xpbank")
-
-
-def prepare_topics(settings: Settings) -> list[str]:
-    """Create missing topics, then the same check as `xpbank topics check`. Refuses an
-    input topic that deletes records unless XPBANK_ALLOW_FINITE_RETENTION=1; returns the
-    warnings to repeat (every hour) when allowed."""
-    setups = all_setups(settings)
-    drifts = asyncio.run(create_missing(settings, setups))
-    risky = finite_retention(setups, drifts)
-    for drift in drifts:
-        if drift not in risky:
-            log.warning("topic differs from the registry: %s (xpbank topics create aligns it)", drift)
-    if risky and not settings.allow_finite_retention:
-        raise FiniteRetention(
-            "input topics delete records, so a replay would rebuild state from part of the history: "
-            + "; ".join(map(str, risky))
-            + ". Run `xpbank topics create` to keep everything, or set XPBANK_ALLOW_FINITE_RETENTION=1.")
-    for drift in risky:
-        log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
-    return [str(d) for d in risky]
 
 
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:

@@ -1,0 +1,212 @@
+"""The one wiring module of the Quix engine: the Application, its topics and its store,
+and the function every learner record goes through.
+
+The learner topics (caliper, submissions, mastery and the re-key topic) share one store
+registered under a fixed stream id, so a learner's state is one set of keys whatever
+topic its records came on. Quix keeps writes in the checkpoint's cache and, at a
+checkpoint, produces one changelog record per changed key, flushes the producer (our
+outputs with it), commits the offsets (in one Kafka transaction under exactly-once) and
+writes RocksDB. On restore it applies only changelog records of committed offsets, so a
+crash before a checkpoint processes the same records again against the same state and
+publishes the same outputs (same ids): outputs are never behind the state."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+
+from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models import TopicAdmin, TopicManager
+
+from xpbank.config import Settings
+from xpbank.contract import codec
+from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TOPICS
+from xpbank.kafka.connection import librdkafka_config
+from xpbank.processing.handlers import handle_record
+from xpbank.processing.state import BufferedStore
+from xpbank.runtime.curriculum_view import CurriculumView
+from xpbank.runtime.failpoints import Failpoint
+from xpbank.runtime.records import from_millis, input_record, learner_record, observe, origin_headers
+from xpbank.runtime.quix.state import QuixStore
+from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, rekeyed_topic
+
+log = logging.getLogger("xpbank")
+RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializer": "bytes", "value_serializer": "bytes"}
+
+
+class NamedTopicManager(TopicManager):
+    """Quix's internal topics named like xpbank's others: `{group}-{store}-changelog`
+    (created beforehand by `xpbank topics create` or the worker, with their configs)."""
+
+    def _internal_name(self, topic_type, topic_name, suffix) -> str:
+        return f"{self._consumer_group}-{topic_name}-{topic_type}"
+
+
+class XpbankApplication(Application):
+    """Quix's Application with the rebalance hooks health needs (it has no public ones)."""
+
+    engine: QuixEngine
+
+    def _on_assign(self, consumer, topic_partitions):
+        self.engine.rebalancing = True
+        super()._on_assign(consumer, topic_partitions)
+        self.engine.assigned_partitions(topic_partitions)
+
+    def _on_revoke(self, consumer, topic_partitions):
+        self.engine.revoked()
+        super()._on_revoke(consumer, topic_partitions)
+
+    def _on_lost(self, consumer, topic_partitions):
+        self.engine.revoked()
+        super()._on_lost(consumer, topic_partitions)
+
+
+class QuixEngine:
+    def __init__(self, settings: Settings, curriculum: CurriculumView, metrics: Counter | None = None) -> None:
+        self.settings = settings
+        self.rules = settings.rules
+        self.curriculum = curriculum
+        self.metrics = Counter() if metrics is None else metrics
+        self.group = app_id(settings)
+        self.assigned: set[tuple[str, int]] = set()
+        self.rebalancing = True  # until the first assignment
+        self.ever_assigned = False
+        self.prefix = settings.topic_prefix
+        self.rekeyed_name = rekeyed_topic(settings)
+        self.failpoint = Failpoint()
+        connection = ConnectionConfig.from_librdkafka_dict(librdkafka_config(settings))
+        # fetch.wait.max.ms: an offset query waits behind the consumer's long poll on the
+        # same connection, and Quix asks for every assigned partition's watermarks one by
+        # one on every assignment: 500 ms each (the default) made a rebalance take 10 s
+        consumer_extra = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 50}
+        producer_extra = {"linger.ms": 5}
+        if settings.instance_id:  # static membership: a restart takes its partitions back at once
+            consumer_extra["group.instance.id"] = settings.instance_id
+            # a stable transactional id fences a crashed predecessor's open transaction at once
+            producer_extra["transactional.id"] = f"{self.group}-{settings.instance_id}"
+        self.app = XpbankApplication(
+            broker_address=connection,
+            consumer_group=self.group,
+            auto_offset_reset="earliest",
+            commit_interval=1.0,
+            processing_guarantee=settings.processing_guarantee,
+            state_dir=str(settings.data_dir / self.group),
+            consumer_extra_config=consumer_extra,
+            producer_extra_config=producer_extra,
+            topic_manager=NamedTopicManager(
+                topic_admin=TopicAdmin(broker_address=connection), consumer_group=self.group,
+                timeout=30, create_timeout=60, auto_create_topics=False),
+            on_processing_error=self.on_processing_error,
+            loglevel=os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper(),
+            broker_availability_timeout=0,  # a broker away is waited for, as Faust does
+        )
+        self.app.engine = self
+        names = {spec.name: spec.full_name(self.prefix) for spec in TOPICS}
+        self.outputs = {name: full for name, full in names.items()}
+        learner_topics = [self.app.topic(names[t], **RAW) for t in (CALIPER, SUBMISSIONS, MASTERY)]
+        learner_topics.append(self.app.topic(self.rekeyed_name, **RAW))
+        dataframes = [self.app.dataframe(topic) for topic in learner_topics]
+        self.context = dataframes[0].processing_context
+        self.producer = self.context.producer
+        # one store for the four learner topics (not concat(): it would buffer and align
+        # by time, and name the changelog after the set of topics)
+        self.context.dataframe_registry.register_stream_id(QUIX_STORE, [t.name for t in learner_topics])
+        TopicManager.ensure_topics_copartitioned(*learner_topics)
+        self.context.state_manager.register_store(
+            stream_id=QUIX_STORE, changelog_config=TopicManager.derive_topic_config(learner_topics))
+        assert self.app._topic_manager.changelog_topics_list[0].name == changelog_topic(settings, QUIX_STORE)  # noqa: SLF001
+        for dataframe in dataframes:
+            dataframe.update(self.process, metadata=True)
+        self.app.dataframe(self.app.topic(names[CURRICULUM], **RAW)).update(self.process_curriculum, metadata=True)
+
+    # ---- processing (the main thread) -------------------------------------------------
+    def process(self, value, key, timestamp_ms, headers) -> None:
+        context = message_context()
+        record, owner, is_copy = learner_record(
+            context.topic, context.partition, context.offset, key, value, headers, from_millis(timestamp_ms),
+            self.prefix, self.rekeyed_name)
+        transaction = self.context.checkpoint.get_store_transaction(stream_id=QUIX_STORE, partition=context.partition)
+        buffered = BufferedStore(QuixStore(transaction, self.curriculum))
+        handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=is_copy)
+        produce = self.producer.produce
+        for user in sorted(handled.foreign_users):  # to the learner's own partition
+            produce(topic=self.rekeyed_name, key=user.encode(), value=value, timestamp=timestamp_ms,
+                    headers=origin_headers(record))
+        self.publish(handled.outputs)
+        if handled.outputs:
+            self.failpoint.published(acknowledge=self.producer.flush)
+        buffered.flush()  # into the checkpoint's cache: written with the offsets, after the outputs
+        observe(self.metrics, record, handled, rekeyed=is_copy)
+
+    def process_curriculum(self, value, key, timestamp_ms, headers) -> None:
+        """Dead letters and counts only: the curriculum view keeps the courses."""
+        context = message_context()
+        record = input_record(context.topic, context.partition, context.offset, key, value, from_millis(timestamp_ms),
+                              self.prefix)
+        handled = handle_record(QuixStore(None, self.curriculum), record, self.rules)
+        self.publish(handled.outputs)
+        observe(self.metrics, record, handled)
+
+    def publish(self, outputs) -> None:
+        for out in outputs:
+            ts = None if out.timestamp is None else int(out.timestamp.timestamp() * 1000)
+            self.producer.produce(topic=self.outputs[out.topic], key=None if out.key is None else out.key.encode(),
+                                  value=codec.encode(out.value), timestamp=ts)
+
+    def on_processing_error(self, exc, row, logger) -> bool:
+        """`handle_record` never raises on input: anything here is a bug. Stop the worker
+        (a supervisor restarts it) rather than skip a record."""
+        logger.exception("processing failed: %s", exc)
+        self.metrics["processing_errors"] += 1
+        return False
+
+    # ---- health (written here, read by the API's thread) -------------------------------
+    def assigned_partitions(self, topic_partitions) -> None:
+        inputs = {self.outputs[CALIPER], self.outputs[SUBMISSIONS], self.outputs[MASTERY], self.rekeyed_name}
+        self.assigned = {(tp.topic, tp.partition) for tp in topic_partitions if tp.topic in inputs}
+        self.rebalancing = False
+        self.metrics["rebalances"] += 1
+        if not self.ever_assigned:
+            self.ever_assigned = True
+        log.info("assigned partitions=%s", ",".join(f"{t}:{p}" for t, p in sorted(self.assigned)))
+
+    def revoked(self) -> None:
+        self.rebalancing = True
+        self.assigned = set()
+
+    @property
+    def recovering(self) -> bool:
+        return bool(self.context.state_manager.recovery_required)
+
+    def ready(self) -> bool:
+        return self.ever_assigned and not self.rebalancing and not self.recovering and self.curriculum.ready_now()
+
+    # ---- caught up (replay) --------------------------------------------------------------
+    def caught_up(self) -> bool:
+        """Every assigned learner partition read to its end and nothing left to send.
+        Positions, not committed offsets: under exactly-once a partition ends with a
+        transaction marker the committed offset never passes. Watermarks as the last
+        fetch saw them: asking the broker waits behind the consumer's long poll."""
+        if not self.ready() or not self.assigned:
+            return False
+        if len(self.producer._producer._producer):  # noqa: SLF001 - records not yet acknowledged
+            return False
+        from confluent_kafka import TopicPartition
+
+        consumer = self.app._consumer  # noqa: SLF001 - Quix's consumer: positions and watermarks
+        partitions = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        committed = None
+        for tp in consumer.position(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
+            if high < 0:
+                return False
+            position = tp.offset
+            if position < 0:  # nothing read in this session: the committed offset, else the log start
+                committed = committed or {(c.topic, c.partition): c.offset for c in consumer.committed(partitions, timeout=5)}
+                position = committed.get((tp.topic, tp.partition), -1)
+                position = low if position < 0 else position
+            if position < high:
+                return False
+        return True
