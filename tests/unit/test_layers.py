@@ -21,7 +21,7 @@ LEVELS = [
     {"cli"},  # the command line and its tools
 ]
 LEVEL = {layer: n for n, layers in enumerate(LEVELS) for layer in layers}
-ENGINES = {"faust"}  # runtime/<engine>/: the shared runtime modules never import an engine
+ENGINES = {"faust", "quix"}  # runtime/<engine>/: the shared runtime modules never import an engine
 
 
 def imports(path: Path) -> list[str]:
