@@ -21,6 +21,7 @@ from tests.e2e.harness import (
 from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected
+from xpbank.config import Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -107,5 +108,36 @@ def test_a_crash_between_publishing_and_writing_state_publishes_the_same_outputs
                      *(("letter", d["topic"], d["partition"], d["offset"], d["reason"])
                        for d in topic_values(settings, "xp.dead-letters.v1"))]
         assert len(published) > len(set(published)), "the crashed record's outputs were published again"
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("engine", ["quix"], indirect=True)
+def test_exactly_once_a_kill_9_publishes_every_output_once(env, engine, tmp_path):
+    """Under exactly-once (the Quix engine), outputs and offsets commit in one Kafka
+    transaction: a consumer reading committed records never sees a duplicate."""
+    env = env | {"XPBANK_PROCESSING_GUARANTEE": "exactly-once"}
+    settings = Settings.from_env(env)
+    lines = classroom_log(learners=16, seed=37)
+    first, rest = chunks(lines, 4)[0], [line for chunk in chunks(lines, 4)[1:] for line in chunk]
+    assert xpbank(env, "topics", "create").returncode == 0
+    produce(env, first)
+    worker = Worker(env, "w", tmp_path).start()
+    try:
+        wait_caught_up(settings)
+        before = committed(settings)
+        stream = Stream(settings, rest).start()
+        until_working(settings, before)
+        assert in_flight_after(settings, worker.kill9) > 0, "the kill hit no work in flight"
+        stream.join()
+        worker.start()
+        wait_caught_up(settings)
+        assert_matches_simulate(settings, lines)
+        published = [*(("fact", f["factId"], f["generation"], f["revision"]) for f in topic_values(settings, "xp.facts.v1")),
+                     *(("out", o["id"]) for t in ("xp.attempts.v1", "xp.banked.v1", "xp.decisions.v1")
+                       for o in topic_values(settings, t)),
+                     *(("letter", d["topic"], d["partition"], d["offset"], d["reason"])
+                       for d in topic_values(settings, "xp.dead-letters.v1"))]
+        assert len(published) == len(set(published)), "a committed output was published twice"
     finally:
         worker.stop()

@@ -89,7 +89,8 @@ async def partitions_of(settings: Settings, full_name: str) -> list[int]:
 
 async def read_topic(settings: Settings, full_name: str, idle_ms: int = 1500) -> AsyncIterator:
     """Every record of a topic from the beginning up to its current end."""
-    consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), enable_auto_commit=False, group_id=None,
+                                isolation_level="read_committed")  # an aborted transaction never happened
     await consumer.start()
     try:
         partitions = await partitions_of(settings, full_name)

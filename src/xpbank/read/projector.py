@@ -89,6 +89,7 @@ async def _follow(settings: Settings, metrics: Counter) -> None:
         group_instance_id=f"{settings.instance_id}-projector" if settings.instance_id else None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",  # outputs of an aborted transaction (exactly-once) never count
         session_timeout_ms=10000,
         heartbeat_interval_ms=1000,
     )
