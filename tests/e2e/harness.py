@@ -287,21 +287,30 @@ class Stream:
         self.thread.start()
         return self
 
+    def run(self) -> None:
+        """Produce every line now, in this thread."""
+        asyncio.run(self._run())
+        assert self.error is None, self.error
+
     def join(self, timeout: float = 120) -> None:
         self.thread.join(timeout)
         assert not self.thread.is_alive() and self.error is None, self.error
 
 
-def in_flight_after(settings: Settings, act) -> int:
-    """Records the worker group had not committed when `act` (a kill or a stop) took it
-    down: the input topics' ends just before, less the group's commits after."""
+def in_flight_after(settings: Settings, burst: list[dict], act) -> int:
+    """Produce `burst` (and wait for the broker's acknowledgement), then at once `act` (a
+    kill or a stop): returns the records the worker group had not committed at that
+    moment (the input ends just before `act`, less the commits made before it). Records
+    produced a few milliseconds earlier cannot have been processed and committed yet,
+    so a fault that follows finds work in flight."""
     admin = Admin(settings)
     topics = input_topics(settings)
 
     async def ends() -> dict:
         return await admin.offsets(await admin.partitions(topics), earliest=False)
 
+    Stream(settings, burst, batch=len(burst), pause=0).run()
     before = asyncio.run(ends())
+    committed_before = asyncio.run(admin.committed(app_id(settings)))
     act()
-    committed_after = asyncio.run(admin.committed(app_id(settings)))
-    return sum(max(0, end - committed_after.get(tp, 0)) for tp, end in before.items())
+    return sum(max(0, end - committed_before.get(tp, 0)) for tp, end in before.items())

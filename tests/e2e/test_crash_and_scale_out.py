@@ -18,7 +18,7 @@ from tests.e2e.harness import (
     Stream, Worker, committed, ends_of, in_flight_after, members_by_name, produce, topic_values, until_working,
     wait_caught_up,
 )
-from tests.e2e.test_failures import assert_matches_simulate, chunks
+from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected
 from xpbank.config import Settings
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 @both_engines
 def test_two_workers_share_partitions_and_survive_one_leaving(env, settings, tmp_path):
     lines = classroom_log(learners=16, seed=31)
-    first, rest = chunks(lines, 4)[0], [line for chunk in chunks(lines, 4)[1:] for line in chunk]
+    first, streamed, burst, after = split(lines)
     assert xpbank(env, "topics", "create").returncode == 0
     produce(env, first)
     a, b = Worker(env, "a", tmp_path).start(), Worker(env, "b", tmp_path).start()
@@ -39,18 +39,19 @@ def test_two_workers_share_partitions_and_survive_one_leaving(env, settings, tmp
         held_by_b = shared[b.env["XPBANK_INSTANCE_ID"]]
         assert len(shared) == 2 and all(shared.values()), f"both workers hold learner partitions: {shared}"
         before = committed(settings)
-        stream = Stream(settings, rest).start()  # the classroom streams in while b leaves
+        stream = Stream(settings, streamed).start()  # the classroom streams in while b leaves
         until_working(settings, before)
-        left = in_flight_after(settings, b.stop)
-        on_b_when_it_left = ends_of(settings, held_by_b)
-        assert left > 0, "b left with no record outstanding: the scenario did not happen"
         stream.join()
+        left = in_flight_after(settings, burst, b.stop)
+        assert left > 0, "b left with no record outstanding: the scenario did not happen"
+        on_b_when_it_left = ends_of(settings, held_by_b)
+        produce(env, after)
         started = time.monotonic()
         wait_caught_up(settings)
         after_b = ends_of(settings, held_by_b) - on_b_when_it_left
         print(f"scale-out: {left} records outstanding when b left, {after_b} more on its partitions; "
               f"a caught up in {time.monotonic() - started:.1f}s")
-        assert after_b > 0, "records kept coming to b's partitions after it left"
+        assert after_b > 0, "records came to b's partitions after it left"
         assert members_by_name(settings) == {a.env["XPBANK_INSTANCE_ID"]: set().union(*shared.values())}, (
             "a took over every partition b held")
         assert a.alive()
@@ -60,21 +61,28 @@ def test_two_workers_share_partitions_and_survive_one_leaving(env, settings, tmp
         b.stop()
 
 
+def split(lines: list[dict]) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """A quarter first, half streamed in, a burst at the fault, and the rest after it."""
+    quarter = len(lines) // 4
+    return lines[:quarter], lines[quarter:3 * quarter], lines[3 * quarter:3 * quarter + 150], lines[3 * quarter + 150:]
+
+
 @both_engines
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_fact(env, settings, tmp_path):
     lines = classroom_log(learners=16, seed=23)
-    first, rest = chunks(lines, 4)[0], [line for chunk in chunks(lines, 4)[1:] for line in chunk]
+    first, streamed, burst, after = split(lines)
     assert xpbank(env, "topics", "create").returncode == 0
     produce(env, first)
     worker = Worker(env, "w", tmp_path).start()
     try:
         wait_caught_up(settings)
         before = committed(settings)
-        stream = Stream(settings, rest).start()
+        stream = Stream(settings, streamed).start()
         until_working(settings, before)
-        in_flight = in_flight_after(settings, worker.kill9)
-        assert in_flight > 0, "the worker was killed with nothing outstanding: the scenario did not happen"
         stream.join()
+        in_flight = in_flight_after(settings, burst, worker.kill9)
+        assert in_flight > 0, "the worker was killed with nothing outstanding: the scenario did not happen"
+        produce(env, after)
         started = time.monotonic()
         worker.start()
         wait_caught_up(settings)
@@ -119,17 +127,18 @@ def test_exactly_once_a_kill_9_publishes_every_output_once(env, engine, tmp_path
     env = env | {"XPBANK_PROCESSING_GUARANTEE": "exactly-once"}
     settings = Settings.from_env(env)
     lines = classroom_log(learners=16, seed=37)
-    first, rest = chunks(lines, 4)[0], [line for chunk in chunks(lines, 4)[1:] for line in chunk]
+    first, streamed, burst, after = split(lines)
     assert xpbank(env, "topics", "create").returncode == 0
     produce(env, first)
     worker = Worker(env, "w", tmp_path).start()
     try:
         wait_caught_up(settings)
         before = committed(settings)
-        stream = Stream(settings, rest).start()
+        stream = Stream(settings, streamed).start()
         until_working(settings, before)
-        assert in_flight_after(settings, worker.kill9) > 0, "the kill hit no work in flight"
         stream.join()
+        assert in_flight_after(settings, burst, worker.kill9) > 0, "the kill hit no work in flight"
+        produce(env, after)
         worker.start()
         wait_caught_up(settings)
         assert_matches_simulate(settings, lines)

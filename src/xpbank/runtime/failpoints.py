@@ -19,14 +19,15 @@ class Failpoint:
             raise ValueError(f"XPBANK_FAILPOINT={spec!r}: use crash-after-publish:N")
         self.remaining = int(count) if spec else 0
 
-    def published(self, acknowledge=None) -> None:
-        """Call after a record's outputs were published, before its state is written;
-        `acknowledge` waits for the broker's acknowledgement where publishing does not."""
+    def hit(self) -> bool:
+        """Count a record whose outputs were published: True for the N-th."""
         if self.remaining:
             self.remaining -= 1
-            if not self.remaining:
-                if acknowledge is not None:
-                    acknowledge()
-                log.warning("failpoint crash-after-publish: exiting before the state is written")
-                logging.shutdown()
-                os._exit(137)
+            return not self.remaining
+        return False
+
+    def crash(self) -> None:
+        """Exit at once, as kill -9 would (the caller made sure the outputs were acknowledged)."""
+        log.warning("failpoint crash-after-publish: exiting before the state is written")
+        logging.shutdown()
+        os._exit(137)

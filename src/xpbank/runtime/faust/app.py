@@ -21,7 +21,8 @@ from xpbank.processing.state import BufferedStore
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
 from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
-from xpbank.runtime.faust.tables import TableStore, publish
+from xpbank.runtime.faust.checkpoint import Checkpoint
+from xpbank.runtime.faust.tables import TableStore, send
 from xpbank.runtime.faust.web import add_api
 from xpbank.runtime.records import from_seconds, input_record, learner_record, observe, origin_headers
 from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
@@ -78,7 +79,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     curriculum_view = CurriculumView(settings)
     tables = {name: table(name) for name in TABLES}
-    store = TableStore(**tables, courses=curriculum_view)
+    checkpoint = Checkpoint(app, tables)
+    store = TableStore(checkpoint, curriculum_view)
     wiring = Wiring(app)
     rules = settings.rules
     if web:
@@ -90,25 +92,29 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     gaps = GapReader(settings)
     failpoint = Failpoint()
-    ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)),
-                    sparse=frozenset({names[CALIPER]}))
+    ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)))
 
     async def process(message) -> None:
-        """Apply one learner-partition record (a Faust message or a refetched one)."""
+        """Apply one learner-partition record (a Faust message or a refetched one): its
+        outputs are sent at once, its state waits in the checkpoint."""
         record, owner, is_copy = learner_record(
             message.topic, message.partition, message.offset, message.key, message.value, message.headers,
             from_seconds(message.timestamp), settings.topic_prefix, rekeyed_name)
-        log.debug("record topic=%s partition=%s offset=%s key=%s", message.topic, message.partition, message.offset, owner)
+        store.partition = message.partition
         buffered = BufferedStore(store)
         handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
         for user in sorted(handled.foreign_users):  # route to the learner's own partition
-            await (await rekeyed.send(key=user.encode(), value=message.value, force=True,
-                                      headers=origin_headers(record), timestamp=message.timestamp))
-        if await publish(topics, handled.outputs):
-            failpoint.published()
-        if ledger.processed(message.topic, message.partition, message.offset):
-            buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
+            checkpoint.sent(await rekeyed.send(key=user.encode(), value=message.value, force=True,
+                                               headers=origin_headers(record), timestamp=message.timestamp))
+        for acknowledged in await send(topics, handled.outputs):
+            checkpoint.sent(acknowledged)
+        if handled.outputs and failpoint.hit():
+            await asyncio.gather(*checkpoint.outputs)
+            failpoint.crash()
+        ledger.processed(message.topic, message.partition, message.offset)
+        buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
+        checkpoint.record_done()
         observe(wiring.metrics, record, handled, rekeyed=is_copy)
 
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
@@ -117,23 +123,42 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             # decisions need the curriculum: a replay would otherwise race its own courses.
             # (Waited for here, not before iterating: faust delivers meanwhile.)
             await curriculum_view.ready.wait()
-            message = event.message
-            ledger.follow_generation(app.consumer_generation_id)
-            last = ledger.last(message.topic, message.partition)
-            if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
-                log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
-                wiring.metrics["redelivered"] += 1
-                continue
-            start = last + 1 if last is not None else await gaps.log_start(message.topic, message.partition)
-            if message.offset > start:
-                missed = await gaps.read(message.topic, message.partition, start, message.offset)
-                log.warning("records never delivered, read directly topic=%s partition=%s offsets=%d..%d count=%d",
-                            message.topic, message.partition, start, message.offset - 1, len(missed))
-                wiring.metrics["refetched"] += len(missed)
-                for missing in missed:
-                    await process(missing)
-                    app.consumer.ack(missing)
-            await process(message)
+            async with checkpoint.lock:
+                await learner(event.message)
+                if checkpoint.due:
+                    await checkpoint.flush()
+
+    async def learner(message) -> None:
+        store.partition = message.partition  # the ledger and the learner's state live there
+        ledger.follow_generation(app.consumer_generation_id)
+        last = ledger.last(message.topic, message.partition)
+        if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
+            log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
+            wiring.metrics["redelivered"] += 1
+            return
+        start = last + 1 if last is not None else await gaps.log_start(message.topic, message.partition)
+        if message.offset > start:
+            missed = await gaps.read(message.topic, message.partition, start, message.offset)
+            log.warning("records never delivered, read directly topic=%s partition=%s offsets=%d..%d count=%d",
+                        message.topic, message.partition, start, message.offset - 1, len(missed))
+            wiring.metrics["refetched"] += len(missed)
+            for missing in missed:
+                await process(missing)
+                app.consumer.ack(missing)
+        await process(message)
+
+    @app.timer(checkpoint.every_seconds / 2)
+    async def checkpoint_when_idle() -> None:
+        """A stream that goes quiet still gets its state written."""
+        if checkpoint.pending and not checkpoint.lock.locked():
+            async with checkpoint.lock:
+                await checkpoint.flush()
+
+    @app.on_partitions_revoked.connect
+    async def checkpoint_before_revocation(app, revoked, **kwargs) -> None:
+        """The next owner recovers the revoked partitions from their changelogs."""
+        async with checkpoint.lock:
+            await checkpoint.flush()
 
     learner_topics = set(learner_inputs.topics)
     last_check: dict = {}
@@ -162,10 +187,15 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         last_check.update(now)
 
     @app.task
-    async def close_gap_reader() -> None:
+    async def close_gap_reader_and_checkpoint() -> None:
         try:
             await asyncio.Event().wait()
-        finally:
+        finally:  # stopping: write what is pending (if this fails, the ledger has the records read again)
+            try:
+                async with checkpoint.lock:
+                    await checkpoint.flush()
+            except Exception as exc:  # noqa: BLE001 - a stop must go on
+                log.warning("last checkpoint not written (%s): records since are read again", exc)
             await gaps.stop()
 
     @app.agent(topics[CURRICULUM], name="xpbank.curriculum", concurrency=1)
@@ -175,7 +205,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             record = input_record(m.topic, m.partition, m.offset, m.key, m.value, from_seconds(m.timestamp),
                                   settings.topic_prefix)
             handled = handle_record(store, record, rules)
-            await publish(topics, handled.outputs)
+            for acknowledged in await send(topics, handled.outputs):
+                await acknowledged
             observe(wiring.metrics, record, handled)
 
     return wiring

@@ -32,28 +32,18 @@ def ledger_key(topic: str, partition: int) -> str:
 
 
 class Ledger:
-    """The last offset processed per (topic, partition), in memory, with its table copy.
-    On `sparse` topics the copy is written every `every` records of a partition rather
-    than with every record: a table write is a changelog record, the worker's main cost,
-    and a stale copy only makes the next owner read a few records again. That is only
-    right where applying a record again changes nothing: TimeSpent heartbeats (accepted
-    ones are recognised by id, rejected ones are rejected again: the watermark only
-    grows). A submission rejected as stale can be valid later, so elsewhere every record
-    writes the copy. Forgotten at every rebalance: another worker may have moved a
-    partition on meanwhile."""
+    """The last offset processed per (topic, partition), in memory, with its copy in the
+    positions table (written by the agent with the record's state, at the checkpoint).
+    Forgotten at every rebalance: another worker may have moved a partition on meanwhile."""
 
-    def __init__(self, stored, sparse: frozenset[str] = frozenset(), every: int = 100) -> None:
+    def __init__(self, stored) -> None:
         self.stored = stored  # (topic, partition) -> offset in the table, or None
-        self.sparse = sparse
-        self.every = every
         self.memory: dict[tuple[str, int], int] = {}
-        self.written: dict[tuple[str, int], int] = {}
         self.generation: int | None = None
 
     def follow_generation(self, generation: int) -> None:
         if generation != self.generation:
             self.memory.clear()
-            self.written.clear()
             self.generation = generation
 
     def last(self, topic: str, partition: int) -> int | None:
@@ -62,17 +52,11 @@ class Ledger:
             stored = self.stored(topic, partition)
             if stored is None:
                 return None
-            self.memory[key] = self.written[key] = stored
+            self.memory[key] = stored
         return self.memory[key]
 
-    def processed(self, topic: str, partition: int, offset: int) -> bool:
-        """Record `offset` as processed; True when the table copy is due now."""
-        key = (topic, partition)
-        self.memory[key] = offset
-        if topic in self.sparse and key in self.written and offset - self.written[key] < self.every:
-            return False
-        self.written[key] = offset
-        return True
+    def processed(self, topic: str, partition: int, offset: int) -> None:
+        self.memory[(topic, partition)] = offset
 
 
 class GapReader:

@@ -4,7 +4,6 @@ Table values are the codec's bytes; the domain never sees a faust.Record."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -16,22 +15,24 @@ from xpbank.core.banking import MasteryRef, PairState
 from xpbank.contract.events import CourseUpserted
 from xpbank.processing.handlers import OutputRecord
 from xpbank.processing.state import pair_key
+from xpbank.runtime.faust.checkpoint import Checkpoint
 
 _INT64 = struct.Struct(">q")
 
 
 class _Column:
-    """A Faust table seen through a codec: bytes in the table, values outside."""
+    """A Faust table seen through a codec and the checkpoint: bytes in the table, values
+    outside; writes wait in the checkpoint, reads see them."""
 
-    def __init__(self, table, encode: Callable, decode: Callable) -> None:
-        self.table, self.encode, self.decode = table, encode, decode
+    def __init__(self, store: TableStore, name: str, encode: Callable, decode: Callable) -> None:
+        self.store, self.name, self.encode, self.decode = store, name, encode, decode
 
     def get(self, key: bytes):
-        raw = self.table.get(key)
+        raw = self.store.checkpoint.get(self.name, key, self.store.partition)
         return None if raw is None else self.decode(raw)
 
-    def set(self, key: bytes, value) -> None:
-        self.table[key] = self.encode(value)  # replaced, never mutated in place
+    def set(self, key: bytes, value) -> None:  # replaced, never mutated in place
+        self.store.checkpoint.put(self.name, key, self.encode(value), self.store.partition)
 
 
 def _pack_int(value: int) -> bytes:
@@ -43,15 +44,18 @@ def _unpack_int(raw: bytes) -> int:
 
 
 class TableStore:
-    """StateStore on Faust tables (bytes keys and values)."""
+    """StateStore on Faust tables (bytes keys and values), through the checkpoint. A
+    learner's keys live in the table partition of the record being processed: set
+    `partition` before handing the store to `handle_record`."""
 
-    def __init__(self, watermarks, pairs, attempts, masteries, positions, courses) -> None:
-        self.watermarks = _Column(watermarks, _pack_int, _unpack_int)
-        self.pairs = _Column(pairs, state_codec.encode_pair, state_codec.decode_pair)
-        self.attempt_states = _Column(attempts, state_codec.encode_attempts, state_codec.decode_attempts)
-        self.masteries = _Column(masteries, state_codec.encode_mastery_ref, state_codec.decode_mastery_ref)
-        self.positions = _Column(positions, _pack_int, _unpack_int)
-        self.courses = courses
+    def __init__(self, checkpoint: Checkpoint, courses) -> None:
+        self.checkpoint, self.courses = checkpoint, courses
+        self.partition = 0
+        self.watermarks = _Column(self, "watermarks", _pack_int, _unpack_int)
+        self.pairs = _Column(self, "pairs", state_codec.encode_pair, state_codec.decode_pair)
+        self.attempt_states = _Column(self, "attempts", state_codec.encode_attempts, state_codec.decode_attempts)
+        self.masteries = _Column(self, "masteries", state_codec.encode_mastery_ref, state_codec.decode_mastery_ref)
+        self.positions = _Column(self, "positions", _pack_int, _unpack_int)
 
     @staticmethod
     def _key(user: str, other: str = "") -> bytes:
@@ -98,8 +102,9 @@ def to_seconds(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
-async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) -> int:
-    """Send every output now and wait until the broker has acknowledged all of them."""
+async def send(topics: dict[str, object], outputs: Iterable[OutputRecord]) -> list:
+    """Send every output now; returns what the broker's acknowledgements are awaited on
+    (at the next checkpoint, before any state written after them)."""
     pending = []
     for out in outputs:
         topic = topics[out.topic]
@@ -109,11 +114,8 @@ async def publish(topics: dict[str, object], outputs: Iterable[OutputRecord]) ->
                 value=codec.encode(out.value),
                 timestamp=to_seconds(out.timestamp),
                 # publish now: without force, Faust attaches the message to the source
-                # offset and sends it only at commit, so waiting for its ack here
-                # would wait on ourselves (and a rebalance drops attachments)
+                # offset and sends it only at commit (and a rebalance drops attachments)
                 force=True,
             )
         )
-    if pending:
-        await asyncio.gather(*pending)
-    return len(pending)
+    return pending

@@ -135,8 +135,9 @@ class QuixEngine:
             produce(topic=self.rekeyed_name, key=user.encode(), value=value, timestamp=timestamp_ms,
                     headers=origin_headers(record))
         self.publish(handled.outputs)
-        if handled.outputs:
-            self.failpoint.published(acknowledge=self.producer.flush)
+        if handled.outputs and self.failpoint.hit():
+            self.producer.flush()
+            self.failpoint.crash()
         buffered.flush()  # into the checkpoint's cache: written with the offsets, after the outputs
         observe(self.metrics, record, handled, rekeyed=is_copy)
 
