@@ -30,6 +30,8 @@ for _ in $(seq 1 60); do  # ready: tables recovered and the curriculum loaded
 done
 echo
 echo "API: $api   (GET /users/{user}/xp, /users/{user}/exercises/{exercise}/attempt, .../explain, /healthz, /metrics)"
+quoted="$(.venv/bin/python -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$token")"
+echo "page: $api/ui/?token=$quoted   (in a browser: the live overview and learners, docs/ui.md)"
 echo "token (in .run/api-token unless you set XPBANK_API_TOKENS): $token"
 echo "try: curl -s -H \"$auth\" $api/users/learner-000/xp"
 echo "     curl -s -H \"$auth\" $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"

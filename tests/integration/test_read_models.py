@@ -159,9 +159,10 @@ async def test_projector_follows_the_topics_and_a_rebuild_from_empty_redis_gives
 
 
 async def snapshot(models: ReadModels) -> dict[bytes, object]:
-    """Every key under the prefix with its value (hashes as dicts)."""
+    """Every key under the prefix with its value (hashes as dicts, sets as sets)."""
     values = {}
     async for key in models.client.scan_iter(match=models.keys.pattern):
         kind = await models.client.type(key)
-        values[key] = await (models.client.hgetall(key) if kind == b"hash" else models.client.get(key))
+        read = {b"hash": models.client.hgetall, b"set": models.client.smembers}.get(kind, models.client.get)
+        values[key] = await read(key)
     return values

@@ -46,7 +46,7 @@ def test_attempt_events_plan_the_pointer_of_seed_003_guarded_by_generation_and_o
     keys = Keys()
     plans = [plan_attempt(keys, e, offset) for offset, e in enumerate(events, start=10)]
     assert plans[0].keys == ("xpbank:assess:active:u1:ex1", "xpbank:assess:last:u1:ex1",
-                             "xpbank:attempt-open:u1:ex1", "xpbank:attempt-done:u1:ex1")
+                             "xpbank:attempt-open:u1:ex1", "xpbank:attempt-done:u1:ex1", "xpbank:exercises:u1")
     assert [p.args[:4] for p in plans] == [(1, 10, "open", 1), (1, 11, "open", 1), (1, 12, "open", 1),
                                            (1, 13, "completed", 1)]
     # the views the API serves are the ones the worker's state gives
@@ -60,7 +60,8 @@ def test_a_decision_plans_its_evidence_as_explain_answers_it():
     simulator, values = seed002()
     [decided] = [v for v in values if isinstance(v, BankingDecided)]
     upsert = plan_decision(Keys("p:"), decided, 7)
-    assert upsert.keys == ("p:decision:u1:ex1",) and upsert.args[:2] == (1, 7)
+    assert upsert.keys == ("p:decision:u1:ex1", "p:exercises:u1") and upsert.args[:2] == (1, 7)
+    assert upsert.args[3] == "ex1"
     assert orjson.loads(upsert.args[2]) == decided.explanation().model_dump(mode="json")
     assert "id" not in orjson.loads(upsert.args[2]) and "generation" not in orjson.loads(upsert.args[2])
 

@@ -100,9 +100,10 @@ def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.read.server import main_api
+    from xpbank.read.server import Watch, main_api
+    from xpbank.runtime.topology import app_id, input_topics
 
-    main_api(settings)
+    main_api(settings, Watch(app_id(settings), tuple(input_topics(settings))))
     return 0
 
 

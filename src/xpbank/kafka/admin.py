@@ -302,14 +302,69 @@ class Admin:
         """Records of `topics` not yet committed by `group`, per topic. Counted from the
         log start where the group committed nothing (or less): records the broker
         deleted can never be consumed, so they are not "behind"."""
+        lag: dict[str, int] = {}
+        for row in await self.partition_lag(group, topics):
+            lag[row.topic] = lag.get(row.topic, 0) + row.lag
+        return lag
+
+    async def partition_lag(self, group: str, topics: Iterable[str]) -> list[PartitionLag]:
+        """The same per partition, with the offsets it is counted from."""
         tps = await self.partitions(topics)
         starts, ends = await self.offsets(tps, earliest=True), await self.offsets(tps, earliest=False)
-        committed = await self.committed(group)
-        lag: dict[str, int] = {}
-        for tp in tps:
-            done = max(committed.get(tp, starts[tp]), starts[tp])
-            lag[tp[0]] = lag.get(tp[0], 0) + max(0, ends[tp] - done)
-        return lag
+        return partition_lag(starts, ends, await self.committed(group))
+
+    async def group(self, group: str) -> GroupView:
+        """A consumer group's state (Stable, PreparingRebalance, Empty, ...) and the
+        partitions each member holds; a group the broker does not know is Dead, no members."""
+        [future] = self.client.describe_consumer_groups([group], request_timeout=self.timeout).values()
+        try:
+            described = await asyncio.wrap_future(future)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return GroupView(group, "Dead", {})
+            raise KafkaUnavailable(explain(exc, f"cannot describe group {group}")) from None
+        state = getattr(described.state, "name", str(described.state))
+        return GroupView(group, GROUP_STATES.get(state, state.title()), {
+            m.group_instance_id or m.member_id: tuple(sorted((tp.topic, tp.partition)
+                                                             for tp in m.assignment.topic_partitions))
+            for m in described.members})
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    start: int  # log start offset
+    end: int  # end offset (next to be written)
+    committed: int | None  # the group's committed offset, None when it committed nothing
+    lag: int  # records from max(committed, start) to end
+
+
+def partition_lag(starts: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
+                  committed: dict[tuple[str, int], int]) -> list[PartitionLag]:
+    """Lag per partition, sorted, counted from the log start where the group committed
+    nothing or less than it (deleted records can never be consumed)."""
+    rows = []
+    for tp in sorted(ends):
+        start, end, done = starts.get(tp, 0), ends[tp], committed.get(tp)
+        rows.append(PartitionLag(tp[0], tp[1], start, end, done, max(0, end - max(start, done if done is not None else start))))
+    return rows
+
+
+# librdkafka's ConsumerGroupState names, as Kafka itself spells them
+GROUP_STATES = {"STABLE": "Stable", "PREPARING_REBALANCING": "PreparingRebalance",
+                "COMPLETING_REBALANCING": "CompletingRebalance", "EMPTY": "Empty", "DEAD": "Dead", "UNKNOWN": "Unknown"}
+
+
+@dataclass(frozen=True)
+class GroupView:
+    group: str
+    state: str
+    members: dict[str, tuple[tuple[str, int], ...]]  # member (static instance id, else member id) -> partitions
+
+    @property
+    def rebalancing(self) -> bool:
+        return self.state in ("PreparingRebalance", "CompletingRebalance")
 
 
 async def converge(settings: Settings, setups: list[TopicSetup]) -> tuple[list[str], dict[str, dict[str, str]], list[Drift]]:

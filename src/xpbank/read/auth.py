@@ -17,6 +17,12 @@ def scope_of(path: str, metrics_public: bool) -> str | None:
         return None
     if path == "/metrics":
         return OPERATIONS
+    if path in ("/ui/login", "/ui/logout") or path.startswith("/ui/static/"):  # the web page's form and files
+        return None
+    if path.startswith(("/ui/learners", "/ui/api/learners")):
+        return LEARNERS
+    if path == "/ui" or path.startswith("/ui/"):  # the overview
+        return OPERATIONS
     return LEARNERS
 
 

@@ -16,6 +16,9 @@ Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
 - `attempt-done:{user}:{exercise}`   the last completed attempt's view (JSON)
 - `decision:{user}:{exercise}`       hash: generation, offset and the banking evidence (JSON,
   as `GET .../explain` and `xpbank explain --json`)
+- `exercises:{user}`                 set: every exercise with an attempt event or a decision (so
+  the web page lists a learner's exercises without scanning the keyspace); added to by
+  every attempt and decision upsert, applied or not, so redelivery and rebuilds keep it
 
 A fact is applied only when its (generation, revision) is greater than the stored
 one, the same rule as every fact consumer (SPEC §3.5), so totals are the sum over the
@@ -70,6 +73,9 @@ class Keys:
     def decision(self, user: str, exercise: str) -> str:
         return f"{self.prefix}decision:{user}:{exercise}"
 
+    def exercises(self, user: str) -> str:
+        return f"{self.prefix}exercises:{user}"
+
     @property
     def pattern(self) -> str:
         """Every key of these read models (for SCAN); `*` etc. in the prefix are escaped."""
@@ -113,16 +119,17 @@ def plan_attempt(keys: Keys, event: AttemptEvent, offset: int) -> Upsert:
     return Upsert(
         "attempt",
         (keys.active_attempt(user, exercise), keys.last_attempt_event(user, exercise),
-         keys.open_attempt(user, exercise), keys.done_attempt(user, exercise)),
-        (event.generation, offset, ATTEMPT_STATES[type(event)], event.attempt, view),
+         keys.open_attempt(user, exercise), keys.done_attempt(user, exercise), keys.exercises(user)),
+        (event.generation, offset, ATTEMPT_STATES[type(event)], event.attempt, view, exercise),
     )
 
 
 def plan_decision(keys: Keys, decided: BankingDecided, offset: int) -> Upsert:
     """`offset`: the evidence's offset in its partition of `xp.decisions.v1`."""
     body = orjson.dumps(decided.explanation().model_dump(mode="json")).decode()
-    return Upsert("decision", (keys.decision(decided.userSourcedId, decided.exerciseSourcedId),),
-                  (decided.generation, offset, body))
+    user, exercise = decided.userSourcedId, decided.exerciseSourcedId
+    return Upsert("decision", (keys.decision(user, exercise), keys.exercises(user)),
+                  (decided.generation, offset, body, exercise))
 
 
 def open_view(user: str, exercise: str, attempt: int, answered: int, correct: int, reported: int,
@@ -149,6 +156,24 @@ def xp_view(user: str, total: str | bytes | None, by_date: dict) -> dict:
     """`GET /users/{user}/xp` from the raw Redis values."""
     dates = {_text(d): int(v) for d, v in by_date.items() if int(v)}
     return {"userSourcedId": user, "totalXp": int(total or 0), "byDate": dict(sorted(dates.items()))}
+
+
+def learner_view(user: str, total: str | bytes | None, by_date: dict, banked: dict,
+                 exercises: dict[str, tuple[bytes | str | None, bytes | str | None, bytes | str | None]]) -> dict:
+    """The web page's learner view from the raw Redis values: the XP view, banked XP per
+    resource, and per exercise (sorted) its open and last completed attempt views and its
+    banking evidence (each None when absent). `known` is False when Redis holds nothing
+    about the learner."""
+    rows = [{"exerciseSourcedId": exercise,
+             "open": _json(open_), "completed": _json(done), "explanation": _json(evidence)}
+            for exercise, (open_, done, evidence) in sorted(exercises.items())]
+    resources = {_text(r): int(v) for r, v in banked.items()}
+    return {"userSourcedId": user, "known": bool(total is not None or by_date or banked or exercises),
+            "xp": xp_view(user, total, by_date), "banked": dict(sorted(resources.items())), "exercises": rows}
+
+
+def _json(raw: bytes | str | None) -> dict | None:
+    return None if raw is None else orjson.loads(raw)
 
 
 def _text(value: str | bytes) -> str:

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 import orjson
 
 from xpbank.config import Settings
-from xpbank.read.projection import Keys, Upsert, no_attempt_view, xp_view
+from xpbank.read.projection import Keys, Upsert, learner_view, no_attempt_view, xp_view
 
 # KEYS: fact, total, by-date, banked   ARGV: generation, revision, xp, date, user, kind, resource
 FACT_SCRIPT = """
@@ -32,9 +32,10 @@ if ARGV[6] == 'banked' then redis.call('HSET', KEYS[4], ARGV[7], xp) end
 return 1
 """
 
-# KEYS: active pointer, last applied event, open view, completed view
-# ARGV: generation, offset, state, attempt, view JSON (of the open or the completed attempt)
+# KEYS: active pointer, last applied event, open view, completed view, the learner's exercises
+# ARGV: generation, offset, state, attempt, view JSON (of the open or the completed attempt), exercise
 ATTEMPT_SCRIPT = """
+redis.call('SADD', KEYS[5], ARGV[6])
 local g, o = tonumber(ARGV[1]), tonumber(ARGV[2])
 local held = redis.call('HMGET', KEYS[2], 'generation', 'offset')
 if held[1] then
@@ -52,8 +53,9 @@ end
 return 1
 """
 
-# KEYS: decision   ARGV: generation, offset, evidence JSON
+# KEYS: decision, the learner's exercises   ARGV: generation, offset, evidence JSON, exercise
 DECISION_SCRIPT = """
+redis.call('SADD', KEYS[2], ARGV[4])
 local g, o = tonumber(ARGV[1]), tonumber(ARGV[2])
 local held = redis.call('HMGET', KEYS[1], 'generation', 'offset')
 if held[1] then
@@ -108,6 +110,28 @@ class ReadModels:
         """The latest banking evidence of (user, exercise), or None."""
         raw = await self.client.hget(self.keys.decision(user, exercise), "evidence")
         return None if raw is None else orjson.loads(raw)
+
+    async def learner(self, user: str) -> dict:
+        """Everything the read models hold about one learner (`projection.learner_view`):
+        two round trips, the second for the exercises of its `exercises:` index."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(k.total(user))
+        pipe.hgetall(k.by_date(user))
+        pipe.hgetall(k.banked(user))
+        pipe.smembers(k.exercises(user))
+        total, by_date, banked, indexed = await pipe.execute()
+        exercises = sorted(e.decode() if isinstance(e, bytes) else e for e in indexed)
+        found: list = []
+        if exercises:
+            pipe = self.client.pipeline(transaction=True)
+            for exercise in exercises:
+                pipe.get(k.open_attempt(user, exercise))
+                pipe.get(k.done_attempt(user, exercise))
+                pipe.hget(k.decision(user, exercise), "evidence")
+            found = await pipe.execute()
+        views = {e: tuple(found[3 * n:3 * n + 3]) for n, e in enumerate(exercises)}
+        return learner_view(user, total, by_date, banked, views)
 
     async def active_attempt(self, user: str, exercise: str) -> int | None:
         raw = await self.client.get(self.keys.active_attempt(user, exercise))

@@ -1,8 +1,9 @@
 """The HTTP API (`XPBANK_WEB_PORT`), served by every worker and by `xpbank api` alone:
 learners' XP, attempts and banking evidence from the Redis read models (so any process
 answers for any learner, whatever engine decided), `/healthz` and `/metrics` from the
-process that hosts it. Every route but /healthz (and /metrics when public) needs a
-bearer token; errors are RFC 7807 problem documents."""
+process that hosts it, and the web page under /ui/ (`read/ui/`). Every route but
+/healthz (and /metrics when public), the login form and the page's static files needs a
+bearer token (or the page's cookie holding one); errors are RFC 7807 problem documents."""
 
 from __future__ import annotations
 
@@ -21,18 +22,31 @@ from xpbank.core.explain import explain_banking
 from xpbank.read.api import problem
 from xpbank.read.auth import authorize, bearer, scope_of
 from xpbank.read.read_models import ReadModels
+from xpbank.read.ui import session
 
 log = logging.getLogger("xpbank.api")
 PROBLEM = "application/problem+json"
 
 
+@dataclass(frozen=True)
+class Watch:
+    """The worker group the web page reports on: its consumer group and input topics."""
+
+    group: str
+    topics: tuple[str, ...]
+
+
 @dataclass
 class Host:
-    """What the serving process knows beyond Redis: its readiness and its metrics text."""
+    """What the serving process knows beyond Redis: its readiness and its metrics text;
+    for the web page, its engine's status (`ui.views.engine_status`: readiness,
+    rebalancing, the continuity layer's repairs) and the worker group to watch."""
 
     health: Callable[[], Awaitable[tuple[int, dict]]]
     metrics: Callable[[], Awaitable[str]]
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count
+    status: Callable[[], Awaitable[dict]] | None = None  # None: no engine here (`xpbank api`)
+    watch: Watch | None = None
 
 
 def problem_response(status: int, detail: str, **headers: str) -> web.Response:
@@ -63,8 +77,12 @@ def build(settings: Settings, host: Host) -> web.Application:
     async def guard(request: web.Request, handler) -> web.StreamResponse:
         scope = scope_of(request.path, settings.metrics_public)
         if scope is not None:
-            status, request["token_name"] = authorize(settings.api_tokens, bearer(request.headers.get("Authorization")),
-                                                      scope)
+            if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
+                return session.exchange(request, settings.api_tokens)
+            presented = bearer(request.headers.get("Authorization")) or session.cookie_token(request)
+            status, request["token_name"] = authorize(settings.api_tokens, presented, scope)
+            if status != 200 and session.is_page(request.path):  # a browser: to the login form
+                return session.refused_page(request, status, settings.api_tokens, presented)
             if status == 401:
                 return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
             if status == 403:
@@ -107,6 +125,9 @@ def build(settings: Settings, host: Host) -> web.Application:
             await models[0].close()
 
     app = web.Application(middlewares=[access, guard])
+    from xpbank.read.ui.routes import add_ui
+
+    add_ui(app, settings, host, read_models)
     app.router.add_get("/users/{user}/xp", user_xp)
     app.router.add_get("/users/{user}/exercises/{exercise}/attempt", attempt)
     app.router.add_get("/users/{user}/exercises/{exercise}/explain", explain)
@@ -135,9 +156,10 @@ async def serve(settings: Settings, host: Host, port: int | None = None) -> web.
     return runner
 
 
-def main_api(settings: Settings) -> None:
+def main_api(settings: Settings, watch: Watch | None = None) -> None:
     """`xpbank api`: the API alone (any number of them, behind a load balancer), ready
-    while Redis answers; stops on SIGTERM or SIGINT."""
+    while Redis answers; stops on SIGTERM or SIGINT. `watch`: the worker group whose lag
+    and members the web page shows."""
     import signal
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
@@ -155,7 +177,7 @@ def main_api(settings: Settings) -> None:
         async def no_metrics() -> str:
             return ""
 
-        runner = await serve(settings, Host(readiness, no_metrics))
+        runner = await serve(settings, Host(readiness, no_metrics, watch=watch))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,7 +11,8 @@ import faust
 
 from xpbank.kafka.admin import group_lag
 from xpbank.read.api import health, render_metrics
-from xpbank.read.server import Host, serve
+from xpbank.read.server import Host, Watch, serve
+from xpbank.read.ui.views import engine_status
 
 log = logging.getLogger("xpbank.web")
 
@@ -31,7 +32,11 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
             lag = None
         return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()})
 
-    host = Host(readiness, metrics)
+    async def status() -> dict:
+        return engine_status("faust", settings.instance_id, app.tables.recovery.completed.is_set(),
+                             bool(app.rebalancing), curriculum_view.ready.is_set(), wiring.metrics)
+
+    host = Host(readiness, metrics, status=status, watch=Watch(app.conf.id, tuple(lag_topics)))
 
     @app.task
     async def api() -> None:

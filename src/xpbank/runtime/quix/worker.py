@@ -13,7 +13,8 @@ from collections import Counter
 from xpbank.config import Settings
 from xpbank.kafka.admin import group_lag
 from xpbank.read.api import health, render_metrics
-from xpbank.read.server import Host
+from xpbank.read.server import Host, Watch
+from xpbank.read.ui.views import engine_status
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.quix.app import QuixEngine
 from xpbank.runtime.sidecar import Sidecar
@@ -43,7 +44,12 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
             lag = None
         return render_metrics(metrics, lag, {})
 
-    sidecar = Sidecar(settings, curriculum, None if until_caught_up else Host(readiness, metrics_text), metrics,
+    async def status() -> dict:
+        return engine_status("quix", settings.instance_id, engine.ever_assigned and not engine.recovering,
+                             engine.rebalancing, curriculum.ready_now(), metrics)
+
+    host = Host(readiness, metrics_text, status=status, watch=Watch(engine.group, tuple(input_topics(settings))))
+    sidecar = Sidecar(settings, curriculum, None if until_caught_up else host, metrics,
                       projector=settings.projector and not until_caught_up)
     sidecar.start()
     log.info("worker ready to consume group=%s generation=%d partitions=%d engine=quix guarantee=%s web=:%d",
