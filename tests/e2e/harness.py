@@ -297,20 +297,25 @@ class Stream:
         assert not self.thread.is_alive() and self.error is None, self.error
 
 
-def in_flight_after(settings: Settings, burst: list[dict], act) -> int:
+def in_flight_after(settings: Settings, burst: list[dict], act, *, measured_after: bool = False) -> int:
     """Produce `burst` (and wait for the broker's acknowledgement), then at once `act` (a
     kill or a stop): returns the records the worker group had not committed at that
-    moment (the input ends just before `act`, less the commits made before it). Records
-    produced a few milliseconds earlier cannot have been processed and committed yet,
-    so a fault that follows finds work in flight."""
+    moment. A kill is measured after it (a dead worker commits nothing more: exact); a
+    graceful stop commits what it finished, so it is measured just before it. Records
+    produced a few milliseconds earlier cannot all have been processed and committed
+    yet, so a fault that follows finds work in flight."""
     admin = Admin(settings)
-    topics = input_topics(settings)
+    partitions = asyncio.run(admin.partitions(input_topics(settings)))
 
-    async def ends() -> dict:
-        return await admin.offsets(await admin.partitions(topics), earliest=False)
+    async def positions() -> tuple[dict, dict]:  # both at once: the moment is short
+        ends, done = await asyncio.gather(admin.offsets(partitions, earliest=False), admin.committed(app_id(settings)))
+        return ends, done
 
     Stream(settings, burst, batch=len(burst), pause=0).run()
-    before = asyncio.run(ends())
-    committed_before = asyncio.run(admin.committed(app_id(settings)))
-    act()
+    if measured_after:
+        act()
+        before, committed_before = asyncio.run(positions())
+    else:
+        before, committed_before = asyncio.run(positions())
+        act()
     return sum(max(0, end - committed_before.get(tp, 0)) for tp, end in before.items())

@@ -1,7 +1,8 @@
 """The one wiring module: the Faust app, its topics and tables, and the agents.
 
-Agents are thin: decode, apply the core through `handle_record`, publish and wait for
-the broker's acknowledgement, then write the tables. Nothing else creates an app."""
+Agents are thin: decode, apply the core through `handle_record`, keep the state changes
+and the outputs in the checkpoint (runtime/faust/checkpoint.py), which writes the tables
+and then publishes the outputs. Nothing else creates an app."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from xpbank.kafka.admin import Admin
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
+from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
 from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     curriculum_view = CurriculumView(settings)
     tables = {name: table(name) for name in TABLES}
     checkpoint = Checkpoint(app, tables)
+    learner_topics = set(learner_inputs.topics)
     store = TableStore(checkpoint, curriculum_view)
     wiring = Wiring(app)
     rules = settings.rules
@@ -91,12 +94,12 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await curriculum_view.follow()
 
     gaps = GapReader(settings)
-    failpoint = Failpoint()
+    checkpoint.failpoint = Failpoint()
     ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)))
 
     async def process(message) -> None:
         """Apply one learner-partition record (a Faust message or a refetched one): its
-        outputs are sent at once, its state waits in the checkpoint."""
+        state and outputs wait in the checkpoint; re-keyed copies are sent at once."""
         record, owner, is_copy = learner_record(
             message.topic, message.partition, message.offset, message.key, message.value, message.headers,
             from_seconds(message.timestamp), settings.topic_prefix, rekeyed_name)
@@ -106,11 +109,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         for user in sorted(handled.foreign_users):  # route to the learner's own partition
             checkpoint.sent(await rekeyed.send(key=user.encode(), value=message.value, force=True,
                                                headers=origin_headers(record), timestamp=message.timestamp))
-        for acknowledged in await send(topics, handled.outputs):
-            checkpoint.sent(acknowledged)
-        if handled.outputs and failpoint.hit():
-            await asyncio.gather(*checkpoint.outputs)
-            failpoint.crash()
+        checkpoint.hold(message.partition, outbox.pending(handled.outputs, settings.topic_prefix))
         ledger.processed(message.topic, message.partition, message.offset)
         buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
@@ -131,6 +130,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     async def learner(message) -> None:
         store.partition = message.partition  # the ledger and the learner's state live there
         ledger.follow_generation(app.consumer_generation_id)
+        if message.partition in checkpoint.unrecovered:
+            await checkpoint.recover(message.partition)
         last = ledger.last(message.topic, message.partition)
         if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
             log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
@@ -149,8 +150,15 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     @app.timer(checkpoint.every_seconds / 2)
     async def checkpoint_when_idle() -> None:
-        """A stream that goes quiet still gets its state written."""
-        if checkpoint.pending and not checkpoint.lock.locked():
+        """A stream that goes quiet still gets its state written and its outputs published,
+        and a partition taken over with no new records still gets its outbox published."""
+        if checkpoint.lock.locked():
+            return
+        if checkpoint.unrecovered and not app.rebalancing and app.tables.recovery.completed.is_set():
+            async with checkpoint.lock:
+                for partition in sorted(checkpoint.unrecovered):
+                    await checkpoint.recover(partition)
+        if checkpoint.pending:
             async with checkpoint.lock:
                 await checkpoint.flush()
 
@@ -158,9 +166,15 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     async def checkpoint_before_revocation(app, revoked, **kwargs) -> None:
         """The next owner recovers the revoked partitions from their changelogs."""
         async with checkpoint.lock:
-            await checkpoint.flush()
+            await checkpoint.settle()
+            checkpoint.forget({tp.partition for tp in revoked if tp.topic in learner_topics})
 
-    learner_topics = set(learner_inputs.topics)
+    @app.on_partitions_assigned.connect
+    async def look_at_outboxes(app, assigned, **kwargs) -> None:
+        """A stop can leave a durable outbox unpublished: published before the partition's
+        next record, or by the idle timer once the tables are recovered."""
+        checkpoint.unrecovered |= {tp.partition for tp in assigned if tp.topic in learner_topics}
+
     last_check: dict = {}
     admin: list[Admin] = []  # made on the first check, kept for the next ones
 
@@ -193,7 +207,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         finally:  # stopping: write what is pending (if this fails, the ledger has the records read again)
             try:
                 async with checkpoint.lock:
-                    await checkpoint.flush()
+                    await checkpoint.settle()
             except Exception as exc:  # noqa: BLE001 - a stop must go on
                 log.warning("last checkpoint not written (%s): records since are read again", exc)
             await gaps.stop()

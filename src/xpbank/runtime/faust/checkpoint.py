@@ -1,22 +1,25 @@
 """Faust's table writes, made cheap the way Quix Streams makes them: the learner agent
 keeps a record's state changes in a cache, and at a checkpoint (every few hundred records
-or a fraction of a second, when the stream goes idle, before partitions are revoked, and
-at shutdown) waits for the broker to acknowledge every output sent since the last one,
-then writes each changed key once: one changelog record, then one RocksDB batch per
-partition. A Faust table write costs a changelog record and two RocksDB writes per call
-(faust-streaming's `Table.__setitem__`); a checkpoint costs one changelog record per
-changed key, and none for a key written again.
+or a fraction of a second, within 10 ms of a record with outputs, when the stream goes
+idle, before partitions are revoked, and at shutdown) writes each changed key once: one
+changelog record, then one RocksDB batch per partition. A Faust table write costs a
+changelog record and two RocksDB writes per call (faust-streaming's `Table.__setitem__`);
+a checkpoint costs one changelog record per changed key, and none for a key written again.
 
-The order keeps the guarantees of the per-record path: outputs are acknowledged before
-any state that follows from them is written, and the changelog before the local store,
-so the store is never ahead of what another worker would recover. The agent's ledger
-(continuity.py) is part of the state: after a crash the records since the last
-checkpoint are read again and processed against the state they left.
+A checkpoint is durable once the broker acknowledged its changelog records; the local
+store is written after, so it is never ahead of what another worker would recover. A
+record's outputs wait in the partition's outbox (runtime/outbox.py), written with the
+state, and are published once the checkpoint is durable; the outbox is then emptied.
+Re-keyed copies go out at once and are acknowledged before the state that records them.
+The agent's ledger (continuity.py) is part of the state: after a crash the records since
+the last checkpoint are read again and processed against the state they left, and the
+outbox a crash left is published by the partition's next owner.
 
 This relies on faust-streaming 0.15.3 internals, pinned and kept here: the rocksdb
 store's per-partition databases (`_dbs`, `_db_for_partition`) and the memory store's
 dict (`data`), the table's changelog topic and `set_persisted_offset`, and the app
-producer's `send`. tests/integration/test_faust_checkpoint.py checks that behaviour."""
+producer's `send`. The crash, scale-out and lost-disk tests in
+tests/e2e/test_crash_and_scale_out.py check the behaviour it relies on."""
 
 from __future__ import annotations
 
@@ -27,18 +30,27 @@ from collections.abc import Awaitable
 
 from faust.types import TP
 
+from xpbank.runtime import outbox
+
 log = logging.getLogger("xpbank")
+OUTBOX_TABLE = "positions"  # the outbox of a partition is a key of its positions table
 
 
 class Checkpoint:
-    def __init__(self, app, tables: dict, every_records: int = 500, every_seconds: float = 0.2) -> None:
+    def __init__(self, app, tables: dict, every_records: int = 500, every_seconds: float = 0.2,
+                 outputs_within: float = 0.01) -> None:
         self.app = app
         self.tables = tables  # name -> faust.Table with bytes keys and values
-        self.every_records, self.every_seconds = every_records, every_seconds
+        self.every_records, self.every_seconds, self.outputs_within = every_records, every_seconds, outputs_within
         self.changed: dict[tuple[str, bytes], tuple[int, bytes]] = {}  # (table, key) -> (partition, value)
-        self.outputs: list[Awaitable] = []
+        self.outputs: list[Awaitable] = []  # re-keyed copies: acknowledged before the state
+        self.held: dict[int, list] = {}  # partition -> outputs waiting for this checkpoint
+        self.published: set[int] = set()  # partitions whose durable outbox is published: emptied next time
+        self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
+        self.held_since: float | None = None
         self.records = 0
         self.since: float | None = None
+        self.failpoint = None
         self.lock = asyncio.Lock()  # a record is processed, or a checkpoint written, never both at once
         self.flushes = 0
 
@@ -56,8 +68,15 @@ class Checkpoint:
         self.changed[(table, key)] = (partition, value)
 
     def sent(self, acknowledged: Awaitable) -> None:
-        """An output sent now, to be acknowledged before the next checkpoint's state."""
+        """A re-keyed copy sent now, to be acknowledged before the next checkpoint's state."""
         self.outputs.append(acknowledged)
+
+    def hold(self, partition: int, items: list) -> None:
+        """A record's outputs: into the partition's outbox, written with its state."""
+        if items:
+            self.held.setdefault(partition, []).extend(items)
+            if self.held_since is None:
+                self.held_since = time.monotonic()
 
     def record_done(self) -> None:
         self.records += 1
@@ -66,26 +85,72 @@ class Checkpoint:
 
     @property
     def due(self) -> bool:
-        return self.since is not None and (self.records >= self.every_records
-                                           or time.monotonic() - self.since >= self.every_seconds)
+        now = time.monotonic()
+        if self.held_since is not None and now - self.held_since >= self.outputs_within:
+            return True
+        return self.since is not None and (self.records >= self.every_records or now - self.since >= self.every_seconds)
 
     @property
     def pending(self) -> bool:
-        return self.since is not None or bool(self.outputs) or bool(self.changed)
+        return (self.since is not None or bool(self.outputs) or bool(self.changed) or bool(self.held)
+                or bool(self.published))
 
     # ---- the checkpoint ------------------------------------------------------------------
     async def flush(self) -> None:
-        """Outputs acknowledged, then changelogs acknowledged, then the local stores.
-        Call with `lock` held."""
+        """Copies acknowledged; the changelog (state and outboxes) acknowledged: durable;
+        the local stores; then the outboxes published. Call with `lock` held."""
         if not self.pending:
             return
         outputs, self.outputs = self.outputs, []
         if outputs:
             await asyncio.gather(*outputs)
         changed, self.changed = self.changed, {}
+        held, self.held, self.held_since = self.held, {}, None
         self.records, self.since = 0, None
-        if not changed:
-            return
+        for partition in self.published - held.keys():  # published last time: emptied with this state
+            changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, b"")
+        for partition, items in held.items():
+            changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, outbox.encode(items))
+        self.published = set()
+        if changed:
+            await self._write(changed)
+        if held:
+            if self.failpoint is not None and self.failpoint.hit():
+                self.failpoint.crash()  # durable, not yet published: the next owner publishes it
+            await self.publish(held)
+        self.flushes += 1
+
+    async def settle(self) -> None:
+        """A checkpoint, and one more that empties the outboxes it published: before a
+        revocation or a stop, so that the next owner finds nothing to publish again."""
+        await self.flush()
+        if self.published:
+            await self.flush()
+
+    async def publish(self, held: dict[int, list]) -> None:
+        """Send the outboxes' outputs and wait for the broker; the next checkpoint empties them."""
+        producer = self.app.producer
+        sends = [await producer.send(topic, key, value, None, None if ts is None else ts / 1000, None)
+                 for items in held.values() for topic, key, value, ts in items]
+        await asyncio.gather(*sends)
+        self.published.update(held)
+
+    async def recover(self, partition: int) -> int:
+        """Publish what a stop left in a partition's outbox before anything else of the
+        partition is (the same outputs: same ids and values). Call with `lock` held."""
+        self.unrecovered.discard(partition)
+        items = outbox.decode(self.get(OUTBOX_TABLE, outbox.key(partition), partition))
+        if items:
+            await self.publish({partition: items})
+            log.warning("published the outbox a stop left on partition %d: %d outputs", partition, len(items))
+        return len(items)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions revoked after a checkpoint: their outboxes are their next owner's."""
+        self.published -= partitions
+        self.unrecovered -= partitions
+
+    async def _write(self, changed: dict[tuple[str, bytes], tuple[int, bytes]]) -> None:
         producer = self.app.producer
         sends = []
         for (table, key), (partition, value) in changed.items():
@@ -97,7 +162,6 @@ class Checkpoint:
             metadata = await acknowledged
             written[(table, partition)] = max(written.get((table, partition), -1), metadata.offset)
         self._write_stores(sends, written)
-        self.flushes += 1
 
     def _write_stores(self, sends, written: dict[tuple[str, int], int]) -> None:
         batches: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}

@@ -7,13 +7,20 @@ topic its records came on. Quix keeps writes in the checkpoint's cache and, at a
 checkpoint, produces one changelog record per changed key, flushes the producer (our
 outputs with it), commits the offsets (in one Kafka transaction under exactly-once) and
 writes RocksDB. On restore it applies only changelog records of committed offsets, so a
-crash before a checkpoint processes the same records again against the same state and
-publishes the same outputs (same ids): outputs are never behind the state."""
+crash before a checkpoint processes the same records again against the same state.
+
+At least once, a record's outputs wait in the partition's outbox (runtime/outbox.py),
+written with the checkpoint, and are published once it is committed: records processed
+again after a crash can meet each other in another order than the first time, and
+outputs published before their state would then be contradicted. A checkpoint is
+forced within 10 ms of held outputs. Exactly once, outputs go into the checkpoint's
+Kafka transaction and no outbox is needed."""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 
 from quixstreams import Application, message_context
@@ -26,6 +33,7 @@ from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TO
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
+from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
 from xpbank.runtime.records import from_millis, input_record, learner_record, observe, origin_headers
@@ -33,6 +41,8 @@ from xpbank.runtime.quix.state import QuixStore
 from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, rekeyed_topic
 
 log = logging.getLogger("xpbank")
+OUTPUTS_WITHIN = 0.01  # seconds: held outputs force a checkpoint this soon
+OUTBOX_PREFIX = b"\x00\x00\x00\x00"  # the outbox's key, OUTBOX_KEY, starts with NUL: no learner's key does
 RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializer": "bytes", "value_serializer": "bytes"}
 
 
@@ -49,17 +59,22 @@ class XpbankApplication(Application):
 
     engine: QuixEngine
 
+    def _process_message(self, dataframe_composed):
+        if self.engine.unrecovered:  # state recovered (the loop runs this only then)
+            self.engine.publish_outboxes_left()
+        super()._process_message(dataframe_composed)
+
     def _on_assign(self, consumer, topic_partitions):
         self.engine.rebalancing = True
         super()._on_assign(consumer, topic_partitions)
         self.engine.assigned_partitions(topic_partitions)
 
     def _on_revoke(self, consumer, topic_partitions):
-        self.engine.revoked()
+        self.engine.revoked({tp.partition for tp in topic_partitions})
         super()._on_revoke(consumer, topic_partitions)
 
     def _on_lost(self, consumer, topic_partitions):
-        self.engine.revoked()
+        self.engine.revoked({tp.partition for tp in topic_partitions}, lost=True)
         super()._on_lost(consumer, topic_partitions)
 
 
@@ -76,6 +91,10 @@ class QuixEngine:
         self.prefix = settings.topic_prefix
         self.rekeyed_name = rekeyed_topic(settings)
         self.failpoint = Failpoint()
+        self.use_outbox = settings.processing_guarantee == "at-least-once"
+        self.held: dict[int, list] = {}  # partition -> outputs waiting for the checkpoint
+        self.held_since: float | None = None
+        self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
         connection = ConnectionConfig.from_librdkafka_dict(librdkafka_config(settings))
         # fetch.wait.max.ms: an offset query waits behind the consumer's long poll on the
         # same connection, and Quix asks for every assigned partition's watermarks one by
@@ -101,6 +120,7 @@ class QuixEngine:
             on_processing_error=self.on_processing_error,
             loglevel=os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper(),
             broker_availability_timeout=0,  # a broker away is waited for, as Faust does
+            consumer_poll_timeout=0.05,  # an idle loop still publishes held outputs soon
         )
         self.app.engine = self
         names = {spec.name: spec.full_name(self.prefix) for spec in TOPICS}
@@ -110,6 +130,8 @@ class QuixEngine:
         dataframes = [self.app.dataframe(topic) for topic in learner_topics]
         self.context = dataframes[0].processing_context
         self.producer = self.context.producer
+        self._commit_checkpoint = self.context.commit_checkpoint
+        self.context.commit_checkpoint = self.commit_checkpoint  # the one place checkpoints are committed
         # one store for the four learner topics (not concat(): it would buffer and align
         # by time, and name the changelog after the set of topics)
         self.context.dataframe_registry.register_stream_id(QUIX_STORE, [t.name for t in learner_topics])
@@ -124,6 +146,8 @@ class QuixEngine:
     # ---- processing (the main thread) -------------------------------------------------
     def process(self, value, key, timestamp_ms, headers) -> None:
         context = message_context()
+        if context.partition in self.unrecovered:  # assigned in the poll that brought this record
+            self.publish_outboxes_left([context.partition])
         record, owner, is_copy = learner_record(
             context.topic, context.partition, context.offset, key, value, headers, from_millis(timestamp_ms),
             self.prefix, self.rekeyed_name)
@@ -134,11 +158,15 @@ class QuixEngine:
         for user in sorted(handled.foreign_users):  # to the learner's own partition
             produce(topic=self.rekeyed_name, key=user.encode(), value=value, timestamp=timestamp_ms,
                     headers=origin_headers(record))
-        self.publish(handled.outputs)
-        if handled.outputs and self.failpoint.hit():
-            self.producer.flush()
-            self.failpoint.crash()
-        buffered.flush()  # into the checkpoint's cache: written with the offsets, after the outputs
+        if not handled.outputs:
+            pass
+        elif self.use_outbox:
+            self.held.setdefault(context.partition, []).extend(outbox.pending(handled.outputs, self.prefix))
+            if self.held_since is None:
+                self.held_since = time.monotonic()
+        else:
+            self.publish(handled.outputs)
+        buffered.flush()  # into the checkpoint's cache: written with the offsets
         observe(self.metrics, record, handled, rekeyed=is_copy)
 
     def process_curriculum(self, value, key, timestamp_ms, headers) -> None:
@@ -156,6 +184,52 @@ class QuixEngine:
             self.producer.produce(topic=self.outputs[out.topic], key=None if out.key is None else out.key.encode(),
                                   value=codec.encode(out.value), timestamp=ts)
 
+    # ---- the outbox (at least once) ------------------------------------------------------
+    def commit_checkpoint(self, force: bool = False, revoking: bool = False) -> None:
+        """Quix's commit, with the outboxes: written into the checkpoint, published once
+        it is committed, and emptied with the next one (at once before a revocation or a
+        stop, so that the next owner finds nothing to publish again)."""
+        context = self.context
+        if self.held and not force and time.monotonic() - self.held_since >= OUTPUTS_WITHIN:
+            force = True
+        held = self.held if (force or context.checkpoint.expired()) else {}
+        self._write_outboxes({partition: outbox.encode(items) for partition, items in held.items()})
+        before = context.checkpoint
+        self._commit_checkpoint(force=force, revoking=revoking)
+        if not held or context.checkpoint is before:
+            return
+        self.held, self.held_since = {}, None
+        if self.failpoint.hit():
+            self.failpoint.crash()  # committed, not yet published: the next owner publishes it
+        self._send([item for items in held.values() for item in items])
+        self._write_outboxes(dict.fromkeys(held, b""))
+        if revoking or not self.app._run_tracker.running:  # noqa: SLF001
+            self._commit_checkpoint(force=True, revoking=revoking)
+
+    def publish_outboxes_left(self, partitions: list[int] | None = None) -> None:
+        """Publish what a stop left in the outboxes of the partitions just assigned
+        (the same outputs: same ids and values), before their next record."""
+        partitions = sorted(self.unrecovered) if partitions is None else partitions
+        self.unrecovered.difference_update(partitions)
+        for partition in partitions:
+            transaction = self.context.checkpoint.get_store_transaction(stream_id=QUIX_STORE, partition=partition)
+            items = outbox.decode(transaction.get_bytes(outbox.OUTBOX_KEY, prefix=OUTBOX_PREFIX))
+            if items:
+                self._send(items)
+                transaction.set_bytes(outbox.OUTBOX_KEY, b"", prefix=OUTBOX_PREFIX)
+                log.warning("published the outbox a stop left on partition %d: %d outputs", partition, len(items))
+
+    def _write_outboxes(self, values: dict[int, bytes]) -> None:
+        for partition, value in values.items():
+            transaction = self.context.checkpoint.get_store_transaction(stream_id=QUIX_STORE, partition=partition)
+            transaction.set_bytes(outbox.OUTBOX_KEY, value, prefix=OUTBOX_PREFIX)
+
+    def _send(self, items: list) -> None:
+        produce = self.producer.produce
+        for topic, key, value, ts in items:
+            produce(topic=topic, key=key, value=value, timestamp=ts)
+        self.producer.flush()
+
     def on_processing_error(self, exc, row, logger) -> bool:
         """`handle_record` never raises on input: anything here is a bug. Stop the worker
         (a supervisor restarts it) rather than skip a record."""
@@ -167,15 +241,22 @@ class QuixEngine:
     def assigned_partitions(self, topic_partitions) -> None:
         inputs = {self.outputs[CALIPER], self.outputs[SUBMISSIONS], self.outputs[MASTERY], self.rekeyed_name}
         self.assigned = {(tp.topic, tp.partition) for tp in topic_partitions if tp.topic in inputs}
+        self.unrecovered |= {partition for _, partition in self.assigned}
         self.rebalancing = False
         self.metrics["rebalances"] += 1
         if not self.ever_assigned:
             self.ever_assigned = True
         log.info("assigned partitions=%s", ",".join(f"{t}:{p}" for t, p in sorted(self.assigned)))
 
-    def revoked(self) -> None:
+    def revoked(self, partitions: set[int], lost: bool = False) -> None:
+        """Lost partitions' held outputs are dropped: their records are processed again
+        by the next owner (revoked ones are published by the commit that follows)."""
         self.rebalancing = True
         self.assigned = set()
+        self.unrecovered -= partitions
+        if lost:
+            for partition in partitions:
+                self.held.pop(partition, None)
 
     @property
     def recovering(self) -> bool:
