@@ -41,6 +41,11 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_REDIS_CA_FILE": "",
     "XPBANK_API_TOKENS": "",
     "XPBANK_METRICS_PUBLIC": "0",
+    "XPBANK_GATEWAY_PORT": "6070",
+    "XPBANK_GATEWAY_TOKENS": "",
+    "XPBANK_GATEWAY_TOKENS_FILE": "",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "33554432",
+    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "10",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
@@ -78,6 +83,11 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_REDIS_CA_FILE": "PEM CA for `rediss://` (TLS) Redis URLs",
     "XPBANK_API_TOKENS": "API bearer tokens, comma-separated (or `_FILE`, with scopes)",
     "XPBANK_METRICS_PUBLIC": "`1`: `/metrics` answers without a token",
+    "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
+    "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
+    "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "request bytes the gateway holds for the broker; past it: 503",
+    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
 }
 
 

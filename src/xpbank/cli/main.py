@@ -108,6 +108,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.gateway.server import run
+    from xpbank.gateway.settings import GatewaySettings
+
+    run(GatewaySettings.from_env(), loglevel=args.loglevel, loop=args.loop)
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
@@ -243,6 +251,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("worker", help="run a stream-processing worker")
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(run=cmd_worker)
+    s = sub.add_parser("gateway", help="HTTP endpoint (Caliper 1.2, submissions, masteries, courses) onto the input topics")
+    s.add_argument("--loglevel", default="INFO", help="INFO logs every request (access log); WARNING does not")
+    s.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (for measurements)")
+    s.set_defaults(run=cmd_gateway)
     s = sub.add_parser("replay", help="rebuild state from the input topics under a new generation")
     s.add_argument("--generation", type=int, required=True)
     s.add_argument("--follow", action="store_true", help="keep running as that generation's worker once caught up")

@@ -1,0 +1,112 @@
+"""A Caliper envelope (IMS Caliper 1.2 §5.2, §6.1) checked at the edge and split into
+one record per learner, as pure functions.
+
+Checks are shallow on purpose: the envelope must be one (400 otherwise), its
+`dataVersion` one the gateway speaks (422), and each event is only attributed to a learner
+(`last_segment(actor.id)`, SPEC §2.1). The worker still validates every TimeSpentEvent and
+dead-letters what is wrong, so nothing is decided twice and nothing is dropped here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from xpbank.contract.events import last_segment
+from xpbank.contract.times import parse_time
+from xpbank.gateway.problems import Refused
+
+V1P2 = "http://purl.imsglobal.org/ctx/caliper/v1p2"
+V1P1 = "http://purl.imsglobal.org/ctx/caliper/v1p1"
+DATA_VERSIONS = (V1P2, V1P1)
+FIELDS = ("sensor", "sendTime", "dataVersion", "data")  # §5.2: each required, no others
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record for the caliper topic."""
+
+    key: bytes
+    value: bytes
+    events: int
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sensor: str
+    send_time: datetime
+    records: tuple[Record, ...]
+
+    @property
+    def events(self) -> int:
+        return sum(r.events for r in self.records)
+
+
+def learner(event: object) -> str | None:
+    """The learner of a Caliper event as SPEC §2.1 derives it: the last path segment of
+    `actor.id`. None when there is no actor object with a usable id."""
+    actor = event.get("actor") if isinstance(event, dict) else None
+    ref = actor.get("id") if isinstance(actor, dict) else None
+    return (last_segment(ref) or None) if isinstance(ref, str) else None
+
+
+def split(body: bytes) -> Envelope:
+    """The envelope's records: one per learner (keyed by the learner, that learner's events
+    in their order), and one per event that names no learner (keyed by the sensor)."""
+    doc, send_time = _envelope(body)
+    groups: dict[str, list] = {}
+    loose: list = []
+    for event in doc["data"]:
+        user = learner(event)
+        if user is None:
+            loose.append(event)
+        else:
+            groups.setdefault(user, []).append(event)
+    sensor = doc["sensor"]
+    if len(groups) == 1 and not loose:  # the common case: the body already is the record
+        [user] = groups
+        records = [Record(user.encode(), body, len(doc["data"]))]
+    else:
+        head = {"sensor": sensor, "sendTime": doc["sendTime"], "dataVersion": doc["dataVersion"]}
+        records = [Record(user.encode(), orjson.dumps(head | {"data": events}), len(events))
+                   for user, events in groups.items()]
+        records += [Record(sensor.encode(), orjson.dumps(head | {"data": [event]}), 1) for event in loose]
+    return Envelope(sensor, send_time, tuple(records))
+
+
+def _envelope(body: bytes) -> tuple[dict, datetime]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(400, f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise Refused(400, f"no envelope: the body is a JSON {_kind(doc)}; send one Caliper envelope "
+                           "{sensor, sendTime, dataVersion, data: [...]}")
+    if "data" not in doc and "type" in doc:
+        raise Refused(400, "no envelope: the body is a single Caliper event; wrap it in an envelope "
+                           "{sensor, sendTime, dataVersion, data: [event]}")
+    missing = [name for name in FIELDS if name not in doc]
+    if missing:
+        raise Refused(400, f"malformed envelope: missing {', '.join(missing)}")
+    extra = sorted(set(doc) - set(FIELDS))
+    if extra:
+        raise Refused(400, f"malformed envelope: properties Caliper does not allow in an envelope: {', '.join(extra)}")
+    if not isinstance(doc["sensor"], str) or not doc["sensor"]:
+        raise Refused(400, "malformed envelope: sensor must be a non-empty string (the sensor's IRI)")
+    if not isinstance(doc["dataVersion"], str):
+        raise Refused(400, "malformed envelope: dataVersion must be a string (a Caliper context IRI)")
+    try:
+        send_time = parse_time(doc["sendTime"])
+    except ValueError as exc:
+        raise Refused(400, f"malformed envelope: sendTime {exc} (ISO-8601, e.g. 2026-11-21T10:00:05.250Z)") from None
+    if not isinstance(doc["data"], list) or not doc["data"]:
+        raise Refused(400, "malformed envelope: data must be an array of one or more events")
+    if doc["dataVersion"] not in DATA_VERSIONS:
+        raise Refused(422, f"unsupported dataVersion {doc['dataVersion'][:200]!r}: this endpoint accepts "
+                           + " and ".join(DATA_VERSIONS), {"supportedVersions": list(DATA_VERSIONS)})
+    return doc, send_time
+
+
+def _kind(doc: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(doc), "number")
