@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -28,10 +29,22 @@ from xpbank.gateway.sender import Sender
 from xpbank.gateway.settings import Grant, GatewaySettings
 
 log = logging.getLogger("xpbank.gateway")
+
+
+@dataclass
+class Traffic:
+    """Requests being handled, and whether the gateway is draining (then every answer
+    closes its connection, so keep-alive clients reconnect to another gateway)."""
+
+    in_flight: int = 0
+    draining: bool = False
+
+
 SENDER = web.AppKey("sender", Sender)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 SETTINGS = web.AppKey("settings", GatewaySettings)
 ACCESS = web.AppKey("access", AccessLines)
+TRAFFIC = web.AppKey("traffic", Traffic)
 CALIPER_PATH = "/caliper/v1p2"
 
 
@@ -39,7 +52,7 @@ def create_app(settings: GatewaySettings, access: AccessLines | None = None) -> 
     """`access`: where the access log's lines go (written every 200 ms while the app runs)."""
     app = web.Application(middlewares=[problems], client_max_size=settings.max_payload_bytes)
     app[SETTINGS], app[SENDER], app[METRICS] = settings, Sender(settings), GatewayMetrics()
-    app[ACCESS] = access or AccessLines()
+    app[ACCESS], app[TRAFFIC] = access or AccessLines(), Traffic()
     app.router.add_post(CALIPER_PATH, post_caliper)
     app.router.add_get(CALIPER_PATH, caliper_config)
     app.router.add_post("/v1/submissions", post_submissions)
@@ -75,6 +88,8 @@ def route_of(request: web.Request) -> str:
 @web.middleware
 async def problems(request: web.Request, handler) -> web.StreamResponse:
     """Every error as an RFC 7807 problem document; every answer counted by route and status."""
+    traffic = request.app[TRAFFIC]
+    traffic.in_flight += 1
     try:
         response = await handler(request)
     except Refused as refused:
@@ -89,6 +104,10 @@ async def problems(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error route=%s", route_of(request))
         response = problem_response(Refused(500, "the gateway failed on this request; it is logged"))
+    finally:
+        traffic.in_flight -= 1
+    if traffic.draining:
+        response.force_close()
     request.app[METRICS].requests[(route_of(request), response.status)] += 1
     return response
 

@@ -8,13 +8,14 @@ import asyncio
 import logging
 import os
 import signal
+import time
 
 import uvloop
 from aiohttp import web
 
 from xpbank.config import DEFAULTS
 from xpbank.gateway.access_log import AccessLines, AccessLogger
-from xpbank.gateway.app import create_app
+from xpbank.gateway.app import TRAFFIC, create_app
 from xpbank.gateway.settings import GatewaySettings
 
 log = logging.getLogger("xpbank.gateway")
@@ -23,7 +24,8 @@ DRAIN_SECONDS = 30.0  # in-flight requests get this long after SIGTERM (k8s grac
 
 async def serve(settings: GatewaySettings, host: str = "0.0.0.0", stop: asyncio.Event | None = None) -> None:
     lines = AccessLines()
-    runner = web.AppRunner(create_app(settings, lines), access_log_class=AccessLogger.writing_to(lines),
+    app = create_app(settings, lines)
+    runner = web.AppRunner(app, access_log_class=AccessLogger.writing_to(lines),
                            access_log=logging.getLogger("xpbank.gateway.access"), shutdown_timeout=DRAIN_SECONDS,
                            handle_signals=False)
     await runner.setup()
@@ -36,10 +38,25 @@ async def serve(settings: GatewaySettings, host: str = "0.0.0.0", stop: asyncio.
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
-        log.info("gateway stopping: draining requests in flight")
+        await drain(app, site)
     finally:
-        await runner.cleanup()  # stops listening, waits for handlers, then flushes the producer
+        await runner.cleanup()  # closes the idle connections, then flushes the producer
         log.info("gateway stopped")
+
+
+async def drain(app: web.Application, site: web.TCPSite) -> None:
+    """Stop listening, then wait until the requests being handled are answered (bodies
+    still arriving are read to the end) or DRAIN_SECONDS pass; answers meanwhile close
+    their connections. (aiohttp's own shutdown stops reading request bodies at once.)"""
+    traffic = app[TRAFFIC]
+    traffic.draining = True
+    await site.stop()
+    log.info("gateway stopping: draining %d requests in flight", traffic.in_flight)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while traffic.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if traffic.in_flight:
+        log.warning("gateway stopping with %d requests unanswered after %.0f s", traffic.in_flight, DRAIN_SECONDS)
 
 
 def run(settings: GatewaySettings, loglevel: str = "INFO", loop: str = "uvloop") -> None:
