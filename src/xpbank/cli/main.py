@@ -142,7 +142,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.cli.demo import run_demo
 
-    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed))
+    gateway = None
+    if args.via_gateway is not None:
+        from xpbank.cli.gateway_client import default_token, default_url
+
+        token = args.token or default_token()
+        if not token:
+            raise ConfigError("--via-gateway needs a token: --token, or XPBANK_GATEWAY_TOKENS")
+        gateway = (args.via_gateway or default_url(), token)
+    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed, gateway=gateway))
     return 0
 
 
@@ -279,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--learners", type=int, default=50)
     s.add_argument("--speed", type=float, default=30.0, help="classroom seconds per real second")
     s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--via-gateway", nargs="?", const="", default=None, metavar="URL",
+                   help="send over HTTP through `xpbank gateway` (default http://127.0.0.1:$XPBANK_GATEWAY_PORT)")
+    s.add_argument("--token", help="the gateway's bearer token (default: the first of XPBANK_GATEWAY_TOKENS)")
     s.set_defaults(run=cmd_demo)
     s = sub.add_parser("projector", help="run the read-model projector on its own (facts and attempts into Redis)")
     s.set_defaults(run=cmd_projector)
