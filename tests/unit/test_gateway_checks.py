@@ -195,3 +195,21 @@ def test_gateway_settings_need_tokens_and_a_buffer_that_fits_a_request(tmp_path)
     assert (settings.port, len(settings.tokens), settings.max_payload_bytes) == (6070, 2, 262144)
     with pytest.raises(ConfigError, match="cannot be read"):
         GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS_FILE": str(tmp_path / "missing.json")})
+
+
+# ---- the demo's client: record lines as gateway requests ------------------------------
+
+
+def test_record_lines_become_the_gateway_requests_that_send_them():
+    from xpbank.cli.gateway_client import request_of
+
+    event = timeback_time_spent("u1")
+    method, path, body = request_of({"topic": "learning.caliper.v1", "key": "u1", "value": event})
+    sent = orjson.loads(body)
+    assert (method, path, sent["data"], sent["dataVersion"]) == ("POST", "/caliper/v1p2", [event], caliper.V1P2)
+    assert [r.key for r in caliper.split(body).records] == [b"u1"]
+    assert request_of({"topic": "learning.caliper.v1", "key": "u1", "raw": "{oops"}) == ("POST", "/caliper/v1p2", b"{oops")
+    line = submission("AttemptStarted", "u1", "ex1", 0)
+    assert request_of(line) == ("POST", "/v1/submissions", orjson.dumps(line["value"]))
+    assert request_of({"topic": "learning.curriculum.v1", "key": "c1", "value": None}) == ("DELETE", "/v1/courses/c1", None)
+    assert request_of({"topic": "learning.curriculum.v1", "key": "c1", "value": {"a": 1}})[:2] == ("PUT", "/v1/courses/c1")
