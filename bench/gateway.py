@@ -44,7 +44,8 @@ TOKEN_ENV = "BENCH_GATEWAY_TOKEN"
 SHAPES = {"single": 1, "hundred": 100}  # events per envelope
 POOL = {"single": 5000, "hundred": 200}  # distinct bodies per shape
 REQUESTS = {"single": 60_000, "hundred": 3_000}  # per measurement at BENCH_SCALE=1
-CONNECTIONS = {"single": 64, "hundred": 16}
+CONNECTIONS = {"single": 64, "hundred": 16}  # at saturation
+BELOW_CONNECTIONS = 32
 BELOW_SATURATION = 0.5  # open-loop rate: this share of the measured saturated rate
 ROUNDS = 2
 
@@ -90,6 +91,7 @@ async def raw_produce(bootstrap: str, topic: str, pool: list, count: int, per: i
 WRK_SCRIPT = r"""
 local limit, done_ = tonumber(os.getenv("BENCH_WRK_PER_THREAD")), 0
 local pause = tonumber(os.getenv("BENCH_WRK_DELAY_MS") or "0")
+math.randomseed(os.time())
 local reqs, n = {}, 0
 init = function(args)
   local f = io.open(os.getenv("BENCH_BODIES"))
@@ -100,7 +102,7 @@ init = function(args)
   f:close()
 end
 request = function() n = n + 1; return reqs[(n % #reqs) + 1] end
-if pause > 0 then delay = function() return pause end end
+if pause > 0 then delay = function() return math.random() * 2 * pause end end  -- jitter: no bursts
 response = function(status, headers, body)
   done_ = done_ + 1
   if done_ == limit then io.write("DONE\n"); io.flush(); wrk.thread:stop() end
@@ -121,8 +123,10 @@ def wrk_run(url: str, token: str, bodies_file: Path, count: int, connections: in
     each connection pauses connections/rate between its requests (at most that rate)."""
     script = tmp / "gateway.lua"
     script.write_text(WRK_SCRIPT)
+    # the pause leaves room for the request itself (~8 ms): the rate reached is reported
+    pause = max(1000 * connections / rate - 8, 0.5) if rate else 0
     env = os.environ | {"BENCH_WRK_PER_THREAD": str(count), "BENCH_BODIES": str(bodies_file), TOKEN_ENV: token,
-                        "BENCH_WRK_DELAY_MS": str(round(1000 * connections / rate) if rate else 0)}
+                        "BENCH_WRK_DELAY_MS": f"{pause:.2f}"}
     started = time.monotonic()
     proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d300s", "--timeout", "10s", "-s", str(script),
                              url + "/caliper/v1p2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -203,7 +207,7 @@ class GatewayProc:
         self.port, self.token = free_port(), uuid.uuid4().hex
         env = env | {"XPBANK_GATEWAY_PORT": str(self.port), "XPBANK_GATEWAY_TOKENS": self.token}
         self.proc = Proc([str(Path(__file__).resolve().parents[1] / ".venv/bin/xpbank"), "gateway", "--loop", loop],
-                         env, tmp / f"gateway-{loop}.log")
+                         env, tmp / f"gateway-{loop}-{self.port}.log")
 
     @property
     def url(self) -> str:
@@ -251,9 +255,10 @@ def gateway_figures(broker: str, scale: float = 1.0, say=print) -> dict:
                 for loop in loops:
                     with GatewayProc(env, tmp, loop) as gateway:
                         def run_load(n: int, rate: float | None = None) -> dict:
+                            connections = BELOW_CONNECTIONS if rate and tool == "wrk" else CONNECTIONS[shape]
                             if tool == "wrk":
-                                return wrk_run(gateway.url, gateway.token, file, n, CONNECTIONS[shape], tmp, rate)
-                            return python_run(gateway.url, gateway.token, file, n, CONNECTIONS[shape], rate)
+                                return wrk_run(gateway.url, gateway.token, file, n, connections, tmp, rate)
+                            return python_run(gateway.url, gateway.token, file, n, connections, rate)
                         run_load(min(count // 10, 2000))  # warm-up: connections, metadata, first batches
                         cpu = cpu_seconds(gateway.proc.process.pid)
                         saturated = run_load(count)
@@ -275,7 +280,7 @@ def gateway_figures(broker: str, scale: float = 1.0, say=print) -> dict:
                 for loop, entries in runs.items():
                     shape_figures[loop] = {
                         "runs": entries,
-                        "below_saturation": entries[0]["below_saturation"],
+                        "below_saturation": entries[0].get("below_saturation"),
                         **{k: statistics.median(e["saturated"][k] for e in entries)
                            for k in ("requests_per_s", "events_per_s", "p50_ms", "p99_ms", "cpu_us_per_request")},
                     }

@@ -25,7 +25,7 @@ from xpbank.gateway import caliper, inputs
 from xpbank.gateway.access_log import AccessLines
 from xpbank.gateway.metrics import GatewayMetrics
 from xpbank.gateway.problems import PROBLEM_JSON, Refused
-from xpbank.gateway.sender import Sender
+from xpbank.gateway.sender import Lease, Sender
 from xpbank.gateway.settings import Grant, GatewaySettings
 
 log = logging.getLogger("xpbank.gateway")
@@ -137,8 +137,9 @@ def authenticate(request: web.Request, kind: str) -> Grant:
     return grant
 
 
-async def read_body(request: web.Request, kind: str) -> tuple[Grant, bytes, object]:
-    """Authenticated, JSON, within the size limit, and holding its bytes of the buffer."""
+async def read_body(request: web.Request, kind: str) -> tuple[Grant, bytes, Lease]:
+    """Authenticated, JSON, within the size limit, and holding its bytes of the buffer
+    (`with lease:` gives them back once the request's records are settled)."""
     grant = authenticate(request, kind)
     if request.content_type != "application/json":
         raise Refused(415, f"Content-Type {request.content_type!r}: send application/json")
@@ -155,13 +156,10 @@ async def read_body(request: web.Request, kind: str) -> tuple[Grant, bytes, obje
     return grant, body, lease
 
 
-async def send(request: web.Request, lease, topic: str, records: list, events: int, kind: str) -> None:
-    sender, metrics = request.app[SENDER], request.app[METRICS]
+async def send(request: web.Request, lease: Lease, topic: str, records: list, events: int, kind: str) -> None:
+    metrics = request.app[METRICS]
     started = time.perf_counter()
-    try:
-        await sender.send(lease, topic, records)
-    finally:
-        lease.close()
+    await request.app[SENDER].send(lease, topic, records)
     metrics.produce_seconds.observe(time.perf_counter() - started)
     metrics.events_in[kind] += events
     metrics.records_out[topic] += len(records)
@@ -181,15 +179,13 @@ def now_ms() -> int:
 
 async def post_caliper(request: web.Request) -> web.Response:
     grant, body, lease = await read_body(request, "caliper")
-    try:
+    with lease:
         envelope = caliper.split(body)
         if grant.sensor is not None and envelope.sensor != grant.sensor:
             raise Refused(403, f"token {grant.name!r} may only send as sensor {grant.sensor!r}")
-    except BaseException:
-        lease.close()
-        raise
-    stamp = timestamp_ms(envelope.send_time, now_ms())
-    await send(request, lease, CALIPER, [(r.key, r.value, stamp) for r in envelope.records], envelope.events, "caliper")
+        stamp = timestamp_ms(envelope.send_time, now_ms())
+        records = [(r.key, r.value, stamp) for r in envelope.records]
+        await send(request, lease, CALIPER, records, envelope.events, "caliper")
     return web.Response(status=200)  # IMS §6.1: an empty body
 
 
@@ -205,14 +201,11 @@ async def caliper_config(request: web.Request) -> web.Response:
 
 async def _post_events(request: web.Request, kind: str, parse) -> web.Response:
     _, body, lease = await read_body(request, kind)
-    try:
+    with lease:
         keyed = parse(body)
-    except BaseException:
-        lease.close()
-        raise
-    now = now_ms()
-    await send(request, lease, keyed[0].topic, [(k.key, k.value, timestamp_ms(k.event_time, now)) for k in keyed],
-               len(keyed), kind)
+        now = now_ms()
+        records = [(k.key, k.value, timestamp_ms(k.event_time, now)) for k in keyed]
+        await send(request, lease, keyed[0].topic, records, len(keyed), kind)
     return accepted(len(keyed))
 
 
@@ -232,8 +225,8 @@ async def put_course(request: web.Request) -> web.Response:
 async def delete_course(request: web.Request) -> web.Response:
     authenticate(request, "curriculum")
     tombstone = inputs.course_deleted(request.match_info["course"])
-    lease = request.app[SENDER].lease(len(tombstone.key))
-    await send(request, lease, tombstone.topic, [(tombstone.key, None, now_ms())], 1, "curriculum")
+    with request.app[SENDER].lease(len(tombstone.key)) as lease:
+        await send(request, lease, tombstone.topic, [(tombstone.key, None, now_ms())], 1, "curriculum")
     return accepted(1)
 
 

@@ -43,12 +43,20 @@ class Envelope:
         return sum(r.events for r in self.records)
 
 
-def learner(event: object) -> str | None:
+def learner(event: object, seen: dict[str, str | None] | None = None) -> str | None:
     """The learner of a Caliper event as SPEC §2.1 derives it: the last path segment of
-    `actor.id`. None when there is no actor object with a usable id."""
+    `actor.id`. None when there is no actor object with a usable id. `seen` remembers the
+    ids of one envelope (its events mostly share one actor)."""
     actor = event.get("actor") if isinstance(event, dict) else None
     ref = actor.get("id") if isinstance(actor, dict) else None
-    return (last_segment(ref) or None) if isinstance(ref, str) else None
+    if not isinstance(ref, str):
+        return None
+    if seen is None:
+        return last_segment(ref) or None
+    user = seen.get(ref, "")
+    if user == "":
+        user = seen[ref] = last_segment(ref) or None
+    return user
 
 
 def split(body: bytes) -> Envelope:
@@ -57,8 +65,9 @@ def split(body: bytes) -> Envelope:
     doc, send_time = _envelope(body)
     groups: dict[str, list] = {}
     loose: list = []
+    seen: dict[str, str | None] = {}
     for event in doc["data"]:
-        user = learner(event)
+        user = learner(event, seen)
         if user is None:
             loose.append(event)
         else:
