@@ -351,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     ensure_broker(broker, bool(os.environ.get("XPBANK_BROKER")))
     figures = gateway_figures(broker, float(os.environ.get("BENCH_SCALE", "1.0")))
     found = summary(figures)
-    print(json.dumps(found | {"details": figures}, indent=2))
+    out = Path(__file__).parent / "results" / "gateway-latest.json"
+    out.write_text(json.dumps(found | {"details": figures}, indent=2) + "\n")
+    print(json.dumps(found, indent=2))
+    print(f"details: {out}")
     print("\n| figure | value | target | |\n|---|---|---|---|")
     for row in gateway_rows(found):
         print("| " + " | ".join(row) + " |")
