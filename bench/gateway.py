@@ -237,7 +237,7 @@ def gateway_figures(broker: str, scale: float = 1.0, say=print) -> dict:
     settings = Settings.from_env(env)
     asyncio.run(converge(settings, registry_setups(run, settings.partitions, 1, -1)))
     tool = "wrk" if shutil.which("wrk") else "aiohttp"
-    figures: dict = {"tool": tool, "cpus": os.cpu_count()}
+    figures: dict = {"tool": tool, "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp_name:
             tmp = Path(tmp_name)
@@ -287,6 +287,7 @@ def gateway_figures(broker: str, scale: float = 1.0, say=print) -> dict:
                 figures[shape] = shape_figures
     finally:
         asyncio.run(delete_prefix(broker, run))
+    figures["loadavg_after"] = os.getloadavg()[0]  # the machine is shared: how busy it was
     return figures
 
 
