@@ -261,6 +261,17 @@ def slow_upload(gateway: Gateway, body: bytes, sent: int) -> socket.socket:
     return sock
 
 
+def buffered(gateway: Gateway) -> int:
+    return orjson.loads(gateway.request("GET", "/healthz")[2])["bufferedBytes"]
+
+
+def until(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def finish(sock: socket.socket, body: bytes, sent: int) -> int:
     sock.sendall(body[sent:])
     status = int(sock.recv(4096).split(b" ", 2)[1])
@@ -277,7 +288,7 @@ def test_a_full_buffer_answers_503_with_retry_after_and_never_holds_more(module_
     gateway = Gateway(module_env, tmp_path, XPBANK_MAX_PAYLOAD_BYTES=str(len(body)), XPBANK_GATEWAY_BUFFER_BYTES=limit).start()
     try:
         first, second = slow_upload(gateway, body, 100), slow_upload(gateway, body, 100)
-        time.sleep(0.5)  # both requests' headers are read: their bytes are reserved
+        until(lambda: buffered(gateway) == 2 * len(body))  # both requests' headers read: bytes reserved
         refused = gateway.post("/caliper/v1p2", envelope([timeback_time_spent(unique("other"))]))
         assert refused[0] == 503 and refused[1]["retry-after"] == "1"
         assert "buffer for the broker is full" in problem(refused)["detail"]
@@ -302,16 +313,22 @@ def test_no_broker_answers_503_with_retry_after_and_healthz_says_so(module_env, 
     assert "broker unreachable" in gateway.log() and "Traceback" not in gateway.log()
 
 
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_a_stopping_gateway_finishes_the_requests_in_flight(module_env, settings, tmp_path):
     learner = unique("drain")
     body = orjson.dumps(envelope([timeback_time_spent(learner)]))
     gateway = Gateway(module_env, tmp_path).start()
     sock = slow_upload(gateway, body, 10)
-    time.sleep(0.3)
+    until(lambda: buffered(gateway) == len(body))  # the request is being handled
     gateway.process.send_signal(15)  # SIGTERM to the process (not the group): as Kubernetes does
-    time.sleep(0.5)
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", gateway.port), timeout=2).close()  # no longer listening
+    until(lambda: not listening(gateway.port))
     assert finish(sock, body, 10) == 200
     assert gateway.process.wait(30) == 0
     assert values_by_key(settings, "learning.caliper.v1", {learner.encode()})
