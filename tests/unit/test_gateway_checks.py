@@ -108,6 +108,10 @@ def test_the_1_1_data_version_is_accepted():
     (orjson.dumps(envelope([{}]) | {"dataVersion": 2}), "dataVersion must be a string"),
     (orjson.dumps({"sensor": "s", "sendTime": at(0), "data": [{"@type": "http://purl.imsglobal.org/caliper/v1/Event"}]}),
      "missing dataVersion"),  # a Caliper 1.0 envelope
+    (b'{"sensor": "a", ' + orjson.dumps(envelope([{}]))[1:], "given twice"),
+    (orjson.dumps(envelope([{"n": 1}])).replace(b'"n":1', b'"n":123456789012345678901234567890'), "malformed JSON"),
+    (orjson.dumps(envelope([{"s": "x"}])).replace(b'"x"', b'"\xff"'), "malformed JSON"),  # not UTF-8
+    (b"", "malformed JSON"),
 ])
 def test_a_body_that_is_not_a_well_formed_envelope_is_a_400_naming_why(body, says):
     problem = refused(caliper.split, body)
@@ -213,3 +217,11 @@ def test_record_lines_become_the_gateway_requests_that_send_them():
     assert request_of(line) == ("POST", "/v1/submissions", orjson.dumps(line["value"]))
     assert request_of({"topic": "learning.curriculum.v1", "key": "c1", "value": None}) == ("DELETE", "/v1/courses/c1", None)
     assert request_of({"topic": "learning.curriculum.v1", "key": "c1", "value": {"a": 1}})[:2] == ("PUT", "/v1/courses/c1")
+
+
+def test_a_document_still_referenced_does_not_stop_the_next_body():
+    from xpbank.gateway.caliper import _parse
+
+    held = _parse(orjson.dumps(envelope([timeback_time_spent("ann")])))  # e.g. kept by a traceback
+    assert [r.key for r in split(envelope([timeback_time_spent("bob")])).records] == [b"bob"]
+    assert held["sensor"] == SENSOR
