@@ -225,3 +225,14 @@ def test_a_document_still_referenced_does_not_stop_the_next_body():
     held = _parse(orjson.dumps(envelope([timeback_time_spent("ann")])))  # e.g. kept by a traceback
     assert [r.key for r in split(envelope([timeback_time_spent("bob")])).records] == [b"bob"]
     assert held["sensor"] == SENSOR
+
+
+def test_the_gateway_command_refuses_to_start_without_tokens_and_says_which_variable():
+    import os
+
+    from tests.conftest import xpbank
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XPBANK_GATEWAY_")}
+    result = xpbank(env, "gateway", timeout=60)
+    assert result.returncode == 2
+    assert b"XPBANK_GATEWAY_TOKENS" in result.stderr and b"Traceback" not in result.stderr
