@@ -305,6 +305,7 @@ def summary(f: dict) -> dict:
         "gateway_single_saturated_p99_ms": round(single["uvloop"]["p99_ms"], 1),
         "gateway_raw_single_records_per_s": round(single["raw"]["records_per_s"]),
         "gateway_raw_hundred_events_per_s": round(hundred["raw"]["events_per_s"]),
+        "gateway_loadavg": [round(f["loadavg_before"], 1), round(f["loadavg_after"], 1)],
     }
 
 
@@ -326,6 +327,8 @@ def gateway_rows(s: dict) -> list[tuple[str, str, str, str]]:
         ("gateway: latency p50/p99 at half saturation, single / x100",
          f"{s['gateway_single_p50_p99_ms'][0]:g}/{single_p99:g} ms, {s['gateway_hundred_p50_p99_ms'][0]:g}/{hundred_p99:g} ms",
          "p99 <= 50 ms", check(max(single_p99, hundred_p99) <= 50)),
+        ("gateway: machine load average before/after (2 cores, shared)",
+         "/".join(f"{v:g}" for v in s["gateway_loadavg"]), "", ""),
     ]
 
 
