@@ -25,7 +25,7 @@ def test_compose_runs_one_gateway_on_its_port_ready_on_healthz():
     assert service["ports"][0].startswith("127.0.0.1:")  # its dev token is good for loopback only
     assert f"127.0.0.1:{PORT}/healthz'" in service["healthcheck"]["test"][-1]
     assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
-    assert int(service["stop_grace_period"].rstrip("s")) > DRAIN_SECONDS
+    assert int(service["stop_grace_period"].rstrip("s")) > DRAIN_SECONDS + int(DEFAULTS["XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS"])
 
 
 def test_the_gateway_deployment_drains_before_it_is_killed_and_is_ready_on_healthz():
@@ -38,7 +38,8 @@ def test_the_gateway_deployment_drains_before_it_is_killed_and_is_ready_on_healt
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": PORT}
     assert container["livenessProbe"]["tcpSocket"]["port"] == PORT
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
-    assert spec["terminationGracePeriodSeconds"] > pre_stop + DRAIN_SECONDS
+    ack_timeout = int(DEFAULTS["XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS"])  # the producer's last flush
+    assert spec["terminationGracePeriodSeconds"] > pre_stop + DRAIN_SECONDS + ack_timeout
     [mount] = container["volumeMounts"]
     [volume] = spec["volumes"]
     assert env["XPBANK_GATEWAY_TOKENS_FILE"].startswith(mount["mountPath"] + "/") and volume["name"] == mount["name"]
