@@ -14,7 +14,7 @@ from tests.conftest import xpbank
 from tests.e2e.harness import (
     Worker, conflicting_revisions, current, expected, topic_values, wait_caught_up, without_revision,
 )
-from tests.gateway_proc import Gateway
+from tests.gateway_proc import TOKEN, Gateway
 from xpbank.cli.classroom import classroom
 
 pytestmark = pytest.mark.e2e
@@ -90,3 +90,24 @@ def test_heartbeats_posted_to_the_gateway_are_banked_as_if_produced_directly(env
     assert "Traceback" not in worker.log() + gateway.log()
     records = topic_values(settings, "learning.caliper.v1")
     assert all(len({e["actor"]["id"].rsplit("/", 1)[-1] for e in r["data"]}) == 1 for r in records)  # per learner
+
+
+def test_the_demo_sends_its_classroom_through_the_gateway(env, settings, tmp_path):
+    """`xpbank demo --via-gateway`: the same classroom, over HTTP, banked by the worker."""
+    assert xpbank(env, "topics", "create").returncode == 0
+    gateway = Gateway(env, tmp_path).start()
+    worker = Worker(env, "w", tmp_path).start()
+    try:
+        demo = xpbank(env, "demo", "--learners", "3", "--speed", "600", "--seed", "5", "--via-gateway",
+                      f"http://127.0.0.1:{gateway.port}", "--token", TOKEN, timeout=180)
+        assert demo.returncode == 0, demo.stderr.decode()[-2000:]
+        assert "sent through the gateway" in demo.stdout.decode() and "leaderboard" in demo.stdout.decode()
+        wait_caught_up(settings)
+    finally:
+        worker.stop()
+        gateway.stop()
+    facts = current(topic_values(settings, "xp.facts.v1"))
+    assert {f["kind"] for f in facts.values()} == {"exercise", "banked"}
+    assert {f["userSourcedId"] for f in facts.values()} == {"learner-000", "learner-001", "learner-002"}
+    answered = gateway.log().count('"status":200')
+    assert answered > 50 and TOKEN not in gateway.log()
