@@ -21,8 +21,9 @@ RUN pip install . \
 # Local table stores (rocksdb); mount a persistent volume here.
 ENV XPBANK_DATA_DIR=/data
 VOLUME ["/data"]
-# The worker's HTTP port (XPBANK_WEB_PORT): /healthz and the API.
-EXPOSE 6066
+# The worker's HTTP port (XPBANK_WEB_PORT): /healthz and the API; the gateway's
+# (XPBANK_GATEWAY_PORT, `xpbank gateway`).
+EXPOSE 6066 6070
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001

@@ -73,6 +73,7 @@ test-e2e: setup
 # Benchmarks (not part of `make test`): ingest, latency, recovery, state; ~15 min at BENCH_SCALE=1.
 # Like the test fixtures, uses XPBANK_BROKER or a broker already on 127.0.0.1:9092, else starts one.
 bench: setup
+	@bash bench/wrk.sh
 	$(PY) -m bench
 
 run: setup services

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench import payloads
 from bench.broker import delete_prefix, ensure_broker
+from bench.gateway import gateway_figures
 from bench.report import machine, results, write
 from bench.scenarios import HOUR, ingest, latency, say, state_and_recovery
 
@@ -56,6 +57,7 @@ def main() -> int:
                                                   figures["envelope"]["records"], events, timeout)
             figures["latency"] = latency(env("l"), tmp, max(int(200 * scale), 20), 2000.0,
                                          int(os.environ.get("BENCH_LATENCY_PER_RECORD", "20")), 0.2, timeout)
+            figures["gateway"] = gateway_figures(broker.split("://", 1)[-1], scale, say)  # issue 13
         except BaseException:
             keep = Path(__file__).parent / "results" / f"failed-{run}"
             os.system(f"mkdir -p {keep} && cp {tmp}/*.log {keep}/ 2>/dev/null")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import orjson
 
+from bench.gateway import gateway_rows, summary as gateway_summary
+
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS_100K = 100_000
 
@@ -46,7 +48,7 @@ def results(f: dict, host: dict) -> dict:
         "rss_mb_per_100k_pairs": round((envelope["worker"]["rss_end_mb"] - envelope["worker"]["rss_start_mb"])
                                        * PAIRS_100K / pairs, 1),
         "machine": host,
-    }
+    } | (gateway_summary(f["gateway"]) if "gateway" in f else {})
 
 
 def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
@@ -71,7 +73,7 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
         ("replay --generation 2", f"{s['replay_events_per_s']:,} events/s", "", ""),
         ("state: bytes per pair (rocksdb dir / pairs)", f"{s['bytes_per_pair']:,.0f} B", "", ""),
         ("state: RSS per 100k pairs", f"{s['rss_mb_per_100k_pairs']:,.1f} MB", "", ""),
-    ]
+    ] + (gateway_rows(s) if "gateway_single_requests_per_s" in s else [])
 
 
 def markdown(s: dict, f: dict) -> str:

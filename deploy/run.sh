@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: services up, topics created, a worker in the background, and the live demo.
+# `make run`: services up, topics created, a worker and the gateway in the background, and
+# the live demo sending through the gateway. The gateway's token is .run/gateway-token
+# (made once, random) unless XPBANK_GATEWAY_TOKENS is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XPBANK=.venv/bin/xpbank
@@ -16,7 +18,15 @@ $XPBANK topics create
 echo "starting the worker (log: .run/worker.log)"
 $XPBANK worker > .run/worker.log 2>&1 &
 worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null; echo "worker stopped"' EXIT
+if [ -z "${XPBANK_GATEWAY_TOKENS:-}" ]; then
+  [ -s .run/gateway-token ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > .run/gateway-token)
+  XPBANK_GATEWAY_TOKENS="$(cat .run/gateway-token)"
+  export XPBANK_GATEWAY_TOKENS
+fi
+echo "starting the gateway (log: .run/gateway.log)"
+$XPBANK gateway > .run/gateway.log 2>&1 &
+gateway=$!
+trap 'kill $worker $gateway 2>/dev/null; wait $worker $gateway 2>/dev/null; echo "worker and gateway stopped"' EXIT
 for _ in $(seq 1 60); do
   grep -q "worker ready" .run/worker.log 2>/dev/null && break
   kill -0 $worker 2>/dev/null || { echo "the worker exited:"; tail -20 .run/worker.log; exit 1; }
@@ -28,7 +38,14 @@ for _ in $(seq 1 60); do  # ready: tables recovered and the curriculum loaded
   curl -sf "$api/healthz" >/dev/null 2>&1 && break
   sleep 1
 done
+gw="http://127.0.0.1:${XPBANK_GATEWAY_PORT:-6070}"
+for _ in $(seq 1 30); do  # ready: the broker answers
+  curl -sf "$gw/healthz" >/dev/null 2>&1 && break
+  kill -0 $gateway 2>/dev/null || { echo "the gateway exited:"; tail -20 .run/gateway.log; exit 1; }
+  sleep 1
+done
 echo
+echo "gateway: $gw   (POST /caliper/v1p2 with Authorization: Bearer \$(cat .run/gateway-token); see README)"
 echo "API: $api   (GET /users/{user}/xp, /users/{user}/exercises/{exercise}/attempt, .../explain, /healthz, /metrics)"
 quoted="$(.venv/bin/python -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$token")"
 echo "page: $api/ui/?token=$quoted   (in a browser: the live overview and learners, docs/ui.md)"
@@ -36,7 +53,7 @@ echo "token (in .run/api-token unless you set XPBANK_API_TOKENS): $token"
 echo "try: curl -s -H \"$auth\" $api/users/learner-000/xp"
 echo "     curl -s -H \"$auth\" $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"
 echo
-$XPBANK demo "$@"
+$XPBANK demo --via-gateway "$gw" "$@"
 echo
 echo "API still up until this script exits: curl -s -H \"$auth\" $api/users/learner-000/xp"
 curl -s -H "$auth" "$api/users/learner-000/xp" && echo

@@ -43,6 +43,11 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_METRICS_PUBLIC": "0",
     "XPBANK_ENGINE": "faust",
     "XPBANK_PROCESSING_GUARANTEE": "at-least-once",
+    "XPBANK_GATEWAY_PORT": "6070",
+    "XPBANK_GATEWAY_TOKENS": "",
+    "XPBANK_GATEWAY_TOKENS_FILE": "",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "33554432",
+    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "10",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
@@ -52,7 +57,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
 
-DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
+DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
@@ -84,7 +89,18 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table
     "XPBANK_METRICS_PUBLIC": "`1`: `/metrics` answers without a token",
     "XPBANK_ENGINE": "stream engine of `worker` and `replay`: `faust` or `quix`",
     "XPBANK_PROCESSING_GUARANTEE": "`at-least-once`, or `exactly-once` (quix: transactional outputs)",
+    "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
+    "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
+    "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "request bytes the gateway holds for the broker; past it: 503",
+    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
 }
+
+
+def markdown_table() -> str:
+    """The configuration table of docs/configuration.md (a unit test keeps them equal)."""
+    return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
+        f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
 
 
 class ConfigError(ValueError):

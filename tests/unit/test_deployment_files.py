@@ -24,6 +24,7 @@ K8S = ROOT / "deploy" / "k8s"
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
 
 WEB_PORT = int(DEFAULTS["XPBANK_WEB_PORT"])
+GATEWAY_PORT = int(DEFAULTS["XPBANK_GATEWAY_PORT"])  # the gateway's files: test_gateway_deployment.py
 
 
 def compose() -> dict:
@@ -96,7 +97,7 @@ def test_every_environment_is_a_valid_configuration():
 
 
 def test_the_web_port_is_the_configured_one_everywhere():
-    assert dockerfile_value("EXPOSE").split() == [str(WEB_PORT)]
+    assert dockerfile_value("EXPOSE").split() == [str(WEB_PORT), str(GATEWAY_PORT)]
     workers = {name: s for name, s in xpbank_services().items() if s["command"] == ["worker"]}
     assert len(workers) == 2
     for service in workers.values():
@@ -107,7 +108,8 @@ def test_the_web_port_is_the_configured_one_everywhere():
     assert worker["livenessProbe"]["tcpSocket"]["port"] == WEB_PORT
     assert [p["containerPort"] for p in worker["ports"]] == [WEB_PORT]
     for service in kind("Service"):
-        assert [p["targetPort"] for p in service["spec"]["ports"]] == [WEB_PORT]
+        if service["spec"]["selector"]["app.kubernetes.io/component"] != "gateway":
+            assert [p["targetPort"] for p in service["spec"]["ports"]] == [WEB_PORT]
 
 
 def parses(command: list[str]) -> bool:
@@ -125,7 +127,8 @@ def test_commands_are_xpbank_subcommands():
     assert all("command" not in c for c in containers()), "keep the image's xpbank entrypoint: use args"
     assert [c for c in commands if not parses(c)] == []
     assert not parses(["topics", "delete"])  # the check itself can fail
-    assert sorted(map(" ".join, commands)) == ["projector", "projector", "topics create", "topics create", "worker", "worker", "worker"]
+    assert sorted(map(" ".join, commands)) == ["gateway", "gateway", "projector", "projector", "topics create",
+                                                "topics create", "worker", "worker", "worker"]
     [job] = kind("Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics", "create"]
 
@@ -213,18 +216,19 @@ def test_worker_statefulset_keeps_rocksdb_on_a_volume_and_is_ready_on_healthz():
 
 @pytest.mark.parametrize("workload", ["StatefulSet", "Deployment", "Job"])
 def test_selectors_match_pod_labels(workload):
-    [doc] = kind(workload)
-    labels = doc["spec"]["template"]["metadata"]["labels"]
-    assert doc["spec"].get("selector", {}).get("matchLabels", {}).items() <= labels.items()
-    for source in doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]:
-        assert source["configMapRef"]["name"] in {m["metadata"]["name"] for m in kind("ConfigMap")}
+    for doc in kind(workload):
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        assert doc["spec"].get("selector", {}).get("matchLabels", {}).items() <= labels.items()
+        for source in doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]:
+            assert source["configMapRef"]["name"] in {m["metadata"]["name"] for m in kind("ConfigMap")}
 
 
 def test_services_select_the_workers():
     [sts] = kind("StatefulSet")
     labels = sts["spec"]["template"]["metadata"]["labels"]
-    assert len(kind("Service")) == 2
-    for service in kind("Service"):
+    services = [s for s in kind("Service") if s["spec"]["selector"]["app.kubernetes.io/component"] != "gateway"]
+    assert len(services) == 2
+    for service in services:
         assert service["spec"]["selector"].items() <= labels.items()
 
 

@@ -28,15 +28,21 @@ def _paint(text: str, color: str, enabled: bool) -> str:
     return f"{color}{text}{RESET}" if enabled else text
 
 
-async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, seed: int = 7) -> None:
+async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, seed: int = 7,
+                   gateway: tuple[str, str] | None = None) -> None:
+    """`gateway`: (url, token) to send through `xpbank gateway` instead of to Kafka."""
     await create_topics(settings)
     color = sys.stdout.isatty()
     start = datetime.now(UTC)
     arrivals = list(classroom(learners=learners, seed=seed, start=start, pace=1 / speed))
+    via = f", sent through the gateway at {gateway[0]}" if gateway else ""
     print(_paint(f"xpbank demo: {learners} learners, {len(arrivals)} records over ~{arrivals[-1].offset:.0f}s "
-                 f"(classroom time x{speed:g})", BOLD, color), flush=True)
+                 f"(classroom time x{speed:g}){via}", BOLD, color), flush=True)
     watcher = asyncio.create_task(watch(settings, color))
-    await produce_live(settings, arrivals)
+    if gateway:
+        await post_live(*gateway, arrivals, color)
+    else:
+        await produce_live(settings, arrivals)
     if not await caught_up(settings, timeout=60):
         print(_paint(f"no worker of group {app_id(settings)} caught up within 60 s: is one running?", RED, color))
     await asyncio.sleep(1.5)  # the last outputs reach the watcher
@@ -76,6 +82,21 @@ async def produce_live(settings: Settings, arrivals) -> None:
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def post_live(url: str, token: str, arrivals, color: bool) -> None:
+    """The same arrivals as HTTP requests to the gateway; refusals are printed."""
+    from xpbank.cli.gateway_client import GatewayClient
+
+    began = time.monotonic()
+    async with GatewayClient(url, token) as client:
+        for arrival in arrivals:
+            delay = arrival.offset - (time.monotonic() - began)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            status, detail = await client.send(arrival.line)
+            if status != 200:
+                print(_paint(f"  gateway refused: {status}", RED, color) + _paint(f"  {detail[:70]}", DIM, color), flush=True)
 
 
 async def watch(settings: Settings, color: bool) -> Counter:

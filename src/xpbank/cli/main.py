@@ -139,6 +139,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.gateway.server import run
+    from xpbank.gateway.settings import GatewaySettings
+
+    run(GatewaySettings.from_env(), loglevel=args.loglevel, loop=args.loop)
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
@@ -165,7 +173,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from xpbank.cli.demo import run_demo
 
-    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed))
+    gateway = None
+    if args.via_gateway is not None:
+        from xpbank.cli.gateway_client import default_token, default_url
+
+        token = args.token or default_token()
+        if not token:
+            raise ConfigError("--via-gateway needs a token: --token, or XPBANK_GATEWAY_TOKENS")
+        gateway = (args.via_gateway or default_url(), token)
+    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed, gateway=gateway))
     return 0
 
 
@@ -276,6 +292,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=ENGINES, help="faust (default) or quix; else XPBANK_ENGINE")
     s.add_argument("--loglevel", default="INFO")
     s.set_defaults(run=cmd_worker)
+    s = sub.add_parser("gateway", help="HTTP endpoint (Caliper 1.2, submissions, masteries, courses) onto the input topics")
+    s.add_argument("--loglevel", default="INFO", help="INFO logs every request (access log); WARNING does not")
+    s.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (for measurements)")
+    s.set_defaults(run=cmd_gateway)
     s = sub.add_parser("replay", help="rebuild state from the input topics under a new generation")
     s.add_argument("--generation", type=int, required=True)
     s.add_argument("--follow", action="store_true", help="keep running as that generation's worker once caught up")
@@ -301,6 +321,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--learners", type=int, default=50)
     s.add_argument("--speed", type=float, default=30.0, help="classroom seconds per real second")
     s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--via-gateway", nargs="?", const="", default=None, metavar="URL",
+                   help="send over HTTP through `xpbank gateway` (default http://127.0.0.1:$XPBANK_GATEWAY_PORT)")
+    s.add_argument("--token", help="the gateway's bearer token (default: the first of XPBANK_GATEWAY_TOKENS)")
     s.set_defaults(run=cmd_demo)
     s = sub.add_parser("projector", help="run the read-model projector on its own (facts and attempts into Redis)")
     s.set_defaults(run=cmd_projector)

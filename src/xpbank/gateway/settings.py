@@ -1,0 +1,123 @@
+"""The gateway's settings (`XPBANK_GATEWAY_*`, defaults in `xpbank.config.DEFAULTS`) and
+its bearer tokens. A token is a `Secret`: never in a log line, an error or /metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpbank.config import DEFAULTS, ConfigError, Secret, Settings, _int
+
+KINDS = ("caliper", "submissions", "masteries", "curriculum")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one token may send: `kinds` (of KINDS), and only as `sensor` when set."""
+
+    name: str
+    kinds: frozenset[str]
+    sensor: str | None = None
+
+
+class Tokens:
+    """Bearer tokens and their grants. `grant()` compares the SHA-256 of the presented
+    token with every known one in constant time (no early exit, equal lengths)."""
+
+    def __init__(self, entries: list[tuple[Secret, Grant]]) -> None:
+        self._digests = [(hashlib.sha256(token.reveal().encode()).digest(), grant) for token, grant in entries]
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def __repr__(self) -> str:
+        return f"Tokens({len(self._digests)} tokens)"
+
+    def grant(self, presented: str) -> Grant | None:
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        found = None
+        for known, grant in self._digests:
+            if hmac.compare_digest(digest, known):
+                found = grant
+        return found
+
+
+def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GATEWAY_TOKENS_FILE") -> Tokens:
+    """`plain`: comma-separated tokens that may send everything. `file_text`: a JSON object
+    `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional)."""
+    entries = [(Secret(t.strip()), Grant(f"token-{n}", frozenset(KINDS)))
+               for n, t in enumerate((t for t in plain.split(",") if t.strip()), 1)]
+    if file_text is not None:
+        try:
+            doc = json.loads(file_text)
+        except ValueError:
+            raise ConfigError(f"{file_name}: not JSON (an object of tokens is expected)") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{file_name}: a JSON object {{\"<token>\": {{\"may\": [...]}}}} is expected")
+        for n, (token, spec) in enumerate(doc.items(), 1):
+            entries.append((Secret(token), _grant(spec, n, file_name)))
+    seen: set[str] = set()
+    for token, grant in entries:
+        if not token.reveal().strip() or token.reveal() != token.reveal().strip():
+            raise ConfigError(f"gateway token {grant.name}: empty, or with spaces around it")
+        if token.reveal() in seen:
+            raise ConfigError(f"gateway token {grant.name} is given twice")
+        seen.add(token.reveal())
+    return Tokens(entries)
+
+
+def _grant(spec: object, n: int, file_name: str) -> Grant:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{file_name}: token {n} needs an object {{\"name\", \"may\", \"sensor\"}}")
+    name = spec.get("name", f"file-token-{n}")
+    may = spec.get("may")
+    if not isinstance(may, list) or not may or not set(may) <= set(KINDS):
+        raise ConfigError(f"{file_name}: token {n} ({name}) needs \"may\": a list of {', '.join(KINDS)}")
+    sensor = spec.get("sensor")
+    if sensor is not None and (not isinstance(sensor, str) or not sensor):
+        raise ConfigError(f"{file_name}: token {n} ({name}): \"sensor\" is an IRI string, or left out")
+    return Grant(str(name), frozenset(may), sensor)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    base: Settings  # broker, security, topic prefix, payload limit
+    port: int
+    tokens: Tokens
+    buffer_bytes: int
+    ack_timeout_seconds: float
+    operators: Tokens = Tokens([])  # XPBANK_API_TOKENS with the operations scope: may read /metrics
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.base.rules.max_payload_bytes
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = os.environ if env is None else env
+        base = Settings.from_env(env)
+        path = env.get("XPBANK_GATEWAY_TOKENS_FILE") or DEFAULTS["XPBANK_GATEWAY_TOKENS_FILE"]
+        file_text = None
+        if path:
+            try:
+                file_text = Path(path).read_text()
+            except OSError as exc:
+                raise ConfigError(f"XPBANK_GATEWAY_TOKENS_FILE={path!r} cannot be read ({exc.strerror})") from None
+        tokens = parse_tokens(env.get("XPBANK_GATEWAY_TOKENS") or DEFAULTS["XPBANK_GATEWAY_TOKENS"], file_text)
+        if not len(tokens):
+            raise ConfigError("the gateway needs tokens: set XPBANK_GATEWAY_TOKENS (comma-separated) "
+                              "or XPBANK_GATEWAY_TOKENS_FILE")
+        buffer_bytes = _int(env, "XPBANK_GATEWAY_BUFFER_BYTES", 1)
+        if buffer_bytes < base.rules.max_payload_bytes:
+            raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below XPBANK_MAX_PAYLOAD_BYTES="
+                              f"{base.rules.max_payload_bytes}: a request of the largest size would never fit")
+        operators = Tokens([(secret, Grant(name, frozenset())) for secret, name, scopes in base.api_tokens.scopes
+                            if "operations" in scopes])
+        return cls(base=base, port=_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
+                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators)
+

@@ -1,0 +1,335 @@
+"""`xpbank gateway` against the real broker: what it accepts arrives as records (keyed,
+partitioned and timestamped as the workers expect), every refusal is its status with a
+problem document and sends nothing, and the buffer, the broker's absence and a shutdown
+behave as documented."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from tests.builders import at, mastery, submission
+from tests.caliper_fixtures import SENSOR, envelope, ims_examples, timeback_examples, timeback_time_spent
+from tests.conftest import drop_redis_keys, make_env
+from tests.gateway_proc import TOKEN, Gateway, free_port, records
+from xpbank.config import Settings
+from xpbank.contract.topics import registry_setups
+from xpbank.gateway import caliper
+from xpbank.kafka.admin import converge
+
+pytestmark = pytest.mark.integration
+
+SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN = "test-token-sensor", "test-token-curriculum", "test-token-ops"
+
+
+@pytest.fixture(scope="module")
+def module_env(broker, redis_url, tmp_path_factory):
+    environment, tag = make_env(broker, redis_url, tmp_path_factory.mktemp("gateway"))
+    yield environment
+    drop_redis_keys(redis_url, tag)
+
+
+@pytest.fixture(scope="module")
+def settings(module_env) -> Settings:
+    settings = Settings.from_env(module_env)
+    asyncio.run(converge(settings, registry_setups(settings.topic_prefix, settings.partitions, 1, -1)))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def gateway(module_env, settings, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gateway-run")
+    tokens = tmp / "tokens.json"
+    tokens.write_text(orjson.dumps({
+        SENSOR_TOKEN: {"name": "reading-app", "may": ["caliper"], "sensor": SENSOR},
+        CURRICULUM_TOKEN: {"name": "authoring", "may": ["curriculum"]},
+    }).decode())
+    gateway = Gateway(module_env, tmp, XPBANK_GATEWAY_TOKENS_FILE=str(tokens),
+                      XPBANK_API_TOKENS=f'{{"{OPERATOR_TOKEN}": {{"scopes": ["operations"]}}}}').start()
+    yield gateway
+    gateway.stop()
+    assert "Traceback" not in gateway.log()
+
+
+def values_by_key(settings: Settings, topic: str, keys: set[bytes]) -> dict[bytes, list]:
+    found: dict[bytes, list] = {}
+    for message in records(settings, topic):
+        if message.key in keys:
+            found.setdefault(message.key, []).append(message)
+    return found
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# ---- accepted: arrives as records ----------------------------------------------------
+
+
+def test_timeback_examples_get_200_and_arrive_keyed_by_their_learner(gateway, settings):
+    learner = unique("student")
+    sent = {}
+    for name, doc in timeback_examples().items():
+        doc["data"][0]["actor"]["id"] = doc["data"][0]["actor"]["id"].replace("student-0001", learner)
+        doc["data"][0]["id"] = f"urn:uuid:{uuid.uuid4()}"
+        status, _, body = gateway.post("/caliper/v1p2", doc)
+        assert (status, body) == (200, b""), (name, body)
+        sent[doc["data"][0]["id"]] = doc
+    arrived = values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]
+    assert {orjson.loads(m.value)["data"][0]["id"]: orjson.loads(m.value) for m in arrived} == sent
+
+
+def test_ims_caliper_1_2_example_envelopes_get_200_and_every_entry_arrives(gateway, settings):
+    sensor = unique("https://example.edu/sensors")
+    sent = []
+    for name, doc in ims_examples().items():
+        doc["sensor"] = sensor
+        status, _, body = gateway.post("/caliper/v1p2", doc, content_type="application/json; charset=utf-8")
+        assert status == 200, (name, body)
+        sent += [orjson.dumps(event) for event in doc["data"]]
+    arrived = [m for m in records(settings, "learning.caliper.v1") if orjson.loads(m.value)["sensor"] == sensor]
+    assert sorted(orjson.dumps(e) for m in arrived for e in orjson.loads(m.value)["data"]) == sorted(sent)
+    keys = {m.key for m in arrived}
+    # by actor.id's last segment (the GradeEvent's actor is the autograder application);
+    # IRI-only actors and entity describes by the sensor
+    assert keys == {b"554433", b"autograder", sensor.encode()}
+
+
+def test_an_envelope_with_three_learners_lands_as_three_records_on_their_partitions(gateway, settings):
+    learners = [unique(n) for n in ("ann", "bob", "cy")]
+    events = [timeback_time_spent(u, t=-n) for n, u in enumerate(learners * 2, 1)]
+    doc = envelope(events, sent=-5)
+    assert gateway.post("/caliper/v1p2", doc)[0] == 200
+    found = values_by_key(settings, "learning.caliper.v1", {u.encode() for u in learners})
+    partitions = list(range(settings.partitions))
+    for user in learners:
+        [message] = found[user.encode()]
+        value = orjson.loads(message.value)
+        assert value == {**{k: doc[k] for k in ("sensor", "sendTime", "dataVersion")},
+                         "data": [e for e in events if e["actor"]["id"].endswith("/" + user)]}
+        assert message.partition == DefaultPartitioner()(message.key, partitions, partitions)  # murmur2
+        assert message.timestamp == int(datetime.fromisoformat(doc["sendTime"]).timestamp() * 1000)
+
+
+def test_a_send_time_ahead_of_the_gateways_clock_is_not_the_record_timestamp(gateway, settings):
+    learner = unique("ahead")
+    doc = envelope([timeback_time_spent(learner)])
+    doc["sendTime"] = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    before = time.time() * 1000
+    assert gateway.post("/caliper/v1p2", doc)[0] == 200
+    [message] = values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]
+    assert before - 1000 <= message.timestamp <= time.time() * 1000
+
+
+def test_submissions_masteries_and_courses_arrive_keyed_as_the_contract_says(gateway, settings):
+    user, course = unique("learner"), unique("course")
+    started = submission("AttemptStarted", user, "ex1", 0, totalQuestions=2)["value"]
+    answers = [submission("AnswerSubmitted", user, "ex1", 1 + q, questionId=f"q{q}", correct=True)["value"] for q in range(2)]
+    status, headers, body = gateway.post("/v1/submissions", started)
+    assert (status, headers["content-type"], orjson.loads(body)) == (200, "application/json", {"accepted": 1})
+    status, _, body = gateway.post("/v1/submissions", answers)
+    assert (status, orjson.loads(body)) == (200, {"accepted": 2})
+    won = mastery(user, "ex1", 5)["value"]
+    assert gateway.post("/v1/masteries", won)[0] == 200
+    upserted = {"type": "CourseUpserted", "courseSourcedId": course, "subject": "Math", "units": []}
+    assert gateway.post(f"/v1/courses/{course}", upserted, token=CURRICULUM_TOKEN, method="PUT")[0] == 200
+    status, _, _ = gateway.request("DELETE", f"/v1/courses/{course}", headers={"Authorization": f"Bearer {CURRICULUM_TOKEN}"})
+    assert status == 200
+    subs = values_by_key(settings, "learning.submissions.v1", {user.encode()})[user.encode()]
+    assert [orjson.loads(m.value) for m in subs] == [started, *answers]
+    assert [m.timestamp for m in subs] == [int(datetime.fromisoformat(v["eventTime"]).timestamp() * 1000)
+                                           for v in (started, *answers)]
+    [mastered] = values_by_key(settings, "learning.mastery.v1", {user.encode()})[user.encode()]
+    assert orjson.loads(mastered.value) == won
+    courses = values_by_key(settings, "learning.curriculum.v1", {course.encode()})[course.encode()]
+    assert [None if m.value is None else orjson.loads(m.value) for m in courses] == [upserted, None]
+
+
+def test_the_endpoint_configuration_answers_with_the_supported_versions(gateway):
+    status, _, body = gateway.request("GET", "/caliper/v1p2", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and orjson.loads(body)["caliperSupportedVersions"] == list(caliper.DATA_VERSIONS)
+    assert gateway.request("GET", "/caliper/v1p2")[0] == 401
+
+
+# ---- refused: a status, a problem document, nothing sent ------------------------------
+
+
+def problem(response) -> dict:
+    status, headers, body = response
+    assert headers["content-type"] == "application/problem+json"
+    doc = orjson.loads(body)
+    assert doc["status"] == status and doc["title"] and doc["detail"]
+    return doc
+
+
+def test_every_refusal_has_its_status_and_a_problem_document_and_sends_nothing(gateway, settings):
+    learner = unique("refused")
+    good = envelope([timeback_time_spent(learner)])
+    other_sensor = good | {"sensor": "https://other.example"}
+    too_big = orjson.dumps(good | {"data": good["data"] * 400})
+    assert len(too_big) > settings.rules.max_payload_bytes
+    cases = [
+        (gateway.post("/caliper/v1p2", b"THIS IS NOT VALID JSON"), 400, "malformed JSON"),
+        (gateway.post("/caliper/v1p2", good["data"][0]), 400, "no envelope"),
+        (gateway.post("/caliper/v1p2", {k: v for k, v in good.items() if k != "sendTime"}), 400, "missing sendTime"),
+        (gateway.post("/caliper/v1p2", good, token=None), 401, "bearer token is needed"),
+        (gateway.post("/caliper/v1p2", good, token="not-a-token"), 401, "unknown bearer token"),
+        (gateway.request("POST", "/caliper/v1p2", orjson.dumps(good), {"Content-Type": "application/json",
+                                                                       "Authorization": f"Basic {TOKEN}"}), 401, "bearer"),
+        (gateway.post("/caliper/v1p2", good, token=CURRICULUM_TOKEN), 403, "may not send caliper"),
+        (gateway.post("/caliper/v1p2", other_sensor, token=SENSOR_TOKEN), 403, "may only send as sensor"),
+        (gateway.post("/caliper/v1p2", good, content_type="text/plain"), 415, "send application/json"),
+        (gateway.post("/caliper/v1p2", good, content_type="application/x-www-form-urlencoded"), 415, "application/json"),
+        (gateway.post("/caliper/v1p2", good, content_type=""), 415, "application/json"),
+        (gateway.post("/caliper/v1p2", good | {"dataVersion": caliper.V1P2 + "/"}), 422, "unsupported dataVersion"),
+        (gateway.post("/caliper/v1p2", too_big), 413, "XPBANK_MAX_PAYLOAD_BYTES"),
+        (chunked(gateway, "/caliper/v1p2", too_big), 413, "XPBANK_MAX_PAYLOAD_BYTES"),
+        (gateway.post("/v1/submissions", {"type": "AnswerSubmitted", "userSourcedId": learner}), 422, "is not valid"),
+        (gateway.post("/v1/courses/c1", {"type": "CourseUpserted", "courseSourcedId": "c2"}, method="PUT"), 422, "differs"),
+        (gateway.post("/v1/masteries", []), 400, "empty array"),
+        (gateway.request("GET", "/nowhere"), 404, "Not Found"),
+        (gateway.request("DELETE", "/caliper/v1p2"), 405, "Not Allowed"),
+    ]
+    for response, status, says in cases:
+        assert response[0] == status, (status, says, response)
+        assert says in problem(response)["detail"], (says, response)
+    assert 'Bearer realm="xpbank"' in cases[3][0][1]["www-authenticate"]
+    assert orjson.loads(cases[11][0][2])["supportedVersions"] == list(caliper.DATA_VERSIONS)
+    assert gateway.post("/caliper/v1p2", good, token=SENSOR_TOKEN)[0] == 200  # its own sensor
+    [arrived] = values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]
+    assert orjson.loads(arrived.value) == good
+    assert not values_by_key(settings, "learning.submissions.v1", {learner.encode()})
+
+
+def chunked(gateway: Gateway, path: str, body: bytes) -> tuple[int, dict, bytes]:
+    """A body without Content-Length (chunked): the limit holds while reading."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        connection.request("POST", path, body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+                           encode_chunked=True)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_metrics_count_requests_events_and_records_and_never_show_a_token(gateway):
+    before = gateway.metrics(OPERATOR_TOKEN)
+    learners = [unique("m"), unique("m")]
+    assert gateway.post("/caliper/v1p2", envelope([timeback_time_spent(u) for u in learners]))[0] == 200
+    assert gateway.post("/caliper/v1p2", b"{", token="not-a-token")[0] == 401
+    after = gateway.metrics(OPERATOR_TOKEN)
+
+    def delta(name: str) -> float:
+        return after.get(name, 0) - before.get(name, 0)
+    assert delta('xpbank_gateway_requests_total{route="/caliper/v1p2",status="200"}') == 1
+    assert delta('xpbank_gateway_requests_total{route="/caliper/v1p2",status="401"}') == 1
+    assert delta('xpbank_gateway_events_in_total{kind="caliper"}') == 2
+    assert delta('xpbank_gateway_records_out_total{topic="learning.caliper.v1"}') == 2
+    assert delta("xpbank_gateway_produce_seconds_count") == 1
+    assert after["xpbank_gateway_broker_up"] == 1
+    assert gateway.request("GET", "/metrics")[0] == 401  # XPBANK_METRICS_PUBLIC=0: an operations token
+    assert gateway.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 401
+    status, _, body = gateway.request("GET", "/healthz")
+    assert status == 200 and orjson.loads(body)["broker"] == "reachable"
+    text = gateway.request("GET", "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})[2].decode()
+    log = gateway.log()
+    for secret in (TOKEN, SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN, "not-a-token"):
+        assert secret not in text and secret not in log
+    assert '"path":"/caliper/v1p2","status":401' in log and '"token":"token-1"' in log  # the access log
+
+
+# ---- back-pressure, an absent broker, shutdown ------------------------------------------
+
+
+def slow_upload(gateway: Gateway, body: bytes, sent: int) -> socket.socket:
+    """A request whose headers announce `body` but that has sent only `sent` bytes of it."""
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
+    head = (f"POST /caliper/v1p2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    sock.sendall(head + body[:sent])
+    return sock
+
+
+def buffered(gateway: Gateway) -> int:
+    return orjson.loads(gateway.request("GET", "/healthz")[2])["bufferedBytes"]
+
+
+def until(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def finish(sock: socket.socket, body: bytes, sent: int) -> int:
+    sock.sendall(body[sent:])
+    status = int(sock.recv(4096).split(b" ", 2)[1])
+    sock.close()
+    return status
+
+
+def test_a_full_buffer_answers_503_with_retry_after_and_never_holds_more(module_env, settings, tmp_path):
+    """The buffer holds two requests' bytes: two uploads in progress fill it, a third
+    request is refused at once, and the two complete once their bodies arrive."""
+    learner = unique("slow")
+    body = orjson.dumps(envelope([timeback_time_spent(learner, t=-n) for n in range(1, 80)]))
+    limit = str(len(body) * 2)
+    gateway = Gateway(module_env, tmp_path, XPBANK_MAX_PAYLOAD_BYTES=str(len(body)), XPBANK_GATEWAY_BUFFER_BYTES=limit).start()
+    try:
+        first, second = slow_upload(gateway, body, 100), slow_upload(gateway, body, 100)
+        until(lambda: buffered(gateway) == 2 * len(body))  # both requests' headers read: bytes reserved
+        refused = gateway.post("/caliper/v1p2", envelope([timeback_time_spent(unique("other"))]))
+        assert refused[0] == 503 and refused[1]["retry-after"] == "1"
+        assert "buffer for the broker is full" in problem(refused)["detail"]
+        assert (finish(first, body, 100), finish(second, body, 100)) == (200, 200)
+        assert gateway.post("/caliper/v1p2", body)[0] == 200  # bytes given back once acknowledged
+        assert len(values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]) == 3
+    finally:
+        gateway.stop()
+
+
+def test_no_broker_answers_503_with_retry_after_and_healthz_says_so(module_env, tmp_path):
+    gateway = Gateway(module_env, tmp_path, XPBANK_BROKER=f"kafka://127.0.0.1:{free_port()}").start(ready=False)
+    try:
+        response = gateway.post("/caliper/v1p2", envelope([timeback_time_spent()]))
+        assert response[0] == 503 and response[1]["retry-after"] == "5"
+        assert "broker is unreachable" in problem(response)["detail"]
+        health = gateway.request("GET", "/healthz")
+        assert health[0] == 503 and "unreachable" in problem(health)["detail"]
+        assert gateway.post("/caliper/v1p2", b"{")[0] == 503  # nothing is read while the broker is away
+    finally:
+        assert gateway.stop() == 0
+    assert "broker unreachable" in gateway.log() and "Traceback" not in gateway.log()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_stopping_gateway_finishes_the_requests_in_flight(module_env, settings, tmp_path):
+    learner = unique("drain")
+    body = orjson.dumps(envelope([timeback_time_spent(learner)]))
+    gateway = Gateway(module_env, tmp_path).start()
+    sock = slow_upload(gateway, body, 10)
+    until(lambda: buffered(gateway) == len(body))  # the request is being handled
+    gateway.process.send_signal(15)  # SIGTERM to the process (not the group): as Kubernetes does
+    until(lambda: not listening(gateway.port))
+    assert finish(sock, body, 10) == 200
+    assert gateway.process.wait(30) == 0
+    assert values_by_key(settings, "learning.caliper.v1", {learner.encode()})
+    assert "draining 1 requests in flight" in gateway.log()
