@@ -1,54 +1,71 @@
 """Accepting TimeSpent events for one user (SPEC §3.1, §3.4.6, §3.6 lateness).
 
 Takes the user's watermark and the (user, resource) pairs the events touch, so the
-shell reads and writes each touched pair once per record, however many events it has."""
+shell reads and writes each touched pair once per record, however many events it has.
+The loop runs once per heartbeat, so it keeps its tallies in locals and builds one
+Outcome at the end."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from xpbank.contract.heartbeats import Heartbeat
+from xpbank.contract.times import format_time, from_micros
 from xpbank.core.banking import EMPTY_PAIR, PairState, redecide
-from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
-from xpbank.core.read_time import TimeEntry, credit, entry_id, has_event, with_entry
+from xpbank.core.outcome import NOTHING, Outcome, Rejection
+from xpbank.core.read_time import credit, entry, entry_id, event_key, has_event, with_entry
 from xpbank.core.rules import Rules
-from xpbank.contract.times import format_time, from_micros, to_micros
-from xpbank.contract.events import TimeSpentEvent
 
 
 def record_time_spent(
     watermark_us: int | None,
     pairs: Mapping[str, PairState],
-    events: Iterable[TimeSpentEvent],
+    beats: Iterable[Heartbeat],
     rules: Rules,
+    user: str,
 ) -> tuple[int | None, dict[str, PairState], Outcome]:
-    """Returns the new watermark, the changed pairs by resource, and the outcome."""
+    """The heartbeats of `user`; returns the new watermark, the changed pairs by
+    resource, and the outcome."""
     changed: dict[str, PairState] = {}
-    outcome = NOTHING
-    for event in events:
-        t_us = to_micros(event.eventTime)
-        if watermark_us is not None and t_us < watermark_us - rules.lateness_us:
-            horizon = format_time(from_micros(watermark_us - rules.lateness_us))
-            outcome += rejected("too_late", f"eventTime is before the lateness horizon {horizon}", event.id)
+    outputs: tuple = ()
+    rejections: list[Rejection] = []
+    counts: dict[str, int] = {}
+    evidence: list[tuple[str, str, int, str]] = []
+    lateness_us, unanchored_ms = rules.lateness_us, rules.max_unanchored_seconds * 1000
+    accepted = duplicates = clamped_ms = late = 0
+    for beat in beats:
+        t_us = beat.time_us
+        if watermark_us is not None and t_us < watermark_us - lateness_us:
+            horizon = format_time(from_micros(watermark_us - lateness_us))
+            rejections.append(Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", beat.id))
             continue
-        resource = event.resource
+        resource = beat.resource
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
-        event_id = entry_id(event.id)
-        if has_event(pair.entries, event_id):
+        key = event_key(beat.id)
+        if has_event(pair.entries, key):
             # accepted before, so already in the watermark - unless a crash lost that write
-            watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
-            outcome += counted("duplicates")
+            if watermark_us is None or t_us > watermark_us:
+                watermark_us = t_us
+            duplicates += 1
             continue
-        credited, clamped = credit(event, rules)
-        if clamped:
-            outcome += counted("clamped_ms", clamped)
-        pair = pair.model_copy(update={"entries": with_entry(pair.entries, TimeEntry(t_us, credited, event_id))})
-        if pair.decision is not None and event.eventTime <= pair.decision.decided_at:
-            outcome += counted("late_events")
-            pair, awarded = redecide(pair, event.user, resource, rules)
-            outcome += awarded
+        credited, clamped = credit(beat, unanchored_ms)
+        clamped_ms += clamped
+        decision = pair.decision
+        pair = PairState(with_entry(pair.entries, entry(t_us, credited, key)), decision, pair.explains)
+        if decision is not None and t_us <= decision.decided_us:
+            late += 1
+            pair, awarded = redecide(pair, user, resource, rules)
+            outputs += awarded.outputs
         changed[resource] = pair
-        watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
-        outcome += counted("time_spent_accepted")
+        if watermark_us is None or t_us > watermark_us:
+            watermark_us = t_us
+        accepted += 1
         if pair.explains:
-            outcome += Outcome(evidence=tuple((event.user, exercise, t_us, event_id) for exercise in pair.explains))
-    return watermark_us, changed, outcome
+            evidence += [(user, exercise, t_us, entry_id(beat.id)) for exercise in pair.explains]
+    for name, amount in (("duplicates", duplicates), ("clamped_ms", clamped_ms), ("late_events", late),
+                         ("time_spent_accepted", accepted)):
+        if amount:
+            counts[name] = amount
+    if not (outputs or rejections or counts):
+        return watermark_us, changed, NOTHING
+    return watermark_us, changed, Outcome(outputs, tuple(rejections), tuple(counts.items()), tuple(evidence))

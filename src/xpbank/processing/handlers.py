@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from xpbank.contract import codec
+from xpbank.contract.heartbeats import Heartbeat, decode_heartbeats, heartbeat_of
 from xpbank.core.attempts import EMPTY, apply_submission
 from xpbank.core.banking import EMPTY_PAIR, bank_mastery, mastery_ref, window_resources
 from xpbank.core.evidence import banking_decided, changes_evidence
@@ -74,9 +75,34 @@ def handle_record(
         if last is not None and record.offset <= last:
             handled.counts["redelivered"] += 1
             return handled
-    results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
-    time_spent: dict[str, list[TimeSpentEvent]] = {}
-    for result in results:
+    time_spent: dict[str, list[Heartbeat]] = {}
+    beats = decode_heartbeats(record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_us) \
+        if kind == "caliper" else None
+    if beats is not None:  # the hot path: nothing but valid TimeSpent events on time
+        for beat in beats:
+            user = beat.user
+            if owner is not None and user != owner:
+                if not rekeyed:
+                    handled.foreign_users.add(user)
+            elif (group := time_spent.get(user)) is None:
+                time_spent[user] = [beat]
+            else:
+                group.append(beat)
+    else:
+        _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
+    for user, group in time_spent.items():
+        _collect(handled, record, _apply_time_spent(store, user, group, rules))
+    if track_origin:
+        store.set_position(owner, source, record.offset)
+    return handled
+
+
+def _decode_and_apply(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,
+                      handled: Handled, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
+    """Every other record, through the contract models: dead letters, ignored events,
+    submissions, masteries and courses are applied here in order; TimeSpent events are
+    collected by learner."""
+    for result in codec.decode(kind, record.value, record.key, record.timestamp, rules):
         if isinstance(result, codec.Ignored):
             if not rekeyed:
                 handled.counts[f"ignored_caliper_type:{result.event_type}"] += 1
@@ -87,14 +113,9 @@ def handle_record(
             if not rekeyed:
                 handled.foreign_users.add(user)
         elif isinstance(result.event, TimeSpentEvent):
-            time_spent.setdefault(result.event.user, []).append(result.event)
+            time_spent.setdefault(result.event.user, []).append(heartbeat_of(result.event))
         else:
             _collect(handled, record, _apply(store, result.event, rules))
-    for user, events in time_spent.items():
-        _collect(handled, record, _apply_time_spent(store, user, events, rules))
-    if track_origin:
-        store.set_position(owner, source, record.offset)
-    return handled
 
 
 def record_source(record: InputRecord) -> str | None:
@@ -155,13 +176,13 @@ def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
     return Outcome(outputs=tuple(decided))
 
 
-def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent], rules: Rules) -> Outcome:
+def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rules: Rules) -> Outcome:
     before = store.watermark(user)
     pairs = {}
-    for event in events:
-        if event.resource not in pairs:
-            pairs[event.resource] = store.pair(user, event.resource) or EMPTY_PAIR
-    watermark, changed, outcome = record_time_spent(before, pairs, events, rules)
+    for beat in beats:
+        if beat.resource not in pairs:
+            pairs[beat.resource] = store.pair(user, beat.resource) or EMPTY_PAIR
+    watermark, changed, outcome = record_time_spent(before, pairs, beats, rules, user)
     for resource, pair in changed.items():
         store.set_pair(user, resource, pair)
     if watermark is not None and watermark != before:

@@ -5,7 +5,6 @@ Table values are the codec's bytes; the domain never sees a faust.Record."""
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -18,7 +17,6 @@ from xpbank.processing.handlers import OutputRecord
 from xpbank.processing.state import pair_key
 
 ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
-_INT64 = struct.Struct(">q")
 
 
 class _Column:
@@ -35,23 +33,15 @@ class _Column:
         self.table[key] = self.encode(value)  # replaced, never mutated in place
 
 
-def _pack_int(value: int) -> bytes:
-    return _INT64.pack(value)
-
-
-def _unpack_int(raw: bytes) -> int:
-    return _INT64.unpack(raw)[0]
-
-
 class TableStore:
     """StateStore on Faust tables (bytes keys and values)."""
 
     def __init__(self, watermarks, pairs, attempts, masteries, positions, courses) -> None:
-        self.watermarks = _Column(watermarks, _pack_int, _unpack_int)
+        self.watermarks = _Column(watermarks, state_codec.encode_int, state_codec.decode_int)
         self.pairs = _Column(pairs, state_codec.encode_pair, state_codec.decode_pair)
         self.attempt_states = _Column(attempts, state_codec.encode_attempts, state_codec.decode_attempts)
         self.masteries = _Column(masteries, state_codec.encode_mastery_ref, state_codec.decode_mastery_ref)
-        self.positions = _Column(positions, _pack_int, _unpack_int)
+        self.positions = _Column(positions, state_codec.encode_int, state_codec.decode_int)
         self.courses = courses
 
     @staticmethod
