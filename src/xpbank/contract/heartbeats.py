@@ -47,120 +47,22 @@ def heartbeat_of(event: TimeSpentEvent) -> Heartbeat:
     return Heartbeat(event.id, event.user, event.resource, to_micros(event.eventTime), active)
 
 
-class _Decline(Exception):
-    """Not the common case: the models decide."""
-
-
-def _micros(text: object, seen: dict[str, int]) -> int:
-    """times.parse_time then to_micros, for a str (memoised per record)."""
-    if type(text) is not str:
-        raise _Decline
-    micros = seen.get(text)
-    if micros is None:
-        try:
-            moment = _fromisoformat(text)
+def _micros(text: str) -> int:
+    """times.parse_time then to_micros, for a str; raises _Decline where parse_time fails."""
+    try:
+        moment = _fromisoformat(text)
+        if moment.tzinfo is not UTC:  # "Z" and "+00:00" give UTC itself
             offset = moment.utcoffset()
             if offset is None:
                 raise _Decline
-            if offset:
-                moment = moment.astimezone(UTC)  # may overflow: the models reject that
-        except (ValueError, OverflowError):
-            raise _Decline from None
-        micros = seen[text] = (moment - EPOCH) // MICROSECOND
-    return micros
+            moment = moment.astimezone(UTC)  # may overflow: the models reject that
+    except (ValueError, OverflowError):
+        raise _Decline from None
+    return (moment - EPOCH) // MICROSECOND
 
 
-def _optional_str(value: object) -> None:
-    if value is not None and type(value) is not str:
-        raise _Decline
-
-
-def _non_empty(value: object) -> str:
-    if type(value) is not str or not value:
-        raise _Decline
-    return value
-
-
-class _Record:
-    """What the events of one record share: parsed times, last segments, and the last
-    actor and object checked (an envelope's events mostly repeat them)."""
-
-    __slots__ = ("times", "segments", "actor", "user", "obj", "resource")
-
-    def __init__(self) -> None:
-        self.times: dict[str, int] = {}
-        self.segments: dict[str, str] = {}
-        self.actor = self.obj = None
-        self.user = self.resource = ""
-
-    def segment(self, ref: str) -> str:
-        found = self.segments.get(ref)
-        if found is None:
-            found = self.segments[ref] = last_segment(ref)
-        return found
-
-
-def _event(doc: object, shared: _Record, timestamp_us: int | None, skew_us: int) -> Heartbeat:
-    """events.TimeSpentEvent's checks, in plain Python."""
-    if type(doc) is not dict:
-        raise _Decline
-    event_id = doc.get("id")
-    if type(event_id) is not str or not _URN_UUID(event_id):
-        raise _Decline
-    if doc.get("type") != "TimeSpentEvent" or doc.get("action") != "SpentTime":
-        raise _Decline
-    actor = doc.get("actor")
-    if actor != shared.actor or type(actor) is not dict:  # equal values pass equal checks
-        if type(actor) is not dict:
-            raise _Decline
-        user = shared.segment(_non_empty(actor.get("id")))
-        _optional_str(actor.get("email"))
-        shared.actor, shared.user = actor, user
-    obj = doc.get("object")
-    if obj != shared.obj or type(obj) is not dict:
-        if type(obj) is not dict:
-            raise _Decline
-        activity = obj.get("activity")
-        if type(activity) is not dict:
-            raise _Decline
-        resource = shared.segment(_non_empty(activity.get("id")))
-        course = obj.get("course")
-        if course is not None:
-            if type(course) is not dict:
-                raise _Decline
-            _non_empty(course.get("id"))
-        _optional_str(obj.get("subject"))
-        shared.obj, shared.resource = obj, resource
-    time_us = _micros(doc.get("eventTime"), shared.times)
-    if timestamp_us is not None and time_us - timestamp_us > skew_us:
-        raise _Decline  # future_event_time: the models word the dead letter
-    generated = doc.get("generated")
-    if type(generated) is not dict:
-        raise _Decline
-    items = generated.get("items", ())
-    if type(items) is not list and items != ():
-        raise _Decline
-    active = []
-    for item in items:
-        if type(item) is not dict:
-            raise _Decline
-        kind = item.get("type")
-        value = item.get("value")
-        if type(kind) is not str or (type(value) is not float and type(value) is not int) or not value >= 0:
-            raise _Decline  # orjson gives no inf or nan; an int becomes a float as in the models
-        start, end = item.get("startDate"), item.get("endDate")
-        window = None
-        if start is not None and end is not None:
-            window = _micros(end, shared.times) - _micros(start, shared.times)
-            if window < 0:
-                raise _Decline  # endDate before startDate
-        elif start is not None:
-            _micros(start, shared.times)
-        elif end is not None:
-            _micros(end, shared.times)
-        if kind == "active":
-            active.append((float(value), window))
-    return Heartbeat(event_id, shared.user, shared.resource, time_us, tuple(active))
+class _Decline(Exception):
+    """Not the common case: the models decide."""
 
 
 def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_payload_bytes: int,
@@ -173,10 +75,13 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
         doc = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    if timestamp is not None and timestamp.tzinfo is None:
+    if timestamp is None:
+        timestamp_us = None
+    elif timestamp.tzinfo is None:
         return None
-    timestamp_us = None if timestamp is None else (timestamp - EPOCH) // MICROSECOND
-    shared = _Record()
+    else:
+        timestamp_us = (timestamp - EPOCH) // MICROSECOND
+    times: dict[str, int] = {}  # what does not change within a record is worked out once
     try:
         if type(doc) is dict and "data" in doc and "type" not in doc:  # an envelope, as codec routes it
             data = doc["data"]
@@ -185,8 +90,99 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
             _optional_str(doc.get("sensor"))
             _optional_str(doc.get("dataVersion"))
             if (send_time := doc.get("sendTime")) is not None:
-                _micros(send_time, shared.times)
-            return [_event(event, shared, timestamp_us, max_clock_skew_us) for event in data]
-        return [_event(doc, shared, timestamp_us, max_clock_skew_us)]
+                _time(send_time, times)
+            return _events(data, times, timestamp_us, max_clock_skew_us)
+        return _events((doc,), times, timestamp_us, max_clock_skew_us)
     except _Decline:
         return None
+
+
+def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int) -> list[Heartbeat]:
+    """events.TimeSpentEvent's checks, in plain Python, for every event of a record.
+    An actor or object equal to the previous event's passed the same checks."""
+    beats: list[Heartbeat] = []
+    last_actor = last_object = None
+    user = resource = ""
+    segments: dict[str, str] = {}
+    for doc in docs:
+        if type(doc) is not dict:
+            raise _Decline
+        event_id = doc.get("id")
+        if type(event_id) is not str or not _URN_UUID(event_id):
+            raise _Decline
+        if doc.get("type") != "TimeSpentEvent" or doc.get("action") != "SpentTime":
+            raise _Decline
+        actor = doc.get("actor")
+        if actor != last_actor or type(actor) is not dict:
+            if type(actor) is not dict:
+                raise _Decline
+            ref = actor.get("id")
+            if type(ref) is not str or not ref:
+                raise _Decline
+            _optional_str(actor.get("email"))
+            user = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
+            last_actor = actor
+        obj = doc.get("object")
+        if obj != last_object or type(obj) is not dict:
+            if type(obj) is not dict:
+                raise _Decline
+            activity = obj.get("activity")
+            if type(activity) is not dict:
+                raise _Decline
+            ref = activity.get("id")
+            if type(ref) is not str or not ref:
+                raise _Decline
+            course = obj.get("course")
+            if course is not None and (type(course) is not dict or type(course.get("id")) is not str or not course["id"]):
+                raise _Decline
+            _optional_str(obj.get("subject"))
+            resource = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
+            last_object = obj
+        time_us = _time(doc.get("eventTime"), times)
+        if timestamp_us is not None and time_us - timestamp_us > skew_us:
+            raise _Decline  # future_event_time: the models word the dead letter
+        generated = doc.get("generated")
+        if type(generated) is not dict:
+            raise _Decline
+        items = generated.get("items", ())
+        if type(items) is not list and items != ():
+            raise _Decline
+        active = []
+        for item in items:
+            if type(item) is not dict:
+                raise _Decline
+            kind = item.get("type")
+            value = item.get("value")
+            if type(kind) is not str or (type(value) is not float and type(value) is not int) or not value >= 0:
+                raise _Decline  # orjson gives no inf or nan; an int becomes a float as in the models
+            start, end = item.get("startDate"), item.get("endDate")
+            window = None
+            if start is not None and end is not None:
+                window = _time(end, times) - _time(start, times)
+                if window < 0:
+                    raise _Decline  # endDate before startDate
+            elif start is not None:
+                _time(start, times)
+            elif end is not None:
+                _time(end, times)
+            if kind == "active":
+                active.append((float(value), window))
+        beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, tuple(active))))
+    return beats
+
+
+_heartbeat = tuple.__new__
+
+
+def _time(text: object, times: dict[str, int]) -> int:
+    if type(text) is not str:
+        raise _Decline
+    micros = times.get(text)
+    if micros is None:
+        micros = times[text] = _micros(text)
+    return micros
+
+
+def _optional_str(value: object) -> None:
+    if value is not None and type(value) is not str:
+        raise _Decline

@@ -31,24 +31,20 @@ class TimeEntry(NamedTuple):
     event_id: str  # canonical (lowercase) `urn:uuid:`
 
 
-class Credit(NamedTuple):
-    credited_ms: int
-    clamped_ms: int
-
-
-def credit(beat: Heartbeat, max_unanchored_ms: int) -> Credit:
+def credit(beat: Heartbeat, max_unanchored_ms: int) -> tuple[int, int]:
     """Active seconds of one event, each item capped by its own window (or the
     unanchored limit), so a runaway client cannot credit more than wall time."""
     credited = clamped = 0
-    for value, window_us in beat.active:
-        claimed = int(min(value * 1000, MAX_CLAIM_MS) + 0.5)  # 1e308 s stays finite
+    for value, window_us in beat[4]:  # .active
+        claimed = value * 1000
+        claimed = int((claimed if claimed < MAX_CLAIM_MS else MAX_CLAIM_MS) + 0.5)  # 1e308 s stays finite
         cap = max_unanchored_ms if window_us is None else window_us // 1000 + 1000
         if claimed > cap:
             credited += cap
             clamped += claimed - cap
         else:
             credited += claimed
-    return Credit(credited, clamped)
+    return credited, clamped
 
 
 def entry_id(event_id: str) -> str:
@@ -59,11 +55,11 @@ def entry_id(event_id: str) -> str:
 
 def event_key(event_id: str) -> bytes:
     """The 16 bytes of a pattern-valid `urn:uuid:` id."""
-    return bytes.fromhex(event_id[9:].replace("-", ""))
+    return _fromhex(event_id[9:].replace("-", ""))
 
 
-def entry(time_us: int, credited_ms: int, key: bytes) -> bytes:
-    return ENTRY.pack(time_us, credited_ms, key)
+_fromhex = bytes.fromhex
+entry = ENTRY.pack  # (time µs, credited ms, event key) -> an entry
 
 
 def has_event(entries: bytes, key: bytes) -> bool:
@@ -82,7 +78,9 @@ def _order(packed: bytes) -> tuple[int, int, bytes]:
 def with_entry(entries: bytes, new: bytes) -> bytes:
     # In time order (the usual case) an entry goes last; bytes compare as numbers
     # while both times are >= 0 (the sign bit), else the entries are sorted again.
-    if not entries or (new[0] < 0x80 and entries[-ENTRY_SIZE] < 0x80 and new > entries[-ENTRY_SIZE:]):
+    if not entries:
+        return new
+    if new[0] < 0x80 and entries[-ENTRY_SIZE] < 0x80 and new > entries[-ENTRY_SIZE:]:
         return entries + new
     chunks = [entries[at:at + ENTRY_SIZE] for at in range(0, len(entries), ENTRY_SIZE)]
     return b"".join(sorted([*chunks, new], key=_order))

@@ -29,9 +29,8 @@ def record_time_spent(
     changed: dict[str, PairState] = {}
     outputs: tuple = ()
     rejections: list[Rejection] = []
-    counts: dict[str, int] = {}
     evidence: list[tuple[str, str, int, str]] = []
-    lateness_us, unanchored_ms = rules.lateness_us, rules.max_unanchored_seconds * 1000
+    lateness_us, unanchored_ms = rules.lateness_seconds * 1_000_000, rules.max_unanchored_seconds * 1000
     accepted = duplicates = clamped_ms = late = 0
     for beat in beats:
         t_us = beat.time_us
@@ -41,8 +40,9 @@ def record_time_spent(
             continue
         resource = beat.resource
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
+        entries, decision, explains = pair
         key = event_key(beat.id)
-        if has_event(pair.entries, key):
+        if entries and entries.find(key) != -1 and has_event(entries, key):
             # accepted before, so already in the watermark - unless a crash lost that write
             if watermark_us is None or t_us > watermark_us:
                 watermark_us = t_us
@@ -50,8 +50,7 @@ def record_time_spent(
             continue
         credited, clamped = credit(beat, unanchored_ms)
         clamped_ms += clamped
-        decision = pair.decision
-        pair = PairState(with_entry(pair.entries, entry(t_us, credited, key)), decision, pair.explains)
+        pair = new_pair(PairState, (with_entry(entries, entry(t_us, credited, key)), decision, explains))
         if decision is not None and t_us <= decision.decided_us:
             late += 1
             pair, awarded = redecide(pair, user, resource, rules)
@@ -60,12 +59,18 @@ def record_time_spent(
         if watermark_us is None or t_us > watermark_us:
             watermark_us = t_us
         accepted += 1
-        if pair.explains:
-            evidence += [(user, exercise, t_us, entry_id(beat.id)) for exercise in pair.explains]
-    for name, amount in (("duplicates", duplicates), ("clamped_ms", clamped_ms), ("late_events", late),
-                         ("time_spent_accepted", accepted)):
-        if amount:
-            counts[name] = amount
-    if not (outputs or rejections or counts):
+        if explains:
+            evidence += [(user, exercise, t_us, entry_id(beat.id)) for exercise in explains]
+    if not (accepted or duplicates or rejections):
         return watermark_us, changed, NOTHING
-    return watermark_us, changed, Outcome(outputs, tuple(rejections), tuple(counts.items()), tuple(evidence))
+    counts = (("time_spent_accepted", accepted),) if accepted else ()
+    if duplicates:
+        counts += (("duplicates", duplicates),)
+    if clamped_ms:
+        counts += (("clamped_ms", clamped_ms),)
+    if late:
+        counts += (("late_events", late),)
+    return watermark_us, changed, Outcome(outputs, tuple(rejections), counts, tuple(evidence))
+
+
+new_pair = tuple.__new__  # PairState(...) without its Python-level __new__: this loop runs per heartbeat

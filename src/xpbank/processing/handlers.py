@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from pydantic import BaseModel
 
@@ -43,10 +44,11 @@ class OutputRecord:
     timestamp: datetime | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Handled:
     outputs: list[OutputRecord] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
+    # an empty Counter without running Counter.__init__ (which only adds nothing): one per record
+    counts: Counter = field(default_factory=partial(Counter.__new__, Counter))
     foreign_users: set[str] = field(default_factory=set)  # events to route to their learner's partition
 
 
@@ -65,11 +67,11 @@ def handle_record(
     already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
     handled = Handled()
-    source = record_source(record)
     # A routed copy is sent again if its first hop is processed again (a crash between
     # sending and storing): the copy's origin position recognises it. Records read in
     # place need no such check: the worker's ledger (continuity.py) skips redeliveries.
-    track_origin = rekeyed and owner is not None and source is not None
+    source = record_source(record) if rekeyed and owner is not None else None
+    track_origin = source is not None
     if track_origin:
         last = store.position(owner, source)
         if last is not None and record.offset <= last:
@@ -196,8 +198,9 @@ def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:
         handled.outputs.append(OutputRecord(topic, key, output, record.timestamp))
     for rejection in outcome.rejections:
         _dead_letter(handled, record, rejection.reason, rejection.detail, rejection.event_id)
+    counts = handled.counts
     for name, amount in outcome.counts:
-        handled.counts[name] += amount
+        counts[name] = counts.get(name, 0) + amount
 
 
 def _dead_letter(handled: Handled, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
