@@ -229,7 +229,7 @@ def test_pair_round_trips_the_largest_credit_one_valid_event_can_earn():
     start = T0 - timedelta(days=60)
     item = {"type": "active", "value": 60 * 86400, "startDate": iso(start), "endDate": iso(T0)}
     event = only(dec("caliper", tse(generated={"items": [item]}))).event
-    credited, clamped = credit(heartbeat_of(event), Rules().max_unanchored_seconds * 1000)
+    credited, clamped = credit(heartbeat_of(event).active, Rules().max_unanchored_seconds * 1000)
     assert (credited, clamped) == (60 * 86400 * 1000, 0)
     pair = PairState(entries=pack([TimeEntry(0, credited, event.id)]))
     assert state_codec.decode_pair(state_codec.encode_pair(pair)) == pair

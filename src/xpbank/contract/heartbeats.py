@@ -47,8 +47,10 @@ def heartbeat_of(event: TimeSpentEvent) -> Heartbeat:
     return Heartbeat(event.id, event.user, event.resource, to_micros(event.eventTime), active)
 
 
-def _micros(text: str) -> int:
-    """times.parse_time then to_micros, for a str; raises _Decline where parse_time fails."""
+def _micros(text: object) -> int:
+    """times.parse_time then to_micros; raises _Decline where parse_time fails."""
+    if type(text) is not str:
+        raise _Decline
     try:
         moment = _fromisoformat(text)
         if moment.tzinfo is not UTC:  # "Z" and "+00:00" give UTC itself
@@ -63,6 +65,11 @@ def _micros(text: str) -> int:
 
 class _Decline(Exception):
     """Not the common case: the models decide."""
+
+
+# A missing required field (KeyError) or a value of the wrong type where the checks use
+# it (TypeError: an unhashable time, a str compared with 0) declines like _Decline.
+_DECLINED = (_Decline, KeyError, TypeError)
 
 
 def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_payload_bytes: int,
@@ -90,10 +97,10 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
             _optional_str(doc.get("sensor"))
             _optional_str(doc.get("dataVersion"))
             if (send_time := doc.get("sendTime")) is not None:
-                _time(send_time, times)
+                times[send_time] = _micros(send_time)
             return _events(data, times, timestamp_us, max_clock_skew_us)
         return _events((doc,), times, timestamp_us, max_clock_skew_us)
-    except _Decline:
+    except _DECLINED:
         return None
 
 
@@ -107,41 +114,44 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
     for doc in docs:
         if type(doc) is not dict:
             raise _Decline
-        event_id = doc.get("id")
+        event_id = doc["id"]
         if type(event_id) is not str or not _URN_UUID(event_id):
             raise _Decline
-        if doc.get("type") != "TimeSpentEvent" or doc.get("action") != "SpentTime":
+        if doc["type"] != "TimeSpentEvent" or doc["action"] != "SpentTime":
             raise _Decline
-        actor = doc.get("actor")
+        actor = doc["actor"]
         if actor != last_actor or type(actor) is not dict:
             if type(actor) is not dict:
                 raise _Decline
-            ref = actor.get("id")
+            ref = actor["id"]
             if type(ref) is not str or not ref:
                 raise _Decline
             _optional_str(actor.get("email"))
             user = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
             last_actor = actor
-        obj = doc.get("object")
+        obj = doc["object"]
         if obj != last_object or type(obj) is not dict:
             if type(obj) is not dict:
                 raise _Decline
-            activity = obj.get("activity")
+            activity = obj["activity"]
             if type(activity) is not dict:
                 raise _Decline
-            ref = activity.get("id")
+            ref = activity["id"]
             if type(ref) is not str or not ref:
                 raise _Decline
             course = obj.get("course")
-            if course is not None and (type(course) is not dict or type(course.get("id")) is not str or not course["id"]):
+            if course is not None and (type(course) is not dict or type(course["id"]) is not str or not course["id"]):
                 raise _Decline
             _optional_str(obj.get("subject"))
             resource = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
             last_object = obj
-        time_us = _time(doc.get("eventTime"), times)
+        text = doc["eventTime"]
+        time_us = times.get(text)  # times holds str keys only: another type misses, then declines
+        if time_us is None:
+            time_us = times[text] = _micros(text)
         if timestamp_us is not None and time_us - timestamp_us > skew_us:
             raise _Decline  # future_event_time: the models word the dead letter
-        generated = doc.get("generated")
+        generated = doc["generated"]
         if type(generated) is not dict:
             raise _Decline
         items = generated.get("items", ())
@@ -151,36 +161,33 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
         for item in items:
             if type(item) is not dict:
                 raise _Decline
-            kind = item.get("type")
-            value = item.get("value")
+            kind = item["type"]
+            value = item["value"]
             if type(kind) is not str or (type(value) is not float and type(value) is not int) or not value >= 0:
                 raise _Decline  # orjson gives no inf or nan; an int becomes a float as in the models
             start, end = item.get("startDate"), item.get("endDate")
-            window = None
-            if start is not None and end is not None:
-                window = _time(end, times) - _time(start, times)
-                if window < 0:
-                    raise _Decline  # endDate before startDate
-            elif start is not None:
-                _time(start, times)
-            elif end is not None:
-                _time(end, times)
+            if start is not None:
+                start_us = times.get(start)
+                if start_us is None:
+                    start_us = times[start] = _micros(start)
+            if end is not None:
+                end_us = times.get(end)
+                if end_us is None:
+                    end_us = times[end] = _micros(end)
             if kind == "active":
-                active.append((float(value), window))
+                if start is None or end is None:
+                    active.append((float(value), None))
+                elif end_us < start_us:
+                    raise _Decline  # endDate before startDate
+                else:
+                    active.append((float(value), end_us - start_us))
+            elif start is not None and end is not None and end_us < start_us:
+                raise _Decline
         beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, tuple(active))))
     return beats
 
 
 _heartbeat = tuple.__new__
-
-
-def _time(text: object, times: dict[str, int]) -> int:
-    if type(text) is not str:
-        raise _Decline
-    micros = times.get(text)
-    if micros is None:
-        micros = times[text] = _micros(text)
-    return micros
 
 
 def _optional_str(value: object) -> None:

@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from xpbank.contract.heartbeats import Heartbeat
-
 MAX_CLAIM_MS = float(2**53)
 ENTRY = struct.Struct(">qq16s")
 ENTRY_SIZE = ENTRY.size  # 32
@@ -31,11 +29,12 @@ class TimeEntry(NamedTuple):
     event_id: str  # canonical (lowercase) `urn:uuid:`
 
 
-def credit(beat: Heartbeat, max_unanchored_ms: int) -> tuple[int, int]:
-    """Active seconds of one event, each item capped by its own window (or the
-    unanchored limit), so a runaway client cannot credit more than wall time."""
+def credit(active: tuple[tuple[float, int | None], ...], max_unanchored_ms: int) -> tuple[int, int]:
+    """(credited, clamped) ms of one event's active items (Heartbeat.active), each item
+    capped by its own window (or the unanchored limit), so a runaway client cannot
+    credit more than wall time."""
     credited = clamped = 0
-    for value, window_us in beat[4]:  # .active
+    for value, window_us in active:
         claimed = value * 1000
         claimed = int((claimed if claimed < MAX_CLAIM_MS else MAX_CLAIM_MS) + 0.5)  # 1e308 s stays finite
         cap = max_unanchored_ms if window_us is None else window_us // 1000 + 1000

@@ -32,23 +32,21 @@ def record_time_spent(
     evidence: list[tuple[str, str, int, str]] = []
     lateness_us, unanchored_ms = rules.lateness_seconds * 1_000_000, rules.max_unanchored_seconds * 1000
     accepted = duplicates = clamped_ms = late = 0
-    for beat in beats:
-        t_us = beat.time_us
+    for event_id, _, resource, t_us, active in beats:
         if watermark_us is not None and t_us < watermark_us - lateness_us:
             horizon = format_time(from_micros(watermark_us - lateness_us))
-            rejections.append(Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", beat.id))
+            rejections.append(Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", event_id))
             continue
-        resource = beat.resource
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
         entries, decision, explains = pair
-        key = event_key(beat.id)
+        key = event_key(event_id)
         if entries and entries.find(key) != -1 and has_event(entries, key):
             # accepted before, so already in the watermark - unless a crash lost that write
             if watermark_us is None or t_us > watermark_us:
                 watermark_us = t_us
             duplicates += 1
             continue
-        credited, clamped = credit(beat, unanchored_ms)
+        credited, clamped = credit(active, unanchored_ms)
         clamped_ms += clamped
         pair = new_pair(PairState, (with_entry(entries, entry(t_us, credited, key)), decision, explains))
         if decision is not None and t_us <= decision.decided_us:
@@ -60,7 +58,7 @@ def record_time_spent(
             watermark_us = t_us
         accepted += 1
         if explains:
-            evidence += [(user, exercise, t_us, entry_id(beat.id)) for exercise in explains]
+            evidence += [(user, exercise, t_us, entry_id(event_id)) for exercise in explains]
     if not (accepted or duplicates or rejections):
         return watermark_us, changed, NOTHING
     counts = (("time_spent_accepted", accepted),) if accepted else ()
