@@ -28,14 +28,14 @@ def record_time_spent(
     resource, and the outcome."""
     changed: dict[str, PairState] = {}
     outputs: tuple = ()
-    rejections: list[Rejection] = []
-    evidence: list[tuple[str, str, int, str]] = []
+    rejections: tuple[Rejection, ...] = ()
+    evidence: tuple[tuple[str, str, int, str], ...] = ()
     lateness_us, unanchored_ms = rules.lateness_seconds * 1_000_000, rules.max_unanchored_seconds * 1000
     accepted = duplicates = clamped_ms = late = 0
     for event_id, _, resource, t_us, active in beats:
         if watermark_us is not None and t_us < watermark_us - lateness_us:
             horizon = format_time(from_micros(watermark_us - lateness_us))
-            rejections.append(Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", event_id))
+            rejections += (Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", event_id),)
             continue
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
         entries, decision, explains = pair
@@ -58,7 +58,7 @@ def record_time_spent(
             watermark_us = t_us
         accepted += 1
         if explains:
-            evidence += [(user, exercise, t_us, entry_id(event_id)) for exercise in explains]
+            evidence += tuple((user, exercise, t_us, entry_id(event_id)) for exercise in explains)
     if not (accepted or duplicates or rejections):
         return watermark_us, changed, NOTHING
     counts = (("time_spent_accepted", accepted),) if accepted else ()
@@ -68,7 +68,7 @@ def record_time_spent(
         counts += (("clamped_ms", clamped_ms),)
     if late:
         counts += (("late_events", late),)
-    return watermark_us, changed, Outcome(outputs, tuple(rejections), counts, tuple(evidence))
+    return watermark_us, changed, Outcome(outputs, rejections, counts, evidence)
 
 
 new_pair = tuple.__new__  # PairState(...) without its Python-level __new__: this loop runs per heartbeat

@@ -78,20 +78,22 @@ def handle_record(
             handled.counts["redelivered"] += 1
             return handled
     time_spent: dict[str, list[Heartbeat]] = {}
-    beats = decode_heartbeats(record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_us) \
-        if kind == "caliper" else None
-    if beats is not None:  # the hot path: nothing but valid TimeSpent events on time
+    beats = None if kind != "caliper" else decode_heartbeats(
+        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000)
+    if beats is None:
+        _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
+    elif owner is not None:  # the hot path: nothing but valid TimeSpent events on time
+        mine = [beat for beat in beats if beat[1] == owner]  # beat.user
+        if mine:
+            time_spent[owner] = mine
+        if len(mine) < len(beats) and not rekeyed:
+            handled.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
+    else:
         for beat in beats:
-            user = beat.user
-            if owner is not None and user != owner:
-                if not rekeyed:
-                    handled.foreign_users.add(user)
-            elif (group := time_spent.get(user)) is None:
-                time_spent[user] = [beat]
+            if (group := time_spent.get(beat.user)) is None:
+                time_spent[beat.user] = [beat]
             else:
                 group.append(beat)
-    else:
-        _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
     for user, group in time_spent.items():
         _collect(handled, record, _apply_time_spent(store, user, group, rules))
     if track_origin:
