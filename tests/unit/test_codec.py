@@ -330,3 +330,10 @@ def test_every_stored_value_starts_with_a_non_zero_version_byte():
 def test_unknown_versions_are_refused(raw):
     with pytest.raises(ValueError):
         state_codec.decode_attempts(raw) if raw[0] == 7 else state_codec.decode_int(raw)
+
+
+def test_the_same_attempt_state_always_encodes_to_the_same_bytes():
+    ids = [uid(n) for n in range(8)]
+    one, other = AttemptState(seen=frozenset(ids)), AttemptState(seen=frozenset(reversed(ids)))
+    assert state_codec.encode_attempts(one) == state_codec.encode_attempts(other)
+    assert state_codec.decode_attempts(state_codec.encode_attempts(one)) == one

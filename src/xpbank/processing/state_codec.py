@@ -15,7 +15,7 @@ import orjson
 
 from xpbank.contract.codec import encode
 from xpbank.contract.times import format_time, parse_time
-from xpbank.core.attempts import AttemptState
+from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt
 from xpbank.core.banking import BankDecision, MasteryRef, PairState
 from xpbank.core.read_time import ENTRY_SIZE
 
@@ -54,11 +54,27 @@ def decode_pair(raw: bytes) -> PairState:
 
 
 def encode_attempts(state: AttemptState) -> bytes:
-    return JSON_V1 + orjson.dumps(state.model_dump(mode="json"))
+    """Version 1: the byte, then the JSON object the pydantic state used to dump (the ids
+    seen now sorted, so the same state always gives the same bytes)."""
+    doc = state._asdict()
+    doc["open"] = None if state.open is None else state.open._asdict()
+    doc["last_completed"] = None if state.last_completed is None else state.last_completed._asdict()
+    doc["seen"] = sorted(state.seen)
+    return JSON_V1 + orjson.dumps(doc)
 
 
 def decode_attempts(raw: bytes) -> AttemptState:
-    return AttemptState.model_validate(orjson.loads(_json_of(raw, "attempt state")))
+    doc = orjson.loads(_json_of(raw, "attempt state"))
+    opened, done = doc["open"], doc["last_completed"]
+    return AttemptState(
+        completed=doc["completed"],
+        mastered_before=doc["mastered_before"],
+        open=None if opened is None else OpenAttempt(
+            opened["number"], opened["total_questions"], tuple((q, ok) for q, ok in opened["answers"]),
+            tuple(opened["reported"])),
+        last_completed=None if done is None else CompletedAttempt(**done),
+        seen=frozenset(doc["seen"]),
+    )
 
 
 def encode_mastery_ref(ref: MasteryRef) -> bytes:
