@@ -5,6 +5,7 @@ same outputs, counters and state through it as through the models alone."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -302,3 +303,31 @@ def test_an_id_found_across_two_entries_is_not_an_event():
     straddling = packed[24:40]  # the end of one entry and the start of the next
     assert not has_event(packed, straddling) and has_event(packed, b.bytes)
     assert len(packed) == 2 * ENTRY.size
+
+
+ID_CHARS = "0123456789abcdefABCDEFg- \t\n\x0b\x0c\r:{}é٣０"  # with non-ASCII digits and whitespace
+
+
+@st.composite
+def near_ids(draw) -> str:
+    """Valid `urn:uuid:` ids with a few characters replaced, inserted or removed."""
+    text = list(f"urn:uuid:{draw(st.uuids())}")
+    for _ in range(draw(st.integers(0, 3))):
+        at, how = draw(st.integers(0, len(text) - 1)), draw(st.integers(0, 2))
+        char = draw(st.sampled_from(ID_CHARS))
+        if how == 0:
+            text[at] = char
+        elif how == 1:
+            text.insert(at, char)
+        else:
+            del text[at]
+    return "".join(text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(near_ids(), st.text(max_size=50)))
+def test_the_id_check_takes_exactly_the_ids_the_models_pattern_takes(candidate):
+    from xpbank.contract.events import URN_UUID
+
+    takes = decode(beat(id=candidate)) is not None
+    assert takes == bool(re.fullmatch(URN_UUID.pattern[1:-1], candidate))  # pydantic's `$`: the end of the text

@@ -14,17 +14,16 @@ checking an actor or object equal to the previous event's) is done once per reco
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
 
-from xpbank.contract.events import URN_UUID, TimeSpentEvent, last_segment
+from xpbank.contract.events import TimeSpentEvent, last_segment
 from xpbank.contract.times import EPOCH, MICROSECOND, to_micros
 
-_URN_UUID = re.compile(URN_UUID.pattern.removeprefix("^").removesuffix("$")).fullmatch  # `$`: end of text, as pydantic's
 _fromisoformat = datetime.fromisoformat
+_fromhex = bytes.fromhex
 
 
 class Heartbeat(NamedTuple):
@@ -35,6 +34,12 @@ class Heartbeat(NamedTuple):
     resource: str
     time_us: int  # eventTime
     active: tuple[tuple[float, int | None], ...]  # per active item: (seconds, window µs or None if unanchored)
+    key: bytes  # the id's 16 bytes
+
+
+def id_key(event_id: str) -> bytes:
+    """The 16 bytes of an id that matched the contract's `urn:uuid:` pattern."""
+    return _fromhex(event_id[9:].replace("-", ""))
 
 
 def heartbeat_of(event: TimeSpentEvent) -> Heartbeat:
@@ -44,7 +49,7 @@ def heartbeat_of(event: TimeSpentEvent) -> Heartbeat:
          else to_micros(item.endDate) - to_micros(item.startDate))
         for item in event.generated.items if item.type == "active"
     )
-    return Heartbeat(event.id, event.user, event.resource, to_micros(event.eventTime), active)
+    return Heartbeat(event.id, event.user, event.resource, to_micros(event.eventTime), active, id_key(event.id))
 
 
 def _micros(text: object) -> int:
@@ -67,9 +72,10 @@ class _Decline(Exception):
     """Not the common case: the models decide."""
 
 
-# A missing required field (KeyError) or a value of the wrong type where the checks use
-# it (TypeError: an unhashable time, a str compared with 0) declines like _Decline.
-_DECLINED = (_Decline, KeyError, TypeError)
+# A missing required field (KeyError), a value of the wrong type where the checks use it
+# (TypeError: an unhashable time, a str compared with 0) or an id whose hex digits do not
+# read (ValueError) declines like _Decline.
+_DECLINED = (_Decline, KeyError, TypeError, ValueError)
 
 
 def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_payload_bytes: int,
@@ -114,8 +120,14 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
     for doc in docs:
         if type(doc) is not dict:
             raise _Decline
+        # events.URN_UUID, in steps: 45 characters, the prefix, four dashes in place and 32
+        # hex digits between them (whitespace or more dashes would leave fewer than 16 bytes)
         event_id = doc["id"]
-        if type(event_id) is not str or not _URN_UUID(event_id):
+        if (type(event_id) is not str or len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17] != "-"
+                or event_id[22] != "-" or event_id[27] != "-" or event_id[32] != "-"):
+            raise _Decline
+        key = _fromhex(event_id[9:].replace("-", ""))
+        if len(key) != 16:
             raise _Decline
         if doc["type"] != "TimeSpentEvent" or doc["action"] != "SpentTime":
             raise _Decline
@@ -157,7 +169,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
         items = generated.get("items", ())
         if type(items) is not list and items != ():
             raise _Decline
-        active = []
+        active: tuple = ()
         for item in items:
             if type(item) is not dict:
                 raise _Decline
@@ -176,14 +188,14 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
                     end_us = times[end] = _micros(end)
             if kind == "active":
                 if start is None or end is None:
-                    active.append((float(value), None))
+                    active += ((float(value), None),)
                 elif end_us < start_us:
                     raise _Decline  # endDate before startDate
                 else:
-                    active.append((float(value), end_us - start_us))
+                    active += ((float(value), end_us - start_us),)
             elif start is not None and end is not None and end_us < start_us:
                 raise _Decline
-        beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, tuple(active))))
+        beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, active, key)))
     return beats
 
 

@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from xpbank.contract.heartbeats import id_key
+
 MAX_CLAIM_MS = float(2**53)
 ENTRY = struct.Struct(">qq16s")
 ENTRY_SIZE = ENTRY.size  # 32
@@ -52,12 +54,7 @@ def entry_id(event_id: str) -> str:
     return event_id.lower()
 
 
-def event_key(event_id: str) -> bytes:
-    """The 16 bytes of a pattern-valid `urn:uuid:` id."""
-    return _fromhex(event_id[9:].replace("-", ""))
-
-
-_fromhex = bytes.fromhex
+event_key = id_key  # the 16 bytes of a pattern-valid `urn:uuid:` id, as entries store it
 entry = ENTRY.pack  # (time µs, credited ms, event key) -> an entry
 
 

@@ -13,7 +13,7 @@ from xpbank.contract.heartbeats import Heartbeat
 from xpbank.contract.times import format_time, from_micros
 from xpbank.core.banking import EMPTY_PAIR, PairState, redecide
 from xpbank.core.outcome import NOTHING, Outcome, Rejection
-from xpbank.core.read_time import credit, entry, entry_id, event_key, has_event, with_entry
+from xpbank.core.read_time import credit, entry, entry_id, has_event, with_entry
 from xpbank.core.rules import Rules
 
 
@@ -32,14 +32,13 @@ def record_time_spent(
     evidence: tuple[tuple[str, str, int, str], ...] = ()
     lateness_us, unanchored_ms = rules.lateness_seconds * 1_000_000, rules.max_unanchored_seconds * 1000
     accepted = duplicates = clamped_ms = late = 0
-    for event_id, _, resource, t_us, active in beats:
+    for event_id, _, resource, t_us, active, key in beats:
         if watermark_us is not None and t_us < watermark_us - lateness_us:
             horizon = format_time(from_micros(watermark_us - lateness_us))
             rejections += (Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", event_id),)
             continue
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
         entries, decision, explains = pair
-        key = event_key(event_id)
         if entries and entries.find(key) != -1 and has_event(entries, key):
             # accepted before, so already in the watermark - unless a crash lost that write
             if watermark_us is None or t_us > watermark_us:
