@@ -9,12 +9,14 @@ details never depend on this module. The checks below mirror events.py field by 
 (strict types, the id pattern, non-empty ids, times with a zone, finite values >= 0,
 windows in order); tests/unit/test_heartbeats.py proves on generated and damaged
 events that it is never looser than the models. Work that does not change within a
-record (parsing a repeated time, the last segment of a repeated actor or activity,
-checking an actor or object equal to the previous event's) is done once per record."""
+record (parsing a repeated time, checking an actor or object equal to the previous
+event's) is done once per record, and the last segment of an actor or activity id once
+while that id recurs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 import orjson
@@ -24,6 +26,8 @@ from xpbank.contract.times import EPOCH, MICROSECOND, to_micros
 
 _fromisoformat = datetime.fromisoformat
 _fromhex = bytes.fromhex
+# learners and resources recur from record to record: their ids' last segments are kept
+_segment = lru_cache(maxsize=1 << 16)(last_segment)
 
 
 class Heartbeat(NamedTuple):
@@ -116,7 +120,6 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
     beats: list[Heartbeat] = []
     last_actor = last_object = None
     user = resource = ""
-    segments: dict[str, str] = {}
     for doc in docs:
         if type(doc) is not dict:
             raise _Decline
@@ -139,7 +142,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
             if type(ref) is not str or not ref:
                 raise _Decline
             _optional_str(actor.get("email"))
-            user = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
+            user = _segment(ref)
             last_actor = actor
         obj = doc["object"]
         if obj != last_object or type(obj) is not dict:
@@ -155,7 +158,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
             if course is not None and (type(course) is not dict or type(course["id"]) is not str or not course["id"]):
                 raise _Decline
             _optional_str(obj.get("subject"))
-            resource = segments.get(ref) or segments.setdefault(ref, last_segment(ref))
+            resource = _segment(ref)
             last_object = obj
         text = doc["eventTime"]
         time_us = times.get(text)  # times holds str keys only: another type misses, then declines
