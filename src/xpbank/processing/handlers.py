@@ -182,7 +182,10 @@ def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
 
 def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rules: Rules) -> Outcome:
     before = store.watermark(user)
-    pairs = {resource: store.pair(user, resource) or EMPTY_PAIR for resource in dict.fromkeys([b.resource for b in beats])}
+    pairs = {}
+    for beat in beats:
+        if (resource := beat.resource) not in pairs:
+            pairs[resource] = store.pair(user, resource) or EMPTY_PAIR
     watermark, changed, outcome = record_time_spent(before, pairs, beats, rules, user)
     for resource, pair in changed.items():
         store.set_pair(user, resource, pair)
