@@ -195,13 +195,14 @@ def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rule
 
 
 def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:
-    for output in outcome.outputs:
+    outputs, rejections, counted, _ = outcome
+    for output in outputs:
         topic, key = route(output)
         handled.outputs.append(OutputRecord(topic, key, output, record.timestamp))
-    for rejection in outcome.rejections:
+    for rejection in rejections:
         _dead_letter(handled, record, rejection.reason, rejection.detail, rejection.event_id)
     counts = handled.counts
-    for name, amount in outcome.counts:
+    for name, amount in counted:
         counts[name] = counts.get(name, 0) + amount
 
 
