@@ -15,6 +15,7 @@ from pathlib import Path
 from bench import payloads
 from bench.broker import delete_prefix, ensure_broker
 from bench.gateway import gateway_figures
+from bench.core import core
 from bench.report import machine, results, write
 from bench.scenarios import HOUR, ingest, latency, say, state_and_recovery
 
@@ -41,6 +42,7 @@ def main() -> int:
                 "XPBANK_PARTITIONS": os.environ.get("BENCH_PARTITIONS", "4")}
 
     figures: dict = {"scale": scale, "run": run}
+    figures["core"] = core(scale, say=say)  # in-process, before any worker loads the machine
     with tempfile.TemporaryDirectory(prefix=f"{run}-") as tmp_name:
         tmp = Path(tmp_name)
         try:

@@ -45,6 +45,8 @@ def results(f: dict, host: dict) -> dict:
                                        * PAIRS_100K / pairs, 2),
         "replay_events_per_s": round(state["replay_events_per_s"]),
         "bytes_per_pair": round(state["store_bytes"] / pairs, 1),
+        "core_single_events_per_s": f["core"]["core_single_events_per_s"],
+        "core_envelope_events_per_s": f["core"]["core_envelope_events_per_s"],
         "rss_mb_per_100k_pairs": round((envelope["worker"]["rss_end_mb"] - envelope["worker"]["rss_start_mb"])
                                        * PAIRS_100K / pairs, 1),
         "machine": host,
@@ -73,6 +75,9 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
         ("replay --generation 2", f"{s['replay_events_per_s']:,} events/s", "", ""),
         ("state: bytes per pair (rocksdb dir / pairs)", f"{s['bytes_per_pair']:,.0f} B", "", ""),
         ("state: RSS per 100k pairs", f"{s['rss_mb_per_100k_pairs']:,.1f} MB", "", ""),
+        ("core in-process (handle_record, no Kafka) single / x20 envelopes",
+         f"{s['core_single_events_per_s']:,} / {s['core_envelope_events_per_s']:,} events/s", ">= 150k / 300k",
+         check(s["core_single_events_per_s"] >= 150_000 and s["core_envelope_events_per_s"] >= 300_000)),
     ] + (gateway_rows(s) if "gateway_single_requests_per_s" in s else [])
 
 

@@ -13,8 +13,9 @@ from xpbank.contract import codec
 from xpbank.processing import state_codec
 from xpbank.contract.codec import Accepted, Ignored, Invalid, decode
 from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt
-from xpbank.core.banking import BankDecision, PairState
-from xpbank.core.read_time import TimeEntry, credit
+from xpbank.contract.heartbeats import heartbeat_of
+from xpbank.core.banking import BankDecision, MasteryRef, PairState
+from xpbank.core.read_time import TimeEntry, credit, pack, unpack
 from xpbank.core.rules import Rules
 from xpbank.contract.events import AnswerSubmitted, CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
 
@@ -208,11 +209,11 @@ def test_payload_text():
 def decision(**over) -> BankDecision:
     return BankDecision(decided_at=T0 + timedelta(microseconds=123), mastery_event_id=uid(8), exercise="ex1",
                         attempt=2, course="c1", subject=None, email="a@b.org", resource_kind="Video",
-                        expected_xp=5, xp=3, revision=2).model_copy(update=over)
+                        expected_xp=5, xp=3, revision=2)._replace(**over)
 
 
-def entries(count: int) -> tuple[TimeEntry, ...]:
-    return tuple(TimeEntry(1_795_000_000_000_000 + i * 20_000_000, 20_000 + i, uid(100 + i)) for i in range(count))
+def entries(count: int) -> bytes:
+    return pack(TimeEntry(1_795_000_000_000_000 + i * 20_000_000, 20_000 + i, uid(100 + i)) for i in range(count))
 
 
 @pytest.mark.parametrize("pair", [PairState(), PairState(entries=entries(3)), PairState(decision=decision()),
@@ -228,10 +229,11 @@ def test_pair_round_trips_the_largest_credit_one_valid_event_can_earn():
     start = T0 - timedelta(days=60)
     item = {"type": "active", "value": 60 * 86400, "startDate": iso(start), "endDate": iso(T0)}
     event = only(dec("caliper", tse(generated={"items": [item]}))).event
-    credited = credit(event, Rules()).credited_ms
-    assert credited == 60 * 86400 * 1000
-    pair = PairState(entries=(TimeEntry(0, credited, event.id),))
+    credited, clamped = credit(heartbeat_of(event).active, Rules().max_unanchored_seconds * 1000)
+    assert (credited, clamped) == (60 * 86400 * 1000, 0)
+    pair = PairState(entries=pack([TimeEntry(0, credited, event.id)]))
     assert state_codec.decode_pair(state_codec.encode_pair(pair)) == pair
+    assert unpack(pair.entries) == (TimeEntry(0, credited, event.id),)
 
 
 def test_pair_with_twenty_heartbeats_and_a_decision_is_small():
@@ -253,11 +255,10 @@ def test_attempts_round_trip():
 
 def test_state_of_a_typical_pair_stays_compact():
     """20 heartbeats and a banking decision: what a pair costs in the table."""
-    from xpbank.core.banking import BankDecision, PairState
-    from xpbank.core.read_time import TimeEntry
     from xpbank.contract.times import parse_time
 
-    entries = tuple(TimeEntry(1_763_719_200_000_000 + i * 30_000_000, 30_000, f"urn:uuid:3f1c2a40-0000-4000-8000-{i:012d}") for i in range(20))
+    entries = pack(TimeEntry(1_763_719_200_000_000 + i * 30_000_000, 30_000, f"urn:uuid:3f1c2a40-0000-4000-8000-{i:012d}")
+                   for i in range(20))
     decision = BankDecision(
         decided_at=parse_time("2026-11-21T10:30:00Z"), mastery_event_id="urn:uuid:67df0f1f-cacf-53c8-a612-f89547817e68",
         exercise="exercise-fractions-3", attempt=1, course="course-math-grade-5", subject="Math",
@@ -267,3 +268,72 @@ def test_state_of_a_typical_pair_stays_compact():
     print(f"pair state: {len(encoded)} bytes for 20 heartbeats + decision")
     assert len(encoded) < 1024
     assert len(state_codec.encode_pair(PairState(entries=entries))) == 5 + 20 * 32  # 32 bytes per heartbeat
+
+
+# Values as the previous code wrote them (hex), which tables restored from a changelog still hold.
+BEFORE = {
+    "pair3": "01000000030006608b015f30000000000000004e20000000000000400080000000000001000006608b02905d000000000000004e210"
+             "00000000000400080000000000001010006608b03c18a000000000000004e22000000000000400080000000000001"
+             "02",
+    "pair_decided": "01000000030006608b015f30000000000000004e20000000000000400080000000000001000006608b02905d00000000000"
+                    "0004e21000000000000400080000000000001010006608b03c18a000000000000004e2200000000000040008000000000"
+                    "0001025b22323032362d31312d32315431303a30303a30302e3030303132335a222c2275726e3a757569643a303030303"
+                    "03030302d303030302d343030302d383030302d303030303030303030303038222c22657831222c322c226331222c6e75"
+                    "6c6c2c226140622e6f7267222c22566964656f222c352c332c325d",
+    "pair_explained": "0200000002ffffffffffb3b4c000000000000003e8ffffffff00004000800000000000000100000000000000070000000000"
+                      "000002000000000000400080000000000000025b5b22323032362d31312d32315431303a30303a30302e3030303132335a22"
+                      "2c2275726e3a757569643a30303030303030302d303030302d343030302d383030302d303030303030303030303038222c22"
+                      "657831222c322c226331222c6e756c6c2c226140622e6f7267222c22566964656f222c352c332c325d2c5b22657831222c22"
+                      "657839225d5d",
+    "attempts": "7b22636f6d706c65746564223a322c226d617374657265645f6265666f7265223a747275652c226f70656e223a7b226e756d62"
+                "6572223a332c22746f74616c5f7175657374696f6e73223a352c22616e7377657273223a5b5b227131222c747275655d5d2c"
+                "227265706f72746564223a5b227133225d7d2c226c6173745f636f6d706c65746564223a6e756c6c2c227365656e223a5b22"
+                "7331225d7d",
+    "mastery": "7b226964223a226d31222c226576656e7454696d65223a22323032362d31312d32315431303a30303a30302e3030305a222c2261"
+               "7474656d7074223a312c22636f75727365536f75726365644964223a226331222c22656d61696c223a6e756c6c7d",
+}
+NEGATIVE = (TimeEntry(-5_000_000, 1000, "urn:uuid:ffffffff-0000-4000-8000-000000000001"),
+            TimeEntry(7, 2, "urn:uuid:00000000-0000-4000-8000-000000000002"))
+
+
+def test_pairs_written_before_decode_and_encode_to_the_same_bytes():
+    cases = {"pair3": PairState(entries(3)), "pair_decided": PairState(entries(3), decision()),
+             "pair_explained": PairState(pack(NEGATIVE), decision(), ("ex1", "ex9"))}
+    for name, pair in cases.items():
+        raw = bytes.fromhex(BEFORE[name])
+        assert state_codec.decode_pair(raw) == pair
+        assert state_codec.encode_pair(pair) == raw  # the pair format is unchanged (version 1 and 2)
+
+
+def test_attempts_mastery_refs_and_integers_written_before_version_1_still_decode():
+    state = AttemptState(completed=2, mastered_before=True, open=OpenAttempt(number=3, total_questions=5,
+                         answers=(("q1", True),), reported=("q3",)), seen=frozenset({"s1"}))
+    assert state_codec.decode_attempts(bytes.fromhex(BEFORE["attempts"])) == state
+    ref = MasteryRef(id="m1", eventTime=T0, attempt=1, courseSourcedId="c1")
+    assert state_codec.decode_mastery_ref(bytes.fromhex(BEFORE["mastery"])) == ref
+    assert state_codec.decode_int((1_795_000_000_000_000).to_bytes(8, "big", signed=True)) == 1_795_000_000_000_000
+    assert state_codec.decode_int((-1).to_bytes(8, "big", signed=True)) == -1
+
+
+def test_every_stored_value_starts_with_a_non_zero_version_byte():
+    ref = MasteryRef(id="m1", eventTime=T0, attempt=1, courseSourcedId="c1")
+    values = [state_codec.encode_pair(PairState()), state_codec.encode_pair(PairState(entries(2), decision(), ("ex1",))),
+              state_codec.encode_attempts(AttemptState()), state_codec.encode_mastery_ref(ref),
+              state_codec.encode_int(0), state_codec.encode_int(1_795_000_000_000_000), state_codec.encode_int(-1)]
+    assert all(value[0] != 0 for value in values)
+    assert state_codec.decode_attempts(values[2]) == AttemptState()
+    assert state_codec.decode_mastery_ref(values[3]) == ref
+    assert [state_codec.decode_int(v) for v in values[4:]] == [0, 1_795_000_000_000_000, -1]
+
+
+@pytest.mark.parametrize("raw", [b"\x07{}", b"\x02" + bytes(8)])
+def test_unknown_versions_are_refused(raw):
+    with pytest.raises(ValueError):
+        state_codec.decode_attempts(raw) if raw[0] == 7 else state_codec.decode_int(raw)
+
+
+def test_the_same_attempt_state_always_encodes_to_the_same_bytes():
+    ids = [uid(n) for n in range(8)]
+    one, other = AttemptState(seen=frozenset(ids)), AttemptState(seen=frozenset(reversed(ids)))
+    assert state_codec.encode_attempts(one) == state_codec.encode_attempts(other)
+    assert state_codec.decode_attempts(state_codec.encode_attempts(one)) == one

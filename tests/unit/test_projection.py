@@ -85,7 +85,7 @@ def test_attempt_view_shows_the_open_attempt_else_the_last_completed_else_404():
     status, body = attempt_view("u1", "ex1", state)
     assert status == 200 and body["status"] == "completed"
     assert (body["attempt"], body["correct"], body["total"], body["exerciseXp"]) == (done.attempt, done.correct, done.total, done.exerciseXp)
-    opened = state.model_copy(update={"open": OpenAttempt(number=2, answers=(("q1", True), ("q2", False), ("q3", True)), reported=("q3",))})
+    opened = state._replace(open=OpenAttempt(number=2, answers=(("q1", True), ("q2", False), ("q3", True)), reported=("q3",)))
     status, body = attempt_view("u1", "ex1", opened)
     assert status == 200 and (body["status"], body["attempt"], body["answered"], body["correct"]) == ("open", 2, 2, 1)
     assert attempt_view("u1", "ex9", None) == (404, {"userSourcedId": "u1", "exerciseSourcedId": "ex9", "status": "none", "nextAttempt": 1})

@@ -3,7 +3,7 @@ finalize (§3.3). xpbank owns the attempt number; nothing re-derives it."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import NamedTuple
 
 from xpbank.core.curriculum import locate
 from xpbank.core.exercise_xp import MASTERY_ACCURACY, accuracy_of, exercise_xp
@@ -23,11 +23,7 @@ from xpbank.contract.events import (
 from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, XpFact
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class OpenAttempt(Frozen):
+class OpenAttempt(NamedTuple):
     number: int
     total_questions: int | None = None
     answers: tuple[tuple[str, bool], ...] = ()  # first answer per question; a skip is False
@@ -37,7 +33,7 @@ class OpenAttempt(Frozen):
         return any(q == question for q, _ in self.answers)
 
 
-class CompletedAttempt(Frozen):
+class CompletedAttempt(NamedTuple):
     number: int
     correct: int
     total: int
@@ -47,7 +43,7 @@ class CompletedAttempt(Frozen):
     completed_by: str
 
 
-class AttemptState(Frozen):
+class AttemptState(NamedTuple):
     completed: int = 0
     mastered_before: bool = False  # a finalized attempt reached 80 %: no more XP (no farming)
     open: OpenAttempt | None = None
@@ -84,14 +80,14 @@ def apply_submission(
     before = attempt = state.open
     assert attempt is not None
     if isinstance(event, AnswerSubmitted) and not attempt.answered(event.questionId):
-        attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, event.correct))})
+        attempt = attempt._replace(answers=(*attempt.answers, (event.questionId, event.correct)))
     elif isinstance(event, QuestionSkipped) and not attempt.answered(event.questionId):
-        attempt = attempt.model_copy(update={"answers": (*attempt.answers, (event.questionId, False))})
+        attempt = attempt._replace(answers=(*attempt.answers, (event.questionId, False)))
     elif isinstance(event, QuestionReported) and event.questionId not in attempt.reported:
-        attempt = attempt.model_copy(update={"reported": (*attempt.reported, event.questionId)})
+        attempt = attempt._replace(reported=(*attempt.reported, event.questionId))
     if attempt is not before:
         opened += Outcome(outputs=(_progressed(attempt, event, rules),))
-    return _seen(state.model_copy(update={"open": attempt}), event), opened
+    return _seen(state._replace(open=attempt), event), opened
 
 
 def progress(attempt: OpenAttempt) -> tuple[int, int, int]:
@@ -121,7 +117,7 @@ def _progressed(attempt: OpenAttempt, event, rules: Rules) -> AttemptProgressed:
 
 
 def _seen(state: AttemptState, event) -> AttemptState:
-    return state.model_copy(update={"seen": state.seen | {event.id}})
+    return state._replace(seen=state.seen | {event.id})
 
 
 def _ensure_open(state: AttemptState, event, rules: Rules) -> tuple[AttemptState, Outcome]:
@@ -142,7 +138,7 @@ def _ensure_open(state: AttemptState, event, rules: Rules) -> tuple[AttemptState
         sourceEventId=event.id,
         eventTime=event.eventTime,
     )
-    return state.model_copy(update={"open": attempt}), Outcome(outputs=(opened,))
+    return state._replace(open=attempt), Outcome(outputs=(opened,))
 
 
 def _reset(state: AttemptState, event: AttemptReset, rules: Rules) -> tuple[AttemptState, Outcome]:
@@ -162,7 +158,7 @@ def _reset(state: AttemptState, event: AttemptReset, rules: Rules) -> tuple[Atte
         eventTime=event.eventTime,
     )
     # the number is not consumed: the next attempt reuses it
-    return _seen(state.model_copy(update={"open": None}), event), Outcome(outputs=(discarded,))
+    return _seen(state._replace(open=None), event), Outcome(outputs=(discarded,))
 
 
 def _finalize(
@@ -239,12 +235,10 @@ def _finalize(
         number=attempt.number, correct=correct, total=total, accuracy=accuracy,
         exercise_xp=xp, mastered=mastered, completed_by=event.id,
     )
-    new_state = state.model_copy(
-        update={
-            "completed": attempt.number,
-            "mastered_before": state.mastered_before or accuracy >= MASTERY_ACCURACY,
-            "open": None,
-            "last_completed": record,
-        }
+    new_state = state._replace(
+        completed=attempt.number,
+        mastered_before=state.mastered_before or accuracy >= MASTERY_ACCURACY,
+        open=None,
+        last_completed=record,
     )
     return _seen(new_state, event), Outcome(outputs=outputs)

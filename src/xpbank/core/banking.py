@@ -5,13 +5,14 @@ read time, so a late heartbeat re-decides it with the same T and awards never de
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from xpbank.core.curriculum import Placed, banking_window
 from xpbank.core.ids import bank_award_id, bank_output_id
 from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
-from xpbank.core.read_time import TimeEntry, seconds_up_to
+from xpbank.core.read_time import seconds_up_to
 from xpbank.core.rules import Rules
 from xpbank.contract.times import Time, to_micros
 from xpbank.contract.events import CourseUpserted, ExerciseMastered
@@ -22,10 +23,10 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class BankDecision(Frozen):
+class BankDecision(NamedTuple):
     """The mastery that decided a resource, and what it has awarded so far."""
 
-    decided_at: Time
+    decided_at: datetime  # UTC
     mastery_event_id: str
     exercise: str
     attempt: int
@@ -37,11 +38,15 @@ class BankDecision(Frozen):
     xp: int = 0  # 0: decided but nothing awarded (still eligible for a later mastery)
     revision: int = 0
 
+    @property
+    def decided_us(self) -> int:
+        return to_micros(self.decided_at)
 
-class PairState(Frozen):
+
+class PairState(NamedTuple):
     """Everything xpbank knows about one (user, resource)."""
 
-    entries: tuple[TimeEntry, ...] = ()
+    entries: bytes = b""  # the read time (core/read_time.py)
     decision: BankDecision | None = None
     # exercises whose banking evidence shows this pair's time: a late heartbeat (before
     # their T) publishes their evidence again
@@ -74,7 +79,7 @@ def minutes_for(credited_ms: int) -> int:
     return (credited_ms + 30_000) // 60_000
 
 
-def award_for(entries: tuple[TimeEntry, ...], decided_at: datetime, expected_xp: int) -> tuple[int, int, int]:
+def award_for(entries: bytes, decided_at: datetime, expected_xp: int) -> tuple[int, int, int]:
     """(credited ms up to T, minutes, award) for one resource."""
     credited = seconds_up_to(entries, to_micros(decided_at))
     minutes = minutes_for(credited)
@@ -107,7 +112,7 @@ def bank_mastery(
         if pair.banked:
             outcome += counted("already_banked")
             continue
-        decided = pair.model_copy(update={"decision": _decision(mastery, course, placed, pair.decision)})
+        decided = pair._replace(decision=_decision(mastery, course, placed, pair.decision))
         changed[rid], awarded = redecide(decided, mastery.userSourcedId, rid, rules)
         outcome += awarded
     exercise = mastery.exerciseSourcedId
@@ -115,7 +120,7 @@ def bank_mastery(
         rid = placed.resource.sourcedId
         pair = changed.get(rid) or pairs.get(rid, EMPTY_PAIR)
         if exercise not in pair.explains:
-            changed[rid] = pair.model_copy(update={"explains": (*pair.explains, exercise)})
+            changed[rid] = pair._replace(explains=(*pair.explains, exercise))
     return changed, outcome
 
 
@@ -182,8 +187,8 @@ def redecide(pair: PairState, user: str, resource: str, rules: Rules) -> tuple[P
         eventTime=decision.decided_at,
         sources=(decision.mastery_event_id,),
     )
-    new_decision = decision.model_copy(update={"xp": award, "revision": revision})
-    return pair.model_copy(update={"decision": new_decision}), Outcome(outputs=(awarded, fact))
+    new_decision = decision._replace(xp=award, revision=revision)
+    return pair._replace(decision=new_decision), Outcome(outputs=(awarded, fact))
 
 
 def mastery_ref(mastery: ExerciseMastered) -> MasteryRef:

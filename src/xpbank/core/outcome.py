@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Rejection:
+class Rejection(NamedTuple):
     """An event that fails a check: the shell turns it into a DeadLetter."""
 
     reason: str
@@ -14,18 +13,18 @@ class Rejection:
     event_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """Outputs to publish, rejected events, and counters for metrics."""
+class Outcome(NamedTuple):
+    """Outputs to publish, rejected events, and counters for metrics. `a + b` is the
+    outcome of both (each part concatenated), not a longer tuple."""
 
     outputs: tuple = ()
     rejections: tuple[Rejection, ...] = ()
-    counts: tuple[tuple[str, int], ...] = field(default=())
+    counts: tuple[tuple[str, int], ...] = ()
     # (user, exercise, event time µs, event id): accepted time that may change that
     # exercise's banking evidence (core.evidence decides, once the shell read the mastery)
     evidence: tuple[tuple[str, str, int, str], ...] = ()
 
-    def __add__(self, other: Outcome) -> Outcome:
+    def __add__(self, other: Outcome) -> Outcome:  # type: ignore[override]
         return Outcome(self.outputs + other.outputs, self.rejections + other.rejections, self.counts + other.counts,
                        self.evidence + other.evidence)
 

@@ -1,54 +1,73 @@
 """Accepting TimeSpent events for one user (SPEC §3.1, §3.4.6, §3.6 lateness).
 
 Takes the user's watermark and the (user, resource) pairs the events touch, so the
-shell reads and writes each touched pair once per record, however many events it has."""
+shell reads and writes each touched pair once per record, however many events it has.
+The loop runs once per heartbeat, so it keeps its tallies in locals and builds one
+Outcome at the end."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from xpbank.contract.heartbeats import Heartbeat
+from xpbank.contract.times import format_time, from_micros
 from xpbank.core.banking import EMPTY_PAIR, PairState, redecide
-from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
-from xpbank.core.read_time import TimeEntry, credit, entry_id, has_event, with_entry
+from xpbank.core.outcome import NOTHING, Outcome, Rejection
+from xpbank.core.read_time import credit, entry, entry_id, has_event, with_entry
 from xpbank.core.rules import Rules
-from xpbank.contract.times import format_time, from_micros, to_micros
-from xpbank.contract.events import TimeSpentEvent
 
 
 def record_time_spent(
     watermark_us: int | None,
     pairs: Mapping[str, PairState],
-    events: Iterable[TimeSpentEvent],
+    beats: Iterable[Heartbeat],
     rules: Rules,
+    user: str,
 ) -> tuple[int | None, dict[str, PairState], Outcome]:
-    """Returns the new watermark, the changed pairs by resource, and the outcome."""
+    """The heartbeats of `user`; returns the new watermark, the changed pairs by
+    resource, and the outcome."""
     changed: dict[str, PairState] = {}
-    outcome = NOTHING
-    for event in events:
-        t_us = to_micros(event.eventTime)
-        if watermark_us is not None and t_us < watermark_us - rules.lateness_us:
-            horizon = format_time(from_micros(watermark_us - rules.lateness_us))
-            outcome += rejected("too_late", f"eventTime is before the lateness horizon {horizon}", event.id)
+    outputs: tuple = ()
+    rejections: tuple[Rejection, ...] = ()
+    evidence: tuple[tuple[str, str, int, str], ...] = ()
+    lateness_us, unanchored_ms = rules.lateness_seconds * 1_000_000, rules.max_unanchored_seconds * 1000
+    accepted = duplicates = clamped_ms = late = 0
+    for event_id, _, resource, t_us, active, key in beats:
+        if watermark_us is not None and t_us < watermark_us - lateness_us:
+            horizon = format_time(from_micros(watermark_us - lateness_us))
+            rejections += (Rejection("too_late", f"eventTime is before the lateness horizon {horizon}", event_id),)
             continue
-        resource = event.resource
         pair = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
-        event_id = entry_id(event.id)
-        if has_event(pair.entries, event_id):
+        entries, decision, explains = pair
+        if entries and entries.find(key) != -1 and has_event(entries, key):
             # accepted before, so already in the watermark - unless a crash lost that write
-            watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
-            outcome += counted("duplicates")
+            if watermark_us is None or t_us > watermark_us:
+                watermark_us = t_us
+            duplicates += 1
             continue
-        credited, clamped = credit(event, rules)
-        if clamped:
-            outcome += counted("clamped_ms", clamped)
-        pair = pair.model_copy(update={"entries": with_entry(pair.entries, TimeEntry(t_us, credited, event_id))})
-        if pair.decision is not None and event.eventTime <= pair.decision.decided_at:
-            outcome += counted("late_events")
-            pair, awarded = redecide(pair, event.user, resource, rules)
-            outcome += awarded
+        credited, clamped = credit(active, unanchored_ms)
+        clamped_ms += clamped
+        pair = new_pair(PairState, (with_entry(entries, entry(t_us, credited, key)), decision, explains))
+        if decision is not None and t_us <= decision.decided_us:
+            late += 1
+            pair, awarded = redecide(pair, user, resource, rules)
+            outputs += awarded.outputs
         changed[resource] = pair
-        watermark_us = t_us if watermark_us is None else max(watermark_us, t_us)
-        outcome += counted("time_spent_accepted")
-        if pair.explains:
-            outcome += Outcome(evidence=tuple((event.user, exercise, t_us, event_id) for exercise in pair.explains))
-    return watermark_us, changed, outcome
+        if watermark_us is None or t_us > watermark_us:
+            watermark_us = t_us
+        accepted += 1
+        if explains:
+            evidence += tuple((user, exercise, t_us, entry_id(event_id)) for exercise in explains)
+    if not (accepted or duplicates or rejections):
+        return watermark_us, changed, NOTHING
+    counts = (("time_spent_accepted", accepted),) if accepted else ()
+    if duplicates:
+        counts += (("duplicates", duplicates),)
+    if clamped_ms:
+        counts += (("clamped_ms", clamped_ms),)
+    if late:
+        counts += (("late_events", late),)
+    return watermark_us, changed, Outcome(outputs, rejections, counts, evidence)
+
+
+new_pair = tuple.__new__  # PairState(...) without its Python-level __new__: this loop runs per heartbeat

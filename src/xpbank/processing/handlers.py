@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from pydantic import BaseModel
 
 from xpbank.contract import codec
+from xpbank.contract.heartbeats import Heartbeat, decode_heartbeats, heartbeat_of
 from xpbank.core.attempts import EMPTY, apply_submission
 from xpbank.core.banking import EMPTY_PAIR, bank_mastery, mastery_ref, window_resources
 from xpbank.core.evidence import banking_decided, changes_evidence
@@ -42,10 +44,11 @@ class OutputRecord:
     timestamp: datetime | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Handled:
     outputs: list[OutputRecord] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
+    # an empty Counter without running Counter.__init__ (which only adds nothing): one per record
+    counts: Counter = field(default_factory=partial(Counter.__new__, Counter))
     foreign_users: set[str] = field(default_factory=set)  # events to route to their learner's partition
 
 
@@ -64,19 +67,46 @@ def handle_record(
     already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
     handled = Handled()
-    source = record_source(record)
     # A routed copy is sent again if its first hop is processed again (a crash between
     # sending and storing): the copy's origin position recognises it. Records read in
     # place need no such check: the worker's ledger (continuity.py) skips redeliveries.
-    track_origin = rekeyed and owner is not None and source is not None
+    source = record_source(record) if rekeyed and owner is not None else None
+    track_origin = source is not None
     if track_origin:
         last = store.position(owner, source)
         if last is not None and record.offset <= last:
             handled.counts["redelivered"] += 1
             return handled
-    results = codec.decode(kind, record.value, record.key, record.timestamp, rules)
-    time_spent: dict[str, list[TimeSpentEvent]] = {}
-    for result in results:
+    time_spent: dict[str, list[Heartbeat]] = {}
+    beats = None if kind != "caliper" else decode_heartbeats(
+        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000)
+    if beats is None:
+        _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
+    elif owner is not None:  # the hot path: nothing but valid TimeSpent events on time
+        mine = [beat for beat in beats if beat[1] == owner]  # beat.user
+        if mine:
+            time_spent[owner] = mine
+        if len(mine) < len(beats) and not rekeyed:
+            handled.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
+    else:
+        for beat in beats:
+            if (group := time_spent.get(beat.user)) is None:
+                time_spent[beat.user] = [beat]
+            else:
+                group.append(beat)
+    for user, group in time_spent.items():
+        _collect(handled, record, _apply_time_spent(store, user, group, rules))
+    if track_origin:
+        store.set_position(owner, source, record.offset)
+    return handled
+
+
+def _decode_and_apply(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,
+                      handled: Handled, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
+    """Every other record, through the contract models: dead letters, ignored events,
+    submissions, masteries and courses are applied here in order; TimeSpent events are
+    collected by learner."""
+    for result in codec.decode(kind, record.value, record.key, record.timestamp, rules):
         if isinstance(result, codec.Ignored):
             if not rekeyed:
                 handled.counts[f"ignored_caliper_type:{result.event_type}"] += 1
@@ -87,14 +117,9 @@ def handle_record(
             if not rekeyed:
                 handled.foreign_users.add(user)
         elif isinstance(result.event, TimeSpentEvent):
-            time_spent.setdefault(result.event.user, []).append(result.event)
+            time_spent.setdefault(result.event.user, []).append(heartbeat_of(result.event))
         else:
             _collect(handled, record, _apply(store, result.event, rules))
-    for user, events in time_spent.items():
-        _collect(handled, record, _apply_time_spent(store, user, events, rules))
-    if track_origin:
-        store.set_position(owner, source, record.offset)
-    return handled
 
 
 def record_source(record: InputRecord) -> str | None:
@@ -155,13 +180,13 @@ def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
     return Outcome(outputs=tuple(decided))
 
 
-def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent], rules: Rules) -> Outcome:
+def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rules: Rules) -> Outcome:
     before = store.watermark(user)
     pairs = {}
-    for event in events:
-        if event.resource not in pairs:
-            pairs[event.resource] = store.pair(user, event.resource) or EMPTY_PAIR
-    watermark, changed, outcome = record_time_spent(before, pairs, events, rules)
+    for beat in beats:
+        if (resource := beat.resource) not in pairs:
+            pairs[resource] = store.pair(user, resource) or EMPTY_PAIR
+    watermark, changed, outcome = record_time_spent(before, pairs, beats, rules, user)
     for resource, pair in changed.items():
         store.set_pair(user, resource, pair)
     if watermark is not None and watermark != before:
@@ -170,13 +195,15 @@ def _apply_time_spent(store: StateStore, user: str, events: list[TimeSpentEvent]
 
 
 def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:
-    for output in outcome.outputs:
+    outputs, rejections, counted, _ = outcome
+    for output in outputs:
         topic, key = route(output)
         handled.outputs.append(OutputRecord(topic, key, output, record.timestamp))
-    for rejection in outcome.rejections:
+    for rejection in rejections:
         _dead_letter(handled, record, rejection.reason, rejection.detail, rejection.event_id)
-    for name, amount in outcome.counts:
-        handled.counts[name] += amount
+    counts = handled.counts
+    for name, amount in counted:
+        counts[name] = counts.get(name, 0) + amount
 
 
 def _dead_letter(handled: Handled, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:

@@ -49,10 +49,10 @@ class MemoryStore:
         self.watermarks[user] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        return self.pairs.get(pair_key(user, resource))
+        return self.pairs.get(f"{user}\x1f{resource}")  # pair_key, inline: read per record
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self.pairs[pair_key(user, resource)] = pair
+        self.pairs[f"{user}\x1f{resource}"] = pair
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
         return self.attempt_states.get(pair_key(user, exercise))

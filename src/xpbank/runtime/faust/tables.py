@@ -4,7 +4,6 @@ Table values are the codec's bytes; the domain never sees a faust.Record."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -17,7 +16,6 @@ from xpbank.processing.handlers import OutputRecord
 from xpbank.processing.state import pair_key
 from xpbank.runtime.faust.checkpoint import Checkpoint
 
-_INT64 = struct.Struct(">q")
 
 
 class _Column:
@@ -35,14 +33,6 @@ class _Column:
         self.store.checkpoint.put(self.name, key, self.encode(value), self.store.partition)
 
 
-def _pack_int(value: int) -> bytes:
-    return _INT64.pack(value)
-
-
-def _unpack_int(raw: bytes) -> int:
-    return _INT64.unpack(raw)[0]
-
-
 class TableStore:
     """StateStore on Faust tables (bytes keys and values), through the checkpoint. A
     learner's keys live in the table partition of the record being processed: set
@@ -51,11 +41,11 @@ class TableStore:
     def __init__(self, checkpoint: Checkpoint, courses) -> None:
         self.checkpoint, self.courses = checkpoint, courses
         self.partition = 0
-        self.watermarks = _Column(self, "watermarks", _pack_int, _unpack_int)
+        self.watermarks = _Column(self, "watermarks", state_codec.encode_int, state_codec.decode_int)
         self.pairs = _Column(self, "pairs", state_codec.encode_pair, state_codec.decode_pair)
         self.attempt_states = _Column(self, "attempts", state_codec.encode_attempts, state_codec.decode_attempts)
         self.masteries = _Column(self, "masteries", state_codec.encode_mastery_ref, state_codec.decode_mastery_ref)
-        self.positions = _Column(self, "positions", _pack_int, _unpack_int)
+        self.positions = _Column(self, "positions", state_codec.encode_int, state_codec.decode_int)
 
     @staticmethod
     def _key(user: str, other: str = "") -> bytes:

@@ -5,31 +5,18 @@ values that start with an 8-byte epoch timestamp as TTL stamps."""
 
 from __future__ import annotations
 
-import struct
-
 from xpbank.contract.events import CourseUpserted
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
 from xpbank.processing import state_codec
 
-_INT = struct.Struct(">Bq")  # version 1, then the integer
+encode_int, decode_int = state_codec.encode_int, state_codec.decode_int
 WATERMARK, PAIR, ATTEMPTS, MASTERY, POSITION = b"w", b"p:", b"a:", b"m:", b"o:"
 
 
 def learner_prefix(user: str) -> bytes:
     raw = user.encode("utf-8")
     return len(raw).to_bytes(4, "big") + raw
-
-
-def encode_int(value: int) -> bytes:
-    return _INT.pack(1, value)
-
-
-def decode_int(raw: bytes) -> int:
-    version, value = _INT.unpack(raw)
-    if version != 1:
-        raise ValueError(f"integer state version {version} is not supported")
-    return value
 
 
 class QuixStore:
