@@ -57,7 +57,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
 
-DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
+DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
@@ -98,7 +98,7 @@ DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_tabl
 
 
 def markdown_table() -> str:
-    """The configuration table of docs/configuration.md (a unit test keeps them equal)."""
+    """The README's configuration table (a unit test keeps them equal)."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
         f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
 

@@ -1,4 +1,4 @@
-"""Configuration: defaults, validation, and the documented table kept in sync with the code."""
+"""Configuration: defaults, validation, and the README's table kept in sync with the code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table
 
-CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_defaults_work_on_a_developer_machine():
@@ -23,8 +23,8 @@ def test_bad_values_fail_with_the_variables_name(name, value):
         Settings.from_env({name: value})
 
 
-def test_the_docs_list_every_variable_with_its_default():
-    text = CONFIGURATION.read_text()
+def test_the_readme_lists_every_variable_with_its_default():
+    text = README.read_text()
     assert markdown_table() in text
     for name, default in DEFAULTS.items():
         assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
