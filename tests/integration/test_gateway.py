@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -26,6 +28,7 @@ from xpbank.kafka.admin import converge
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN = "test-token-sensor", "test-token-curriculum", "test-token-ops"
 
 
@@ -84,6 +87,24 @@ def test_timeback_examples_get_200_and_arrive_keyed_by_their_learner(gateway, se
         sent[doc["data"][0]["id"]] = doc
     arrived = values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]
     assert {orjson.loads(m.value)["data"][0]["id"]: orjson.loads(m.value) for m in arrived} == sent
+
+
+def test_the_readmes_curl_posts_an_envelope_that_arrives(gateway, settings, tmp_path):
+    """The README's command, with this gateway's port and token in place of make run's."""
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "examples/caliper-envelope.sh" in line)
+    command += " " + next(line for line in readme.splitlines() if "gateway-token" in line).strip()
+    learner = unique("learner")
+    command = (command.replace("learner-000", learner).replace("localhost:6070", f"127.0.0.1:{gateway.port}")
+               .replace("$(cat .run/gateway-token)", TOKEN).replace("\\", ""))
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.stdout.startswith("HTTP/1.1 200"), done.stdout + done.stderr
+    [arrived] = values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]
+    assert caliper_events(arrived.value)[0]["generated"]["items"] == [{"type": "active", "value": 30}]
+
+
+def caliper_events(value: bytes) -> list[dict]:
+    return orjson.loads(value)["data"]
 
 
 def test_ims_caliper_1_2_example_envelopes_get_200_and_every_entry_arrives(gateway, settings):
