@@ -7,15 +7,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shlex
+import stat
+import subprocess
+import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from xpbank.cli.main import parser
-from xpbank.config import DEFAULTS, Settings
+from xpbank.config import DEFAULTS, SECRETS, ApiTokens, Settings
+from xpbank.gateway.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -25,6 +31,34 @@ POM = ROOT / "deploy" / "kafka" / "pom.xml"
 
 WEB_PORT = int(DEFAULTS["XPBANK_WEB_PORT"])
 GATEWAY_PORT = int(DEFAULTS["XPBANK_GATEWAY_PORT"])  # the gateway's files: test_gateway_deployment.py
+
+
+# What the Secrets hold, by file name, for reading the deployments' settings here.
+SECRET_SAMPLES = {
+    "api-tokens": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "api-tokens.json": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "gateway-tokens": '{"t-app": {"name": "app", "may": ["caliper"]}}',
+    "tokens.json": '{"t-app": {"name": "app", "may": ["caliper"]}}',
+    "redis-password": "pw",
+    "redis-url": "redis://:pw@redis:6379/0",
+    "kafka-username": "xpbank",
+    "kafka-password": "pw",
+    "kafka-ca.crt": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+}
+SECRET_DIRS = ("/run/secrets/", "/etc/xpbank/", "/etc/xpbank-gateway/")
+_samples = tempfile.TemporaryDirectory(prefix="xpbank-secrets-")
+for _name, _text in SECRET_SAMPLES.items():
+    Path(_samples.name, _name).write_text(_text)
+
+
+def secret_paths(env: dict[str, str]) -> dict[str, str]:
+    """The settings of `env` that name a file a Secret provides: {variable: path}."""
+    return {k: v for k, v in env.items() if k.endswith("_FILE") and v.startswith(SECRET_DIRS)}
+
+
+def runnable(env: dict[str, str]) -> dict[str, str]:
+    """`env` with each Secret file replaced by a sample of the same name (as mounted)."""
+    return env | {k: str(Path(_samples.name, Path(v).name)) for k, v in secret_paths(env).items()}
 
 
 def compose() -> dict:
@@ -80,14 +114,73 @@ def k8s_env(container: dict) -> dict[str, str]:
 
 
 def every_xpbank_environment() -> list[dict[str, str]]:
-    return [s["environment"] for s in xpbank_services().values()] + [k8s_env(c) for c in containers()]
+    return [runnable(s["environment"]) for s in xpbank_services().values()] + [runnable(k8s_env(c)) for c in containers()]
 
 
 def test_every_xpbank_variable_named_is_a_configuration_variable():
     texts = [DOCKERFILE.read_text(), COMPOSE.read_text()] + [p.read_text() for p in K8S.glob("*.yaml")]
     named = {name for text in texts for name in re.findall(r"XPBANK_[A-Z0-9_]+", text)}
-    assert named - set(DEFAULTS) == set()
+    assert named - set(DEFAULTS) - {f"{name}_FILE" for name in SECRETS} == set()
     assert {"XPBANK_BROKER", "XPBANK_DATA_DIR", "XPBANK_INSTANCE_ID"} <= named
+
+
+# ---- secrets: from Secrets, as files; never a value in the files ------------------------
+
+
+def test_no_deployment_file_holds_a_secret_value():
+    plain_secrets = {*SECRETS, "XPBANK_GATEWAY_TOKENS"}
+    for env in [s["environment"] for s in xpbank_services().values()] + [k8s_env(c) for c in containers()]:
+        assert plain_secrets & set(env) == set(), "a secret's value set in the open: use NAME_FILE and a Secret"
+        assert {"XPBANK_API_TOKENS_FILE", "XPBANK_REDIS_URL_FILE"} <= set(env)  # the URL carries Redis's password
+    for container in containers():  # Kubernetes: a secured Kafka (compose: plaintext on its own network)
+        assert {"XPBANK_KAFKA_USERNAME_FILE", "XPBANK_KAFKA_PASSWORD_FILE", "XPBANK_KAFKA_CA_FILE"} <= set(k8s_env(container))
+        assert Settings.from_env(runnable(k8s_env(container))).kafka.sasl
+    assert "requirepass" not in json.dumps(compose()["services"]["redis"]["command"]).replace("requirepass %s", "")
+
+
+def test_compose_services_mount_every_secret_file_they_name():
+    declared = compose()["secrets"]
+    for name, service in compose()["services"].items():
+        for variable, path in secret_paths(service.get("environment", {})).items():
+            secret = path.removeprefix("/run/secrets/")
+            assert path.startswith("/run/secrets/") and secret in service.get("secrets", []), (name, variable)
+        for secret in service.get("secrets", []):
+            assert declared[secret]["file"] == f"./secrets/{secret}"
+    made = set(re.findall(r"make_secret ([\w-]+) ", (ROOT / "deploy" / "compose-secrets.sh").read_text()))
+    assert made == set(declared)
+
+
+def test_every_pod_mounts_the_secret_files_its_settings_name():
+    for spec in pod_specs():
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in spec["containers"]:
+            mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", []) if m["name"] in volumes}
+            for variable, path in secret_paths(k8s_env(container)).items():
+                directory, file = path.rsplit("/", 1)
+                volume = mounts.get(directory)
+                assert volume is not None, f"{container['name']}: {variable} names {path}, which no Secret mounts"
+                sources = volume["projected"]["sources"] if "projected" in volume else [{"secret": volume["secret"]}]
+                files = {item["path"] for source in sources for item in source["secret"].get("items", [])}
+                files |= {"tokens.json"} if any("items" not in source["secret"] for source in sources) else set()
+                assert file in files, f"{container['name']}: {variable} names {file}, not a key of its Secrets"
+
+
+def test_compose_secrets_script_makes_every_secret_once_private_and_valid(tmp_path):
+    script = tmp_path / "deploy" / "compose-secrets.sh"
+    script.parent.mkdir()
+    script.write_text((ROOT / "deploy" / "compose-secrets.sh").read_text())
+    assert subprocess.run(["bash", str(script)], capture_output=True, timeout=30).returncode == 0
+    made = tmp_path / "deploy" / "secrets"
+    first = {p.name: p.read_text() for p in made.iterdir()}
+    assert set(first) == set(compose()["secrets"])
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
+    assert len(ApiTokens.parse(first["api-tokens"]).scopes) == 1
+    password = first["redis-password"].strip()
+    assert len(password) >= 32 and first["redis-url"].strip() == f"redis://:{password}@redis:6379/0"
+    env = {"XPBANK_GATEWAY_TOKENS_FILE": str(made / "gateway-tokens"), "XPBANK_REDIS_URL_FILE": str(made / "redis-url")}
+    assert GatewaySettings.from_env(env).tokens
+    subprocess.run(["bash", str(script)], capture_output=True, timeout=30, check=True)
+    assert {p.name: p.read_text() for p in made.iterdir()} == first  # a second run changes nothing
 
 
 def test_every_environment_is_a_valid_configuration():
@@ -174,9 +267,9 @@ def test_compose_xpbank_services_reach_the_compose_brokers_and_redis():
     internal = {f"{host}:{port}" for host, port in re.findall(r"//([\w-]+):(\d+)", advertised) if host in nodes}
     assert len(internal) == 3
     for name, service in xpbank_services().items():
-        settings = Settings.from_env(service["environment"])
+        settings = Settings.from_env(runnable(service["environment"]))
         assert set(settings.bootstrap_servers.split(",")) == internal, name
-        assert settings.redis_url.split("//")[1].split(":")[0] in compose()["services"]
+        assert urlsplit(settings.redis_url).hostname in compose()["services"]
         assert set(service["depends_on"]) <= set(compose()["services"])
     assert {n: c["condition"] for n, c in xpbank_services()["topics"]["depends_on"].items()} == dict.fromkeys(nodes, "service_healthy")
 
@@ -245,8 +338,8 @@ def test_replication_fits_the_compose_cluster_and_survives_one_broker():
     nodes = brokers()
     min_isr = {int(s["environment"]["KAFKA_MIN_INSYNC_REPLICAS"]) for s in nodes.values()}
     for name, service in xpbank_services().items():
-        replicas = Settings.from_env(service["environment"]).replication_factor
+        replicas = Settings.from_env(runnable(service["environment"])).replication_factor
         assert replicas <= len(nodes), name  # more replicas than brokers: topics create fails
         assert all(replicas > isr for isr in min_isr), name  # a broker down must not stop writes
-    k8s = {Settings.from_env(k8s_env(c)).replication_factor for c in containers()}
+    k8s = {Settings.from_env(runnable(k8s_env(c))).replication_factor for c in containers()}
     assert k8s == {3}
