@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+
+import orjson
 import pytest
 
 from tests.builders import at, course, heartbeat, line, mastery, resource, submission, time_spent_event
@@ -81,5 +84,38 @@ def test_poison_input_is_dead_lettered_while_the_worker_keeps_going(env, setting
         assert (counted["xpbank_awards_total"], counted["xpbank_award_revisions_total"]) == (1, 1)
         assert counted["xpbank_late_events_total"] == 1
         assert counted['xpbank_dead_letters_total{reason="future_event_time"}'] == 1
+    finally:
+        worker.stop()
+
+
+@both_engines
+def test_records_from_a_producer_with_another_partitioner_are_banked_as_from_murmur2(env, settings, tmp_path):
+    """librdkafka's default partitioner (CRC32) puts a learner's records on other partitions
+    than murmur2 (the Java client's, aiokafka's, the re-key topic's). The worker routes
+    them to their learner's partition, so one learner's state is never split: the facts
+    equal simulate's, and the metric counts the routed records."""
+    from confluent_kafka import Producer
+
+    from tests.e2e.test_parity_and_replay import classroom_log
+    from xpbank.cli.records import read_lines
+    from xpbank.kafka.connection import librdkafka_config
+    from xpbank.runtime.records import key_partition
+
+    lines = classroom_log(learners=8, seed=47)
+    records = list(read_lines([orjson.dumps(line) for line in lines], settings.topic_prefix))
+    misplaced = [r for r in records if r.key and r.topic != "learning.curriculum.v1"  # a global view, not routed
+                 and zlib.crc32(r.key) % settings.partitions != key_partition(r.key, settings.partitions)]
+    assert misplaced, "CRC32 and murmur2 agree on every key: the scenario did not happen"
+    assert xpbank(env, "topics", "create").returncode == 0
+    worker = Worker(env, "w", tmp_path).start()
+    try:
+        producer = Producer(librdkafka_config(settings) | {"partitioner": "consistent_random", "linger.ms": 5})
+        for r in records:
+            producer.produce(r.topic_full_name, key=r.key, value=r.value, timestamp=int(r.timestamp.timestamp() * 1000))
+        assert producer.flush(30) == 0
+        wait_caught_up(settings)
+        assert_matches_simulate(settings, lines)
+        assert metrics(worker)["xpbank_misplaced_records_total"] >= len(misplaced)
+        assert "their producer's partitioner is not murmur2" in worker.log()
     finally:
         worker.stop()

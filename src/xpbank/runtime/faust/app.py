@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         state and outputs wait in the checkpoint; re-keyed copies are sent at once."""
         record, owner, is_copy = learner_record(
             message.topic, message.partition, message.offset, message.key, message.value, message.headers,
-            from_seconds(message.timestamp), settings.topic_prefix, rekeyed_name)
+            from_seconds(message.timestamp), settings.topic_prefix, rekeyed_name, settings.partitions)
         store.partition = message.partition
         buffered = BufferedStore(store)
         handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
@@ -114,7 +114,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
         buffered.flush()
         checkpoint.record_done()
-        observe(wiring.metrics, record, handled, rekeyed=is_copy)
+        observe(wiring.metrics, record, handled, rekeyed=is_copy, owner=owner)
 
     @app.agent(learner_inputs, name="xpbank.learners", concurrency=1)
     async def learners(stream):

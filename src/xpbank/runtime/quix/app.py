@@ -150,7 +150,7 @@ class QuixEngine:
             self.publish_outboxes_left([context.partition])
         record, owner, is_copy = learner_record(
             context.topic, context.partition, context.offset, key, value, headers, from_millis(timestamp_ms),
-            self.prefix, self.rekeyed_name)
+            self.prefix, self.rekeyed_name, self.settings.partitions)
         transaction = self.context.checkpoint.get_store_transaction(stream_id=QUIX_STORE, partition=context.partition)
         buffered = BufferedStore(QuixStore(transaction, self.curriculum))
         handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=is_copy)
@@ -167,7 +167,7 @@ class QuixEngine:
         else:
             self.publish(handled.outputs)
         buffered.flush()  # into the checkpoint's cache: written with the offsets
-        observe(self.metrics, record, handled, rekeyed=is_copy)
+        observe(self.metrics, record, handled, rekeyed=is_copy, owner=owner)
 
     def process_curriculum(self, value, key, timestamp_ms, headers) -> None:
         """Dead letters and counts only: the curriculum view keeps the courses."""
