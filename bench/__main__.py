@@ -1,7 +1,11 @@
-"""`make bench` (`python -m bench`): every benchmark of issue 6 in one run; prints a
-table and writes bench/results/latest.json and bench/results/YYYY-MM-DD.md.
+"""`make bench` (`python -m bench`): every benchmark in one run, side by side: the core
+in-process; per shape (single heartbeats, 20-event envelopes) the raw ceiling, the peer
+programs and xpbank on both engines (Quix at least once and exactly once) over the same
+records; per engine the state size, recovery of 100k pairs, replay and latency; the
+gateway. Prints a table and writes bench/results/latest.json and YYYY-MM-DD.md.
 
-BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run."""
+BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run; BENCH_ENGINES
+(default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose."""
 
 from __future__ import annotations
 
@@ -14,19 +18,22 @@ from pathlib import Path
 
 from bench import payloads
 from bench.broker import delete_prefix, ensure_broker
-from bench.gateway import gateway_figures
 from bench.core import core
+from bench.gateway import gateway_figures
 from bench.report import machine, results, write
-from bench.scenarios import HOUR, ingest, latency, say, state_and_recovery
+from bench.scenarios import HOUR, latency, peer, produce_shape, say, state_and_recovery, worker
 
 EVENTS = 200_000  # per ingest shape
 PAIRS = 100_000  # (user, resource) pairs built by shape (b): 5,000 learners x 20 resources
 RESOURCES = 20
 PER_RESOURCE = 2  # an envelope's 20 heartbeats: 2 on each of 10 resources (10 pair writes)
+EXACTLY_ONCE = {"XPBANK_ENGINE": "quix", "XPBANK_PROCESSING_GUARANTEE": "exactly-once", "XPBANK_GENERATION": "3"}
 
 
 def main() -> int:
     scale = float(os.environ.get("BENCH_SCALE", "1.0"))
+    engines = [e for e in os.environ.get("BENCH_ENGINES", "faust,quix").split(",") if e]
+    peers = [p for p in os.environ.get("BENCH_PEERS", "quix,faust_floor,faust_table").split(",") if p]
     explicit = bool(os.environ.get("XPBANK_BROKER"))
     broker = os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
     ensure_broker(broker.split("://", 1)[-1], explicit)
@@ -35,30 +42,48 @@ def main() -> int:
     learners = pairs // RESOURCES
     timeout = 900.0
     started = time.monotonic()
-    say(f"run {run}: scale {scale}, {events:,} events per shape, {pairs:,} pairs, broker {broker}")
+    say(f"run {run}: scale {scale}, {events:,} events per shape, {pairs:,} pairs, engines {engines}, broker {broker}")
 
-    def env(part: str) -> dict[str, str]:
+    def env(part: str, **extra: str) -> dict[str, str]:
         return {**os.environ, "XPBANK_BROKER": broker, "XPBANK_TOPIC_PREFIX": f"{run}{part}.",
-                "XPBANK_PARTITIONS": os.environ.get("BENCH_PARTITIONS", "4")}
+                "XPBANK_PARTITIONS": os.environ.get("BENCH_PARTITIONS", "4"), **extra}
 
-    figures: dict = {"scale": scale, "run": run}
+    figures: dict = {"scale": scale, "run": run, "engines": {e: {} for e in engines}}
     figures["core"] = core(scale, say=say)  # in-process, before any worker loads the machine
     with tempfile.TemporaryDirectory(prefix=f"{run}-") as tmp_name:
         tmp = Path(tmp_name)
         try:
             start = payloads.now() - 6 * HOUR
-            singles = payloads.singles(events, learners, RESOURCES, start)
-            figures["single"], _ = ingest(env("a"), tmp, "a", singles, 1, RESOURCES, True, timeout)
-            del singles
-            # events/20 envelopes over `learners`: two rounds of 10 resources each = every pair
-            envelopes = payloads.envelopes(events, learners, RESOURCES, start, per_resource=PER_RESOURCE)
-            figures["envelope"], worker = ingest(env("b"), tmp, "b", envelopes, 20, RESOURCES, False, timeout)
-            del envelopes
-            from xpbank.config import Settings
-            figures["state"] = state_and_recovery(Settings.from_env(env("b")), worker, tmp, pairs,
-                                                  figures["envelope"]["records"], events, timeout)
-            figures["latency"] = latency(env("l"), tmp, max(int(200 * scale), 20), 2000.0,
-                                         int(os.environ.get("BENCH_LATENCY_PER_RECORD", "20")), 0.2, timeout)
+            shapes = {
+                "single": ("a", lambda: payloads.singles(events, learners, RESOURCES, start), 1),
+                # events/20 envelopes over `learners`: two rounds of 10 resources each = every pair
+                "envelope": ("b", lambda: payloads.envelopes(events, learners, RESOURCES, start,
+                                                             per_resource=PER_RESOURCE), 20),
+            }
+            workers = {}
+            for shape, (part, make, per) in shapes.items():
+                records = make()
+                settings, out = produce_shape(env(part), part, records, per, RESOURCES)
+                count = len(records)
+                del records
+                out["peers"] = {name: peer(env(part), tmp, part, name, settings, count, timeout)
+                                for name in (peers if shape == "single" else [p for p in peers if p == "quix"])}
+                for engine in engines:
+                    out[engine], workers[(engine, shape)] = worker(env(part, XPBANK_ENGINE=engine), tmp,
+                                                                   f"{engine}-{part}", count, per, timeout)
+                if "quix" in engines:
+                    out["quix_exactly_once"], _ = worker(env(part, **EXACTLY_ONCE), tmp, f"quix-eos-{part}",
+                                                         count, per, timeout)
+                figures[shape] = out
+            for engine in engines:
+                from xpbank.config import Settings
+
+                proc = workers[(engine, "envelope")]
+                figures["engines"][engine]["state"] = state_and_recovery(
+                    Settings.from_env(proc.env), proc, tmp, pairs, figures["envelope"]["records"], events, timeout)
+                figures["engines"][engine]["latency"] = latency(
+                    env(f"l{engine[0]}", XPBANK_ENGINE=engine), tmp, max(int(200 * scale), 20), 2000.0,
+                    int(os.environ.get("BENCH_LATENCY_PER_RECORD", "20")), 0.2, timeout)
             figures["gateway"] = gateway_figures(broker.split("://", 1)[-1], scale, say)  # issue 13
         except BaseException:
             keep = Path(__file__).parent / "results" / f"failed-{run}"

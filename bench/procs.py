@@ -35,10 +35,12 @@ class Proc:
         return cls([str(ROOT / ".venv/bin/xpbank"), *(args or ("worker",))], env, tmp / f"{name}.log")
 
     @classmethod
-    def floor(cls, env: dict[str, str], topic: str, tmp: Path) -> Proc:
-        env = env | {"BENCH_FLOOR_TOPIC": topic, "BENCH_FLOOR_APP": f"{env['XPBANK_TOPIC_PREFIX']}floor",
-                     "XPBANK_DATA_DIR": str(tmp / "data-floor"), "PYTHONPATH": str(ROOT)}
-        return cls([sys.executable, "-m", "bench.floor"], env, tmp / "floor.log")
+    def peer(cls, env: dict[str, str], module: str, name: str, topic: str, tmp: Path) -> Proc:
+        """A peer program of bench/ (`bench.floor`, `bench.faust_table`, `bench.quix_peer`):
+        its own consumer group and data dir; it logs "Worker ready" once it is assigned."""
+        env = env | {"BENCH_PEER_TOPIC": topic, "BENCH_PEER_APP": f"{env['XPBANK_TOPIC_PREFIX']}{name}",
+                     "XPBANK_DATA_DIR": str(tmp / f"data-{name}"), "PYTHONPATH": str(ROOT)}
+        return cls([sys.executable, "-m", module], env, tmp / f"{name}.log")
 
     @property
     def data_dir(self) -> Path:

@@ -18,9 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench import payloads
 from bench.broker import GroupWatch, produce, raw_ceiling, topic_bytes
 from bench.procs import Proc, dir_bytes
-from xpbank.runtime.topology import app_id, input_topics
 from xpbank.config import Settings
-from xpbank.runtime.topology import create_topics
+from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, create_topics, input_topics
 from xpbank.contract.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
 
 HOUR = timedelta(hours=1)
@@ -39,7 +38,8 @@ def prepare(env: dict[str, str], resources: int) -> Settings:
     return settings
 
 
-READY = "Worker ready"  # faust's recovery log line: partitions assigned, tables recovered
+READY = "Worker ready"  # both engines: partitions assigned, state recovered (the peers: assigned)
+RESTORING = ("Restoring state from changelog topics", "Recovery successful for")  # Faust's, Quix's log lines
 
 
 def watch(settings: Settings, group: str, topics: list[str], total: int, proc: Proc, timeout: float,
@@ -60,10 +60,9 @@ def watch(settings: Settings, group: str, topics: list[str], total: int, proc: P
     return progress.rate(ready)
 
 
-def ingest(env: dict[str, str], tmp: Path, shape: str, records: list, per: int, resources: int,
-           floor: bool, timeout: float) -> tuple[dict, Proc]:
-    """Produce first, then the raw ceiling, the Faust floor (optional) and one xpbank
-    worker over the same topic. The worker is returned stopped, its stores on disk."""
+def produce_shape(env: dict[str, str], shape: str, records: list, per: int, resources: int) -> tuple[Settings, dict]:
+    """Topics, the course and a shape's records produced once; every program then reads
+    the same records with its own consumer group. Also the raw ceiling over them."""
     settings = prepare(env, resources)
     caliper = settings.topic_prefix + CALIPER
     produced = asyncio.run(produce(settings.bootstrap_servers, caliper, records))
@@ -72,30 +71,45 @@ def ingest(env: dict[str, str], tmp: Path, shape: str, records: list, per: int, 
     out: dict = {"records": len(records), "events": events, "events_per_record": per}
     out["raw"] = asyncio.run(raw_ceiling(settings.bootstrap_servers, caliper, per))
     say(f"shape ({shape}): raw ceiling {out['raw']['records_per_s']:,.0f} records/s")
-    if floor:
-        proc = Proc.floor(env, caliper, tmp).start()
-        try:
-            rate, seconds = watch(settings, f"{settings.topic_prefix}floor", [caliper], len(records), proc, timeout)
-        finally:
-            proc.stop()
-        out["floor"] = {"records_per_s": rate, "seconds": seconds}
-        say(f"shape ({shape}): Faust floor {rate:,.0f} records/s")
-    worker = Proc.xpbank(env, f"worker-{shape}", tmp).start()
-    profiler = profile(worker, f"worker-{shape}")
+    return settings, out
+
+
+PEERS = {"quix": "bench.quix_peer", "faust_floor": "bench.floor", "faust_table": "bench.faust_table"}
+
+
+def peer(env: dict[str, str], tmp: Path, shape: str, name: str, settings: Settings, records: int,
+         timeout: float) -> dict:
+    """One peer program (PEERS) over the shape's caliper topic, from "Worker ready" to lag 0."""
+    caliper = settings.topic_prefix + CALIPER
+    proc = Proc.peer(env, PEERS[name], f"peer-{name}-{shape}", caliper, tmp).start()
+    try:
+        rate, seconds = watch(settings, proc.env["BENCH_PEER_APP"], [caliper], records, proc, timeout)
+    finally:
+        proc.stop()
+    say(f"shape ({shape}): peer {name} {rate:,.0f} records/s")
+    return {"records_per_s": rate, "seconds": seconds}
+
+
+def worker(env: dict[str, str], tmp: Path, name: str, records: int, per: int, timeout: float) -> tuple[dict, Proc]:
+    """One xpbank worker (engine and guarantee from `env`) over the shape's records, from
+    "Worker ready" to every input committed. Returned stopped, its stores on disk."""
+    settings = Settings.from_env(env)
+    proc = Proc.xpbank(env, name, tmp).start()
+    profiler = profile(proc, name)
     rss: list[tuple[int, float]] = []
     try:
-        rate, seconds = watch(settings, app_id(settings), input_topics(settings), len(records) + 1, worker, timeout,
-                              on_sample=lambda committed, lag: rss.append((worker.mark(READY), worker.rss_mb())))
-        out["startup_s"] = worker.marks[READY] - worker.started
+        rate, seconds = watch(settings, app_id(settings), input_topics(settings), records + 1, proc, timeout,
+                              on_sample=lambda committed, lag: rss.append((proc.mark(READY), proc.rss_mb())))
+        startup = proc.marks[READY] - proc.started
     finally:
-        worker.stop()
+        proc.stop()
         if profiler:
             profiler.wait(30)
     base = [mb for ready, mb in rss if ready is None] or [rss[0][1]]  # before it consumed anything
-    out["worker"] = {"records_per_s": rate, "events_per_s": rate * per, "seconds": seconds,
-                     "rss_start_mb": base[-1], "rss_end_mb": rss[-1][1]}
-    say(f"shape ({shape}): xpbank worker {rate:,.0f} records/s = {rate * per:,.0f} events/s")
-    return out, worker
+    out = {"records_per_s": rate, "events_per_s": rate * per, "seconds": seconds, "startup_s": startup,
+           "rss_start_mb": base[-1], "rss_end_mb": rss[-1][1]}
+    say(f"{name}: {rate:,.0f} records/s = {rate * per:,.0f} events/s")
+    return out, proc
 
 
 def profile(proc: Proc, name: str):
@@ -116,27 +130,29 @@ def state_and_recovery(settings: Settings, worker: Proc, tmp: Path, pairs: int, 
     """Store size of the stopped worker, then the same worker restarted without its
     stores (rebuilt from the changelogs), then a replay of the same input."""
     out = {"pairs": pairs, "store_bytes": dir_bytes(worker.data_dir)}
-    keys, live = asyncio.run(topic_bytes(settings.bootstrap_servers, f"{app_id(settings)}-pairs-changelog"))
-    out |= {"changelog_pair_keys": keys, "changelog_pair_bytes": live}
+    # Faust: the pairs table's changelog; Quix: its one store's (every key of a learner)
+    changelog = changelog_topic(settings, "pairs" if settings.engine == "faust" else QUIX_STORE)
+    keys, live = asyncio.run(topic_bytes(settings.bootstrap_servers, changelog))
+    out |= {"changelog": changelog, "changelog_keys": keys, "changelog_bytes": live}
     shutil.rmtree(worker.data_dir)
-    again = Proc(worker.argv, worker.env, tmp / "worker-recovery.log").start()
+    again = Proc(worker.argv, worker.env, tmp / f"{worker.log_path.stem}-recovery.log").start()
     try:
         out["recovery_s"] = again.wait_log(READY, timeout)
         log = again.log()
-        out["recovery_read_changelogs"] = "Restoring state from changelog topics" in log
+        out["recovery_read_changelogs"] = any(line in log for line in RESTORING)
         out["recovered_store_bytes"] = dir_bytes(worker.data_dir)
     finally:
         again.stop()
-    say(f"recovery: {pairs:,} pairs rebuilt in {out['recovery_s']:.1f}s (from start to 'Worker ready')")
-    replay = Proc.xpbank(worker.env, "replay", tmp, "replay", "--generation", "2").start()
+    say(f"recovery ({settings.engine}): {pairs:,} pairs rebuilt in {out['recovery_s']:.1f}s (start to 'Worker ready')")
+    replay = Proc.xpbank(worker.env, f"replay-{settings.engine}", tmp, "replay", "--generation", "2").start()
     try:
-        group = settings.topic_prefix + "xpbank-g2"
+        group = app_id(Settings.from_env(worker.env | {"XPBANK_GENERATION": "2"}))
         rate, seconds = watch(settings, group, [settings.topic_prefix + CALIPER], records, replay, timeout)
         out["replay_wall_s"] = replay.wait_exit(timeout)
     finally:
         replay.stop()
     out["replay_events_per_s"] = rate * events / records
-    say(f"replay: {out['replay_events_per_s']:,.0f} events/s ({out['replay_wall_s']:.1f}s wall, start to exit)")
+    say(f"replay ({settings.engine}): {out['replay_events_per_s']:,.0f} events/s ({out['replay_wall_s']:.1f}s wall, start to exit)")
     return out
 
 
@@ -224,7 +240,7 @@ def percentiles(samples: list[float]) -> dict:
 def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per: int, pace_s: float,
             timeout: float) -> dict:
     settings = prepare(env, 4)
-    worker = Proc.xpbank(env, "worker-latency", tmp).start()
+    worker = Proc.xpbank(env, f"worker-latency-{settings.engine}", tmp).start()
     try:
         worker.wait_log(READY, timeout)
         result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s))
@@ -234,6 +250,6 @@ def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per:
            "sequences": sequences, "measured": len(result["banked_s"]), "missing": result["missing"],
            "background_heartbeats_per_s": rate_hz, "background_events_per_record": per,
            "background_heartbeats": result["background_heartbeats"]}
-    say(f"latency: AttemptFinalized -> banked fact p50 {out['banked']['p50']:.0f} ms, "
+    say(f"latency ({settings.engine}): AttemptFinalized -> banked fact p50 {out['banked']['p50']:.0f} ms, "
         f"p99 {out['banked']['p99']:.0f} ms ({out['measured']}/{sequences} measured)")
     return out
