@@ -41,7 +41,7 @@ from xpbank.runtime.quix.state import QuixStore
 from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, rekeyed_topic
 
 log = logging.getLogger("xpbank")
-OUTPUTS_WITHIN = 0.01  # seconds: held outputs force a checkpoint this soon
+OUTPUTS_WITHIN = 0.01  # seconds: held outputs force a checkpoint this soon (at once when the consumer idles)
 OUTBOX_PREFIX = b"\x00\x00\x00\x00"  # the outbox's key, OUTBOX_KEY, starts with NUL: no learner's key does
 RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializer": "bytes", "value_serializer": "bytes"}
 
@@ -62,6 +62,7 @@ class XpbankApplication(Application):
     def _process_message(self, dataframe_composed):
         if self.engine.unrecovered:  # state recovered (the loop runs this only then)
             self.engine.publish_outboxes_left()
+        self.engine.idle = True  # until a record comes: then held outputs need not wait
         super()._process_message(dataframe_composed)
 
     def _on_assign(self, consumer, topic_partitions):
@@ -94,6 +95,7 @@ class QuixEngine:
         self.use_outbox = settings.processing_guarantee == "at-least-once"
         self.held: dict[int, list] = {}  # partition -> outputs waiting for the checkpoint
         self.held_since: float | None = None
+        self.idle = False  # the last poll brought no record
         self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
         connection = ConnectionConfig.from_librdkafka_dict(librdkafka_config(settings))
         # fetch.wait.max.ms: an offset query waits behind the consumer's long poll on the
@@ -120,7 +122,7 @@ class QuixEngine:
             on_processing_error=self.on_processing_error,
             loglevel=os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper(),
             broker_availability_timeout=0,  # a broker away is waited for, as Faust does
-            consumer_poll_timeout=0.05,  # an idle loop still publishes held outputs soon
+            consumer_poll_timeout=0.005,  # an idle poll ends soon, and held outputs leave at once
         )
         self.app.engine = self
         names = {spec.name: spec.full_name(self.prefix) for spec in TOPICS}
@@ -145,6 +147,7 @@ class QuixEngine:
 
     # ---- processing (the main thread) -------------------------------------------------
     def process(self, value, key, timestamp_ms, headers) -> None:
+        self.idle = False
         context = message_context()
         if context.partition in self.unrecovered:  # assigned in the poll that brought this record
             self.publish_outboxes_left([context.partition])
@@ -190,7 +193,7 @@ class QuixEngine:
         it is committed, and emptied with the next one (at once before a revocation or a
         stop, so that the next owner finds nothing to publish again)."""
         context = self.context
-        if self.held and not force and time.monotonic() - self.held_since >= OUTPUTS_WITHIN:
+        if self.held and not force and (self.idle or time.monotonic() - self.held_since >= OUTPUTS_WITHIN):
             force = True
         held = self.held if (force or context.checkpoint.expired()) else {}
         self._write_outboxes({partition: outbox.encode(items) for partition, items in held.items()})
