@@ -10,7 +10,8 @@ TP_A, TP_B = ("caliper", 0), ("caliper", 1)
 def test_resume_from_the_earliest_record_not_known_to_be_done():
     assert resume_offset(Progress(committed=10, processed=14, end=20)) == 10  # faust is behind the ledger
     assert resume_offset(Progress(committed=30, processed=14, end=40)) == 15  # faust committed what never ran
-    assert resume_offset(Progress(committed=None, processed=4, end=9)) == 5
+    assert resume_offset(Progress(committed=None, processed=4, end=9)) == 4  # re-acknowledged, then committed
+    assert resume_offset(Progress(committed=None, processed=8, end=9)) == 8  # all done, never committed
     assert resume_offset(Progress(committed=7, processed=None, end=9)) is None  # nothing processed here yet
     assert resume_offset(Progress(committed=None, processed=None, end=9)) is None  # from the log start
 

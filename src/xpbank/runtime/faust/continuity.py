@@ -125,11 +125,14 @@ class Progress:
 
 def resume_offset(progress: Progress) -> int | None:
     """Where to re-read from: the earliest record not known to be done, by Faust's commit
-    or by the ledger (None: from the log start, as nothing here was processed yet)."""
+    or by the ledger (None: from the log start, as nothing here was processed yet). With
+    no commit at all, from the last processed record: it is skipped by the ledger but
+    acknowledged, so Faust has something to commit even when it was the partition's last
+    record (from the next one, nothing would be read and the commit would never move)."""
     if progress.processed is None:
         return None
     if progress.committed is None:
-        return progress.processed + 1
+        return progress.processed
     return min(progress.committed, progress.processed + 1)
 
 
