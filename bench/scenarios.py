@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import statistics
 import time
 from datetime import timedelta
@@ -113,13 +114,14 @@ def worker(env: dict[str, str], tmp: Path, name: str, records: int, per: int, ti
 
 
 def profile(proc: Proc, name: str):
-    """With BENCH_PROFILE=DIR, py-spy (BENCH_PYSPY, default /tmp/pyspy/bin/py-spy) samples
-    the process until it exits, into DIR/NAME.txt (collapsed stacks, for flame graphs)."""
+    """With BENCH_PROFILE=DIR, py-spy (BENCH_PYSPY, else the one on PATH; `pip install
+    py-spy`) samples the process until it exits, into DIR/NAME.txt (collapsed stacks)."""
     out = os.environ.get("BENCH_PROFILE")
     if not out:
         return None
     Path(out).mkdir(parents=True, exist_ok=True)
-    pyspy = os.environ.get("BENCH_PYSPY", "/tmp/pyspy/bin/py-spy")
+    pyspy = os.environ.get("BENCH_PYSPY") or shutil.which("py-spy") or sys.exit(
+        "BENCH_PROFILE needs py-spy: pip install py-spy, or set BENCH_PYSPY to its path")
     return subprocess.Popen([pyspy, "record", "--pid", str(proc.process.pid), "--rate", "50", "--nonblocking",
                              "--format", "raw", "-o", f"{out}/{name}.txt"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
