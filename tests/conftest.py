@@ -10,10 +10,13 @@ import os
 import shlex
 import subprocess
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
 import redis
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from xpbank.config import ConfigError, Settings
 from xpbank.kafka.admin import Admin, KafkaUnavailable
@@ -40,13 +43,35 @@ def read_env_file(path: Path) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
 
 
+SESSION_TAGS: list[str] = []  # every test's prefix tag (make_env): its topics go at the session's end
+
+
 @pytest.fixture(scope="session")
-def broker() -> str:
+def broker():
     """A real broker: XPBANK_BROKER, else one already answering on 127.0.0.1:9092 (another
-    checkout's, or docker compose), else the project's own script starts one."""
+    checkout's, or docker compose), else the project's own script starts one. The topics
+    the session's tests made are deleted at its end: kept, a few suites' thousands of
+    partitions made the broker's next start outlast kafka.sh's readiness wait."""
     if not os.environ.get("XPBANK_BROKER") and not asyncio.run(broker_answers("127.0.0.1:9092")):
         _start("deploy/kafka/kafka.sh")
-    return os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
+    url = os.environ.get("XPBANK_BROKER", "kafka://127.0.0.1:9092")
+    yield url
+    delete_session_topics(url)
+
+
+def delete_session_topics(url: str) -> None:
+    prefixes = tuple(f"t{tag}." for tag in SESSION_TAGS)
+    admin = AdminClient({"bootstrap.servers": url.split("://", 1)[-1]})
+    names = [name for name in admin.list_topics(timeout=30).topics if name.startswith(prefixes)] if prefixes else []
+    failed = []
+    for start in range(0, len(names), 200):
+        for name, future in admin.delete_topics(names[start:start + 200], operation_timeout=60).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                failed.append(f"{name}: {exc}")
+    if failed:
+        warnings.warn(f"{len(failed)} of the session's {len(names)} topics not deleted, e.g. {failed[0]}", stacklevel=1)
 
 
 def _redis_answers(url: str) -> bool:
@@ -135,6 +160,7 @@ class Broker:
 
 def make_env(broker: str, redis_url: str, tmp_path: Path) -> tuple[dict[str, str], str]:
     tag = uuid.uuid4().hex[:10]
+    SESSION_TAGS.append(tag)
     return {
         **os.environ,
         "XPBANK_BROKER": broker,
