@@ -18,7 +18,7 @@ from confluent_kafka import TopicPartition as ConfluentTopicPartition
 
 from tests.builders import heartbeat
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, eventually, metrics, produce, topic_values, wait_caught_up
+from tests.e2e.harness import Worker, eventually, get_or_none, metrics, produce, topic_values, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.runtime.topology import app_id
@@ -189,3 +189,27 @@ def test_gap_reader_reads_exactly_the_asked_range(env, settings):
     assert whole == list(range(0, 5))
     assert beyond == [ends - 2, ends - 1]  # the partition ends first: no wait for records to come
     assert start == 0
+
+
+def test_a_partition_that_sending_back_does_not_resume_is_taken_over(env, settings, tmp_path):
+    """faust-streaming can leave a partition unfetched for good, and sending it back then
+    changes nothing. The failpoint makes that happen to caliper partition 0: after three
+    kicks the watchdog reads its records directly and commits them with Faust's own commit."""
+    lines = classroom_log(learners=12, seed=9)
+    assert xpbank(env, "topics", "create").returncode == 0
+    worker = Worker(env | {"XPBANK_FAILPOINT": "stall-partition:0"}, "w", tmp_path).start()
+    try:
+        half = len(lines) // 2
+        produce(env, lines[:half])
+
+        def caliper_read() -> None:
+            assert get_or_none(worker, "/healthz") == 200
+            assert metrics(worker).get(f'xpbank_records_in_total{{topic="{CALIPER}"}}', 0) > 0
+        eventually(caliper_read, timeout=60, every=0.5)
+        produce(env, lines[half:])  # caliper partition 0 is not fetched any more
+        wait_caught_up(settings, timeout=120)
+        assert_matches_simulate(settings, lines)
+        assert metrics(worker)["xpbank_stall_take_overs_total"] >= 1
+        assert "reading it again did not help" in worker.log()
+    finally:
+        worker.stop()

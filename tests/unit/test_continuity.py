@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xpbank.runtime.faust.continuity import Progress, resume_offset, stalled
+from xpbank.runtime.faust.continuity import TAKE_OVER_AFTER, Progress, resume_offset, stalled, take_overs
 
 TP_A, TP_B = ("caliper", 0), ("caliper", 1)
 
@@ -48,3 +48,14 @@ def test_the_ledger_reads_its_table_copy_once_and_forgets_at_a_rebalance():
     assert ledger.last("caliper", 0) == 15
     ledger.follow_generation(2)
     assert ledger.last("caliper", 0) == 40
+
+
+def test_a_partition_kicked_again_and_again_at_last_is_taken_over():
+    counts, due = {}, set()
+    for _ in range(TAKE_OVER_AFTER - 1):
+        counts, due = take_overs(counts, {TP_A: 5, TP_B: 7})
+        assert due == set()
+    counts, due = take_overs(counts, {TP_A: 5})  # B moved: its count starts again
+    assert due == {TP_A} and counts == {TP_A: 0}
+    counts, due = take_overs(counts, {TP_B: 7})
+    assert due == set() and counts == {TP_B: 1}

@@ -53,6 +53,8 @@ SIMPLE = {  # counter name -> (metric, help); everything else goes to xpbank_eve
     "projector_errors": ("xpbank_projector_restarts_total", "projector restarts after an error"),
     "refetched": ("xpbank_refetched_records_total", "records the consumer skipped, read directly by the agent"),
     "stall_restarts": ("xpbank_stall_restarts_total", "partitions sent back after making no progress"),
+    "stall_take_overs": ("xpbank_stall_take_overs_total",
+                         "stalled partitions read directly and committed after sending them back failed"),
     "redelivered": ("xpbank_redelivered_records_total", "records processed before and skipped"),
     "records_misplaced": ("xpbank_misplaced_records_total",
                           "records keyed by learner found off their murmur2 partition (a producer's partitioner), routed"),

@@ -22,7 +22,8 @@ from xpbank.processing.state import BufferedStore
 from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
-from xpbank.runtime.faust.continuity import DELIVERED, GapReader, Ledger, Progress, ledger_key, stalled
+from xpbank.runtime.faust.continuity import (
+    DELIVERED, TAKE_OVER_AFTER, GapReader, Ledger, Progress, commit_processed, ledger_key, stalled, take_overs)
 from xpbank.runtime.faust.checkpoint import Checkpoint
 from xpbank.runtime.faust.tables import TableStore, send
 from xpbank.runtime.faust.web import add_api
@@ -95,7 +96,8 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await curriculum_view.follow()
 
     gaps = GapReader(settings)
-    checkpoint.failpoint = Failpoint()
+    checkpoint.failpoint = failpoint = Failpoint()
+    caliper_name = names[CALIPER]
     ledger = Ledger(lambda topic, partition: store.position(DELIVERED, ledger_key(topic, partition)))
 
     async def process(message) -> None:
@@ -125,6 +127,9 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             await curriculum_view.ready.wait()
             async with checkpoint.lock:
                 await learner(event.message)
+                if failpoint.stalled_partition is not None and failpoint.stalls(
+                        event.message.topic, event.message.partition, caliper_name):
+                    app.consumer.pause_partitions({event.message.tp})  # (tests) fetched no more
                 if checkpoint.due:
                     await checkpoint.flush()
                 elif checkpoint.held and not publishing_soon:
@@ -190,7 +195,29 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         checkpoint.unrecovered |= {tp.partition for tp in assigned if tp.topic in learner_topics}
 
     last_check: dict = {}
+    kicked: dict = {}  # partition -> kicks in a row
     admin: list[Admin] = []  # made on the first check, kept for the next ones
+
+    async def take_over(tp, end: int) -> None:
+        """Seeking back did not help: read the records not processed yet directly, write
+        a checkpoint, and commit what the ledger has processed."""
+        async with checkpoint.lock:
+            if tp.partition in checkpoint.unrecovered:
+                await checkpoint.recover(tp.partition)
+            last = ledger.last(tp.topic, tp.partition)
+            start = last + 1 if last is not None else await gaps.log_start(tp.topic, tp.partition)
+            missed = await gaps.read(tp.topic, tp.partition, start, end) if start < end else []
+            for missing in missed:
+                await process(missing)
+                app.consumer.ack(missing)
+            await checkpoint.flush()
+            done = ledger.last(tp.topic, tp.partition)
+        if done is not None:
+            await commit_processed(app.consumer, tp, done + 1)
+        log.warning("partition made no progress in %d checks in a row, reading it again did not help: read %d "
+                    "records directly and committed up to offset %s topic=%s partition=%s", TAKE_OVER_AFTER, len(missed),
+                    None if done is None else done + 1, tp.topic, tp.partition)
+        wiring.metrics["stall_take_overs"] += 1
 
     @app.timer(STALL_CHECK_SECONDS)
     async def unstall_partitions() -> None:
@@ -204,12 +231,20 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         committed = await admin[0].committed(ident)
         now = {tp: Progress(committed.get(tp), ledger.last(tp.topic, tp.partition), ends[tp])
                for tp in assigned}
-        for tp, offset in stalled(last_check, now).items():
+        kicks = stalled(last_check, now)
+        counts, due = take_overs(dict(kicked), kicks)
+        kicked.clear()
+        kicked.update(counts)
+        for tp, offset in kicks.items():
+            if tp in due and curriculum_view.ready.is_set():
+                await take_over(tp, now[tp].end)
+                continue
             start = offset if offset is not None else await gaps.log_start(tp.topic, tp.partition)
             log.warning("partition made no progress, reading it again topic=%s partition=%s from=%s end=%s",
                         tp.topic, tp.partition, start, now[tp].end)
             wiring.metrics["stall_restarts"] += 1
-            app.consumer.resume_partitions({tp})
+            if not failpoint.stalls(tp.topic, tp.partition, caliper_name):
+                app.consumer.resume_partitions({tp})
             await app.consumer.seek(tp, start)
         last_check.clear()
         last_check.update(now)

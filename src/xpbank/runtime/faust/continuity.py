@@ -151,3 +151,24 @@ def stalled(before: dict, now: dict) -> dict:
 
 def _position(progress: Progress) -> tuple:
     return progress.committed, progress.processed
+
+
+# Kicks of one partition in a row, at the same position, after which seeking back is
+# given up: the agent reads the partition's records itself and commits with Faust's own
+# commit (a fetch that never resumes, or acknowledgements that never move its commit).
+TAKE_OVER_AFTER = 3
+
+
+def take_overs(counts: dict, kicks: dict) -> tuple[dict, set]:
+    """Kicks in a row per partition (one not kicked now starts again at 0), and the
+    partitions kicked TAKE_OVER_AFTER times in a row (their count starts again)."""
+    counts = {tp: counts.get(tp, 0) + 1 for tp in kicks}
+    due = {tp for tp, n in counts.items() if n >= TAKE_OVER_AFTER}
+    return {tp: 0 if tp in due else n for tp, n in counts.items()}, due
+
+
+async def commit_processed(consumer, tp: TP, offset: int) -> None:
+    """Commit `offset` (the next to read) for `tp` through Faust's own commit path,
+    which flushes the producer, commits, tells the tables and updates Faust's idea of
+    the committed offset (faust-streaming 0.15.3's `Consumer._commit_offsets`)."""
+    await consumer._commit_offsets({tp: offset})  # noqa: SLF001
