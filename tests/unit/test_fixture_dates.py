@@ -36,8 +36,9 @@ def test_the_classroom_dates_records_within_the_brokers_retention_by_default():
 
 
 def test_nothing_that_reaches_a_broker_stamps_a_fixed_calendar_date():
-    sources = [*ROOT.glob("tests/e2e/*.py"), *ROOT.glob("tests/integration/*.py"), ROOT / "tests/builders.py",
-               ROOT / "tests/conftest.py", *ROOT.glob("src/xpbank/**/classroom.py"), *ROOT.glob("src/xpbank/**/demo.py")]
+    sources = [*ROOT.glob("tests/e2e/*.py"), *ROOT.glob("tests/integration/*.py"), *ROOT.glob("tests/*.py"),
+               *ROOT.glob("bench/*.py"), *ROOT.glob("examples/*.sh"), *ROOT.glob("src/xpbank/**/classroom.py"),
+               *ROOT.glob("src/xpbank/**/demo.py")]
     offenders = [f"{path.relative_to(ROOT)}:{n}" for path in sources
                  for n, text in enumerate(path.read_text().splitlines(), 1) if FIXED_DATE.search(text)]
     assert offenders == []
