@@ -74,22 +74,30 @@ def split(lines: list[dict]) -> tuple[list[dict], list[dict], list[dict], list[d
     return lines[:quarter], lines[quarter:2 * quarter], lines[2 * quarter:3 * quarter], lines[3 * quarter:]
 
 
-@both_engines
-def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_fact(env, settings, tmp_path):
-    lines = classroom_log(learners=16, seed=23)
+def killed_mid_stream(env, settings, tmp_path, worker: Worker, lines: list[dict]) -> int:
+    """Start `worker` on the classroom's first quarter, stream the second, kill -9 it while
+    the third is in flight, then produce the rest. Returns the records in flight at the kill."""
     first, streamed, burst, after = split(lines)
     assert xpbank(env, "topics", "create").returncode == 0
     produce(env, first)
-    worker = Worker(env, "w", tmp_path).start()
+    worker.start()
+    wait_caught_up(settings)
+    before = committed(settings)
+    stream = Stream(settings, streamed).start()
+    until_working(settings, before)
+    stream.join()
+    in_flight = in_flight_after(settings, burst, worker.kill9, measured_after=True)
+    assert in_flight > 0, "the worker was killed with nothing outstanding: the scenario did not happen"
+    produce(env, after)
+    return in_flight
+
+
+@both_engines
+def test_kill_9_mid_stream_loses_nothing_and_duplicates_no_fact(env, settings, tmp_path):
+    lines = classroom_log(learners=16, seed=23)
+    worker = Worker(env, "w", tmp_path)
     try:
-        wait_caught_up(settings)
-        before = committed(settings)
-        stream = Stream(settings, streamed).start()
-        until_working(settings, before)
-        stream.join()
-        in_flight = in_flight_after(settings, burst, worker.kill9, measured_after=True)
-        assert in_flight > 0, "the worker was killed with nothing outstanding: the scenario did not happen"
-        produce(env, after)
+        in_flight = killed_mid_stream(env, settings, tmp_path, worker, lines)
         started = time.monotonic()
         worker.start()
         wait_caught_up(settings)
@@ -131,18 +139,9 @@ def test_exactly_once_a_kill_9_publishes_every_output_once(env, engine, tmp_path
     env = env | {"XPBANK_PROCESSING_GUARANTEE": "exactly-once"}
     settings = Settings.from_env(env)
     lines = classroom_log(learners=16, seed=37)
-    first, streamed, burst, after = split(lines)
-    assert xpbank(env, "topics", "create").returncode == 0
-    produce(env, first)
-    worker = Worker(env, "w", tmp_path).start()
+    worker = Worker(env, "w", tmp_path)
     try:
-        wait_caught_up(settings)
-        before = committed(settings)
-        stream = Stream(settings, streamed).start()
-        until_working(settings, before)
-        stream.join()
-        assert in_flight_after(settings, burst, worker.kill9, measured_after=True) > 0, "the kill hit no work in flight"
-        produce(env, after)
+        killed_mid_stream(env, settings, tmp_path, worker, lines)
         worker.start()
         wait_caught_up(settings)
         assert_matches_simulate(settings, lines)
