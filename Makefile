@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-unit test-integration test-e2e run bench clean
+.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
-	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis"
+	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
+	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
 	@echo "make kafka-up-secure - a second broker with SASL_SSL (SCRAM) and ACLs on 127.0.0.1:9094"
 	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
@@ -59,7 +60,11 @@ schemas: setup
 
 # The test fixtures start Kafka and Redis themselves (or use XPBANK_BROKER / XPBANK_REDIS_URL).
 test: setup
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+# Clusters and long fault tests: CI runs them after `make test` (.ci/run).
+test-slow: setup
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -20,7 +20,7 @@ from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import read_models, sums_of_current_facts, wait_projected
 from xpbank.config import Settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BATCHES = 12
 
 
