@@ -27,6 +27,7 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_DATA_DIR": "./data",
     "XPBANK_INSTANCE_ID": "",
     "XPBANK_PROJECTOR": "1",
+    "XPBANK_PROJECTOR_PORT": "6067",
     "XPBANK_REDIS_PREFIX": "xpbank:",
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
     "XPBANK_OUTPUT_RETENTION_DAYS": "-1",
@@ -73,6 +74,7 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_DATA_DIR": "where a worker keeps its table stores",
     "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod name",
     "XPBANK_PROJECTOR": "`1`: the worker runs the projector; `0` with `xpbank projector` apart",
+    "XPBANK_PROJECTOR_PORT": "`/healthz` and `/metrics` of `xpbank projector` on its own",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis key",
     "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
     "XPBANK_OUTPUT_RETENTION_DAYS": "days the banked, attempts and dead-letter topics keep (`-1`: for ever)",
@@ -277,6 +279,7 @@ class Settings:
     instance_id: str = ""
     replication_factor: int = 1
     projector: bool = True
+    projector_port: int = 6067
     redis_prefix: str = "xpbank:"
     output_retention_days: int = -1
     allow_finite_retention: bool = False
@@ -325,6 +328,7 @@ class Settings:
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
             replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
+            projector_port=_int(env, "XPBANK_PROJECTOR_PORT", minimum=1),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             output_retention_days=_retention_days(env, "XPBANK_OUTPUT_RETENTION_DAYS"),
             allow_finite_retention=_flag(env, "XPBANK_ALLOW_FINITE_RETENTION"),

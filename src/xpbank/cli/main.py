@@ -93,7 +93,7 @@ def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.read.projector import main_projector
+    from xpbank.read.projector_main import main_projector
 
     main_projector(settings)
     return 0

@@ -101,11 +101,12 @@ class Overview:
         return {"healthStatus": status, "health": health, "engine": engine}
 
     async def _redis(self) -> dict:
+        """Whether Redis answers, and whether the read models it holds are complete."""
         try:
-            await asyncio.wait_for(self.read_models().client.ping(), 3)
-            return {"ok": True}
+            status = await asyncio.wait_for(self.read_models().status(), 3)
         except Exception as exc:  # noqa: BLE001 - Redis away: said on the page
             return {"ok": False, "error": problem_text(exc)}
+        return {"ok": True, "state": status.name, **({} if status.ready else {"problem": status.problem()})}
 
 
 def page(name: str) -> Callable:

@@ -10,7 +10,7 @@ import logging
 import faust
 
 from xpbank.kafka.admin import group_lag
-from xpbank.read.api import health, render_metrics
+from xpbank.read.api import health, projector_gauges, projector_health, render_metrics
 from xpbank.read.server import Host, Watch, serve
 from xpbank.read.ui.views import engine_status
 
@@ -22,7 +22,9 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
     app = wiring.app
 
     async def readiness() -> tuple[int, dict]:
-        return health(app.tables.recovery.completed.is_set(), bool(app.rebalancing), curriculum_view.ready.is_set())
+        status, body = health(app.tables.recovery.completed.is_set(), bool(app.rebalancing),
+                              curriculum_view.ready.is_set(), wiring.probe.up, wiring.probe.problem)
+        return status, body | projector_health(wiring.projector)
 
     async def metrics() -> str:
         try:
@@ -30,7 +32,11 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
         except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
             log.debug("consumer lag unavailable: %s", exc)
             lag = None
-        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()})
+        gauges, projector_lag = projector_gauges(wiring.projector)
+        probe = wiring.probe
+        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()},
+                              gauges={"xpbank_broker_up": None if probe.up is None else int(probe.up), **gauges},
+                              projector_lag=projector_lag)
 
     async def status() -> dict:
         return engine_status("faust", settings.instance_id, app.tables.recovery.completed.is_set(),
