@@ -194,8 +194,9 @@ def test_a_broker_restart_under_load_stops_no_process(engine, redis_url, tmp_pat
 
         own.up()
         produce(env, rest)
-        eventually(lambda: gateway.post("/caliper/v1p2", envelope([timeback_time_spent("gateway-learner")]))[0] == 200
-                   or pytest.fail("never"), timeout=90)
+        def gateway_sends() -> None:
+            assert gateway.post("/caliper/v1p2", envelope([timeback_time_spent("gateway-learner")]))[0] == 200
+        eventually(gateway_sends, timeout=90)
 
         def recovered() -> None:
             for process in (worker, projector):

@@ -44,6 +44,11 @@ class Wiring:
     probe: BrokerProbe
     metrics: Counter = field(default_factory=Counter)
     projector: Projector | None = None  # the read models' projector, when this worker runs it
+    assigned: bool = False  # partitions were assigned once (Faust's recovery looks complete before)
+
+    @property
+    def recovered(self) -> bool:
+        return self.assigned and self.app.tables.recovery.completed.is_set()
 
 
 def create_app(settings: Settings, *, web: bool = True) -> Wiring:
@@ -219,6 +224,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         """A stop can leave a durable outbox unpublished: published before the partition's
         next record, or by the idle timer once the tables are recovered."""
         checkpoint.unrecovered |= {tp.partition for tp in assigned if tp.topic in learner_topics}
+        wiring.assigned = True
 
     last_check: dict = {}
     kicked: dict = {}  # partition -> kicks in a row

@@ -22,7 +22,7 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
     app = wiring.app
 
     async def readiness() -> tuple[int, dict]:
-        status, body = health(app.tables.recovery.completed.is_set(), bool(app.rebalancing),
+        status, body = health(wiring.recovered, bool(app.rebalancing),
                               curriculum_view.ready.is_set(), wiring.probe.up, wiring.probe.problem)
         return status, body | projector_health(wiring.projector)
 
@@ -39,7 +39,7 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
                               projector_lag=projector_lag)
 
     async def status() -> dict:
-        return engine_status("faust", settings.instance_id, app.tables.recovery.completed.is_set(),
+        return engine_status("faust", settings.instance_id, wiring.recovered,
                              bool(app.rebalancing), curriculum_view.ready.is_set(), wiring.metrics)
 
     host = Host(readiness, metrics, status=status, watch=Watch(app.conf.id, tuple(lag_topics)))
