@@ -3,11 +3,14 @@ works on a developer machine; a bad value fails fast with the variable's name.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from xpbank.core.rules import Rules
 
@@ -215,6 +218,9 @@ class ApiTokens:
     def __repr__(self) -> str:
         return f"ApiTokens({len(self.scopes)} tokens)"
 
+    def __len__(self) -> int:
+        return len(self.scopes)
+
     @classmethod
     def parse(cls, text: str, name: str = "XPBANK_API_TOKENS") -> ApiTokens:
         """Comma-separated tokens (every scope), or a JSON object
@@ -238,6 +244,52 @@ class ApiTokens:
             return cls(tuple(entries))
         tokens = [t.strip() for t in text.split(",") if t.strip()]
         return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
+
+    @classmethod
+    def reread(cls, text: str) -> ApiTokens:
+        """XPBANK_API_TOKENS_FILE's new content; none left would lock everyone out, so
+        it is refused (a half-written file, most likely)."""
+        tokens = cls.parse(text, "XPBANK_API_TOKENS_FILE")
+        if not tokens.scopes:
+            raise ConfigError("XPBANK_API_TOKENS_FILE holds no token")
+        return tokens
+
+
+T = TypeVar("T")
+
+
+class Rereadable(Generic[T]):
+    """A file's parsed content, parsed again once the file's content changed (looked at
+    no more than once every `every` seconds; token files are small): tokens rotate
+    without a restart, a Kubernetes Secret's atomic symlink swap included. A content that
+    `parse` refuses (ConfigError), or a file gone, keeps the last good value: logged
+    with the variable's name, never the content."""
+
+    def __init__(self, path: str, parse: Callable[[str], T], variable: str, value: T, every: float = 1.0) -> None:
+        self.path, self.parse, self.variable, self.value, self.every = path, parse, variable, value, every
+        self._seen, self._looked = self._content(), time.monotonic()
+
+    def _content(self) -> bytes | None:
+        try:
+            return Path(self.path).read_bytes()
+        except OSError:
+            return None
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return self.value
+        self._looked, content = now, self._content()
+        if content is None or content == self._seen:
+            return self.value
+        self._seen = content
+        try:
+            self.value = self.parse(content.decode("utf-8", "replace"))
+        except ConfigError as exc:
+            logging.getLogger("xpbank").warning("%s changed but is not used (%s): the tokens before stay", self.variable, exc)
+        else:
+            logging.getLogger("xpbank").info("%s read again", self.variable)
+        return self.value
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
@@ -284,6 +336,7 @@ class Settings:
     redis_secret_url: Secret = Secret("")
     redis_ca_file: str = ""
     api_tokens: ApiTokens = ApiTokens()
+    api_tokens_file: str = ""  # read again when it changes (read.auth.current_tokens)
     metrics_public: bool = False
     engine: str = "faust"
     processing_guarantee: str = "at-least-once"
@@ -314,6 +367,7 @@ class Settings:
             kafka=KafkaSecurity.from_env(env),
             api_tokens=ApiTokens.parse(_text(env, "XPBANK_API_TOKENS"),
                                        "XPBANK_API_TOKENS_FILE" if env.get("XPBANK_API_TOKENS_FILE") else "XPBANK_API_TOKENS"),
+            api_tokens_file=env.get("XPBANK_API_TOKENS_FILE") or "",
             metrics_public=_flag(env, "XPBANK_METRICS_PUBLIC"),
             engine=engine,
             processing_guarantee=guarantee,

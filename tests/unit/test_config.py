@@ -28,3 +28,13 @@ def test_the_readme_lists_every_variable_with_its_default():
     assert markdown_table() in text
     for name, default in DEFAULTS.items():
         assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
+
+
+def test_a_projector_with_its_own_redis_prefix_gets_its_own_consumer_group():
+    from xpbank.read.projector import projector_group
+
+    live = Settings.from_env({"XPBANK_TOPIC_PREFIX": "p."})
+    second = Settings.from_env({"XPBANK_TOPIC_PREFIX": "p.", "XPBANK_REDIS_PREFIX": "xpbank-g2:"})
+    assert projector_group(live) == "p.xpbank-projector"  # the name a running deployment already has
+    assert projector_group(second) == "p.xpbank-projector-xpbank-g2:"
+    assert projector_group(second).startswith("p.")  # ACLs on the topic prefix still cover it

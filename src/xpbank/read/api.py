@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from xpbank.contract.outputs import REASONS
 from xpbank.core.attempts import AttemptState, progress
+from xpbank.read.latency import Histogram
 from xpbank.read.projection import completed_view, no_attempt_view, open_view
 
 
@@ -61,8 +62,10 @@ SIMPLE = {  # counter name -> (metric, help); everything else goes to xpbank_eve
 }
 
 
-def render_metrics(counts: Mapping[str, int], lag: Mapping[str, int] | None, sizes: Mapping[str, int]) -> str:
-    """Prometheus text exposition (version 0.0.4)."""
+def render_metrics(counts: Mapping[str, int], lag: Mapping[tuple[str, int], int] | None, sizes: Mapping[str, int],
+                   latency: Histogram | None = None) -> str:
+    """Prometheus text exposition (version 0.0.4). `lag`: the worker group's, per
+    (topic, partition); `latency`: record timestamp to outputs published."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -91,8 +94,10 @@ def render_metrics(counts: Mapping[str, int], lag: Mapping[str, int] | None, siz
     family("xpbank_events_total", "counter", "other counted outcomes (duplicates, redelivered, ...)",
            [(_labels(name=k), v) for k, v in rest.items()])
     if lag is not None:
-        family("xpbank_consumer_lag", "gauge", "input records not yet committed by the worker group, per topic",
-               [(_labels(topic=t), v) for t, v in sorted(lag.items())])
+        family("xpbank_consumer_lag", "gauge", "input records not yet committed by the worker group, per partition",
+               [(_labels(topic=t, partition=str(p)), v) for (t, p), v in sorted(lag.items())])
     family("xpbank_table_keys", "gauge", "keys held in this worker's tables",
            [(_labels(table=t), v) for t, v in sorted(sizes.items())])
+    if latency is not None:
+        lines.extend(latency.render())
     return "\n".join(lines) + "\n"

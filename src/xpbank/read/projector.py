@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import Field, TypeAdapter, ValidationError
 
 from xpbank.kafka.connection import aiokafka_options
-from xpbank.config import Settings
+from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.clients import read_topic
 from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
 from xpbank.contract.topics import ATTEMPTS, DECISIONS, FACTS, base_name
@@ -32,7 +32,12 @@ ATTEMPT_EVENT = TypeAdapter(Annotated[AttemptEvent, Field(discriminator="type")]
 
 
 def projector_group(settings: Settings) -> str:
-    return f"{settings.topic_prefix}xpbank-projector"
+    """One group per set of read models: a second projector with its own
+    XPBANK_REDIS_PREFIX (the reader switch of a replay) reads every output record again
+    into its own keys instead of sharing the live projector's partitions. The default
+    prefix keeps the group name projectors have always had."""
+    group = f"{settings.topic_prefix}xpbank-projector"
+    return group if settings.redis_prefix == DEFAULTS["XPBANK_REDIS_PREFIX"] else f"{group}-{settings.redis_prefix}"
 
 
 def projected_topics(settings: Settings) -> list[str]:

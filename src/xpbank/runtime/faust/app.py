@@ -19,6 +19,7 @@ from xpbank.kafka.admin import Admin
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
+from xpbank.read.latency import Histogram
 from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
@@ -40,6 +41,7 @@ STALL_CHECK_SECONDS = 5.0  # a partition with no progress across two checks is r
 class Wiring:
     app: faust.App
     metrics: Counter = field(default_factory=Counter)
+    latency: Histogram = field(default_factory=Histogram)  # record timestamp -> outputs published
 
 
 def create_app(settings: Settings, *, web: bool = True) -> Wiring:
@@ -87,6 +89,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     learner_topics = set(learner_inputs.topics)
     store = TableStore(checkpoint, curriculum_view)
     wiring = Wiring(app)
+    checkpoint.latency = wiring.latency
     rules = settings.rules
     if web:
         add_api(wiring, tables, curriculum_view, settings, input_topics(settings))

@@ -9,7 +9,7 @@ import logging
 
 import faust
 
-from xpbank.kafka.admin import group_lag
+from xpbank.kafka.lag import PartitionLagProbe
 from xpbank.read.api import health, render_metrics
 from xpbank.read.server import Host, Watch, serve
 from xpbank.read.ui.views import engine_status
@@ -20,17 +20,18 @@ log = logging.getLogger("xpbank.web")
 def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, lag_topics) -> None:
     """Serve the API from the worker `wiring.app`. `lag_topics`: the group's input topics."""
     app = wiring.app
+    probe = PartitionLagProbe(settings, app.conf.id, lag_topics)
 
     async def readiness() -> tuple[int, dict]:
         return health(app.tables.recovery.completed.is_set(), bool(app.rebalancing), curriculum_view.ready.is_set())
 
     async def metrics() -> str:
         try:
-            lag = await asyncio.wait_for(group_lag(settings, app.conf.id, lag_topics), 5)
+            lag = await asyncio.wait_for(probe.lag(), 5)
         except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
             log.debug("consumer lag unavailable: %s", exc)
             lag = None
-        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()})
+        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()}, wiring.latency)
 
     async def status() -> dict:
         return engine_status("faust", settings.instance_id, app.tables.recovery.completed.is_set(),

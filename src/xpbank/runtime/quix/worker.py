@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 from xpbank.config import Settings
-from xpbank.kafka.admin import group_lag
+from xpbank.kafka.lag import PartitionLagProbe
 from xpbank.read.api import health, render_metrics
 from xpbank.read.server import Host, Watch
 from xpbank.read.ui.views import engine_status
@@ -33,16 +33,17 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     metrics: Counter = Counter()
     curriculum = CurriculumView(settings)
     engine = QuixEngine(settings, curriculum, metrics)
+    probe = PartitionLagProbe(settings, engine.group, input_topics(settings))
 
     async def readiness() -> tuple[int, dict]:
         return health(engine.ever_assigned and not engine.recovering, engine.rebalancing, curriculum.ready_now())
 
     async def metrics_text() -> str:
         try:
-            lag = await asyncio.wait_for(group_lag(settings, engine.group, input_topics(settings)), 5)
+            lag = await asyncio.wait_for(probe.lag(), 5)
         except Exception:  # noqa: BLE001 - the rest of the metrics still count
             lag = None
-        return render_metrics(metrics, lag, {})
+        return render_metrics(metrics, lag, {}, engine.latency)
 
     async def status() -> dict:
         return engine_status("quix", settings.instance_id, engine.ever_assigned and not engine.recovering,
