@@ -14,6 +14,7 @@ import orjson
 from xpbank.config import ENGINES, ConfigError, Settings
 from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
+from xpbank.cli import dead_letters, generations
 from xpbank.cli.records import RecordLineError, output_line, read_lines
 
 
@@ -335,6 +336,8 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_projections_rebuild)
     s = sub.add_parser("facts", help="print the current facts (latest per factId)")
     s.set_defaults(run=cmd_facts)
+    dead_letters.add_parser(sub)
+    generations.add_parser(sub)
     return p
 
 
