@@ -174,7 +174,8 @@ def test_compose_secrets_script_makes_every_secret_once_private_and_valid(tmp_pa
     first = {p.name: p.read_text() for p in made.iterdir()}
     assert set(first) == set(compose()["secrets"])
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
-    assert len(ApiTokens.parse(first["api-tokens"]).scopes) == 1
+    tokens = {secret.reveal(): scopes for secret, _, scopes in ApiTokens.parse(first["api-tokens"]).scopes}
+    assert len(tokens) == 2 and tokens[first["metrics-token"].strip()] == {"operations"}  # Prometheus's: metrics only
     password = first["redis-password"].strip()
     assert len(password) >= 32 and first["redis-url"].strip() == f"redis://:{password}@redis:6379/0"
     env = {"XPBANK_GATEWAY_TOKENS_FILE": str(made / "gateway-tokens"), "XPBANK_REDIS_URL_FILE": str(made / "redis-url")}

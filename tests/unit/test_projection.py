@@ -103,7 +103,7 @@ def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
     counts.update({"records_in:learning.caliper.v1": 3, "clamped_ms": 1500, "awards": 2})
     latency = Histogram()
     latency.observe_since([1_000, 9_000, None], now_ms=10_000)  # 9 s and 1 s old; an unstamped output is skipped
-    text = render_metrics(counts, {("t.learning.caliper.v1", 0): 4, ("t.learning.caliper.v1", 1): 0}, {"pairs": 2}, latency)
+    text = render_metrics(counts, {("t.learning.caliper.v1", 0): 4, ("t.learning.caliper.v1", 1): 0}, {"pairs": 2}, latency, ready=False)
     samples = {}
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -120,6 +120,7 @@ def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
     assert samples['xpbank_output_latency_seconds_bucket{le="+Inf"}'] == 2
     assert (samples["xpbank_output_latency_seconds_count"], samples["xpbank_output_latency_seconds_sum"]) == (2, 10)
     assert samples['xpbank_table_keys{table="pairs"}'] == 2
+    assert samples["xpbank_worker_ready"] == 0
     for reason in REASONS:
         assert samples[f'xpbank_dead_letters_total{{reason="{reason}"}}'] == simulator.counts.get(f"dead_letters:{reason}", 0)
     assert samples['xpbank_dead_letters_total{reason="malformed_json"}'] == 1

@@ -63,9 +63,10 @@ SIMPLE = {  # counter name -> (metric, help); everything else goes to xpbank_eve
 
 
 def render_metrics(counts: Mapping[str, int], lag: Mapping[tuple[str, int], int] | None, sizes: Mapping[str, int],
-                   latency: Histogram | None = None) -> str:
+                   latency: Histogram | None = None, ready: bool | None = None) -> str:
     """Prometheus text exposition (version 0.0.4). `lag`: the worker group's, per
-    (topic, partition); `latency`: record timestamp to outputs published."""
+    (topic, partition); `latency`: record timestamp to outputs published; `ready`: what
+    /healthz says (a gauge, so that "not ready for long" can be alerted on)."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -100,4 +101,7 @@ def render_metrics(counts: Mapping[str, int], lag: Mapping[tuple[str, int], int]
            [(_labels(table=t), v) for t, v in sorted(sizes.items())])
     if latency is not None:
         lines.extend(latency.render())
+    if ready is not None:
+        family("xpbank_worker_ready", "gauge", "1 while /healthz answers 200 (state recovered, no rebalance, curriculum loaded)",
+               [("", int(ready))])
     return "\n".join(lines) + "\n"

@@ -31,7 +31,8 @@ def add_api(wiring, tables: dict[str, faust.Table], curriculum_view, settings, l
         except Exception as exc:  # noqa: BLE001 - the rest of the metrics still count
             log.debug("consumer lag unavailable: %s", exc)
             lag = None
-        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()}, wiring.latency)
+        return render_metrics(wiring.metrics, lag, {name: _size(table) for name, table in tables.items()}, wiring.latency,
+                              ready=(await readiness())[0] == 200)
 
     async def status() -> dict:
         return engine_status("faust", settings.instance_id, app.tables.recovery.completed.is_set(),

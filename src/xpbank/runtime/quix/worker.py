@@ -43,7 +43,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
             lag = await asyncio.wait_for(probe.lag(), 5)
         except Exception:  # noqa: BLE001 - the rest of the metrics still count
             lag = None
-        return render_metrics(metrics, lag, {}, engine.latency)
+        return render_metrics(metrics, lag, {}, engine.latency, ready=(await readiness())[0] == 200)
 
     async def status() -> dict:
         return engine_status("quix", settings.instance_id, engine.ever_assigned and not engine.recovering,
