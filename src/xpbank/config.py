@@ -29,6 +29,7 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_WEB_PORT": "6066",
     "XPBANK_DATA_DIR": "./data",
     "XPBANK_INSTANCE_ID": "",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "10",
     "XPBANK_PROJECTOR": "1",
     "XPBANK_REDIS_PREFIX": "xpbank:",
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
@@ -75,6 +76,7 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_WEB_PORT": "the worker's HTTP port",
     "XPBANK_DATA_DIR": "where a worker keeps its table stores",
     "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod name",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "a worker away this long loses its partitions; a static member back sooner keeps them (no rebalance)",
     "XPBANK_PROJECTOR": "`1`: the worker runs the projector; `0` with `xpbank projector` apart",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis key",
     "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
@@ -327,6 +329,7 @@ class Settings:
     data_dir: Path
     rules: Rules
     instance_id: str = ""
+    session_timeout_seconds: int = 10
     replication_factor: int = 1
     projector: bool = True
     redis_prefix: str = "xpbank:"
@@ -377,6 +380,7 @@ class Settings:
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
+            session_timeout_seconds=_int(env, "XPBANK_SESSION_TIMEOUT_SECONDS", minimum=6),  # the broker's minimum
             replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),

@@ -104,7 +104,8 @@ class QuixEngine:
         # fetch.wait.max.ms: an offset query waits behind the consumer's long poll on the
         # same connection, and Quix asks for every assigned partition's watermarks one by
         # one on every assignment: 500 ms each (the default) made a rebalance take 10 s
-        consumer_extra = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 50}
+        consumer_extra = {"session.timeout.ms": settings.session_timeout_seconds * 1000, "heartbeat.interval.ms": 1000,
+                          "fetch.wait.max.ms": 50}
         producer_extra = {"linger.ms": 5}
         if settings.instance_id:  # static membership: a restart takes its partitions back at once
             consumer_extra["group.instance.id"] = settings.instance_id
