@@ -61,7 +61,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
 
-DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_table)
+DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
@@ -103,7 +103,7 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
 
 
 def markdown_table() -> str:
-    """The README's configuration table (a unit test keeps them equal)."""
+    """docs/configuration.md's table (a unit test keeps them equal)."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
         f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
 
@@ -409,3 +409,7 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """The broker URL(s) as aiokafka wants them (`host:port[,host:port]`)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+
+if __name__ == "__main__":  # the table of docs/configuration.md
+    print(markdown_table(), end="")
