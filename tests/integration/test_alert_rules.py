@@ -63,3 +63,16 @@ def test_the_scrape_configs_are_valid_and_send_the_operations_token(tmp_path):
         copy.write_text(yaml.safe_dump(config))
         checked = promtool("check", "config", str(copy))
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_compose_runs_prometheus_with_these_files_and_the_metrics_token():
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
+    prometheus = compose["services"]["prometheus"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    assert (ROOT / "deploy" / mounts["/etc/prometheus/prometheus.yml"]).resolve() == PROMETHEUS / "prometheus.yml"
+    assert (ROOT / "deploy" / mounts["/etc/prometheus/rules"]).resolve() == PROMETHEUS / "rules"
+    assert prometheus["secrets"] == ["metrics-token"] and prometheus["image"].endswith(":v2.42.0")  # promtool's version
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    assert {job["authorization"]["credentials_file"] for job in config["scrape_configs"]} == {"/run/secrets/metrics-token"}
+    targets = {t.split(":")[0] for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert targets <= set(compose["services"])

@@ -21,14 +21,14 @@ from xpbank.kafka.redrive import Filters, Letter, parse_since, read_letters, rea
 SOURCES = (INPUT_LETTERS,)
 
 
-def filters_of(args: argparse.Namespace) -> Filters:
-    return Filters(reasons=frozenset(args.reason or ()), topics=frozenset(args.topic or ()),
+def filters_of(args: argparse.Namespace, prefix: str) -> Filters:
+    return Filters(reasons=frozenset(args.reason or ()), topics=frozenset(base_name(t, prefix) for t in args.topic or ()),
                    since_ms=parse_since(args.since, datetime.now(UTC)) if args.since else None,
                    users=frozenset(args.user or ()))
 
 
 async def letters(settings: Settings, args: argparse.Namespace) -> list[Letter]:
-    found = [letter async for letter in read_letters(settings, SOURCES, filters_of(args))]
+    found = [letter async for letter in read_letters(settings, SOURCES, filters_of(args, settings.topic_prefix))]
     wanted = set(args.positions or ())
     return [letter for letter in found if not wanted or wanted & {
         letter.id, f"{letter.partition}/{letter.offset}", f"{base_name(letter.topic, settings.topic_prefix)}/{letter.partition}/{letter.offset}"}]
@@ -66,7 +66,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace, settings: Settings) -> int:
-    filters = filters_of(args)
+    filters = filters_of(args, settings.topic_prefix)
     if filters.empty and not args.positions and not args.all:
         raise ConfigError("say which dead letters to re-drive: --reason, --topic, --since, --user, "
                           "positions, or --all")
@@ -99,7 +99,7 @@ def add_parser(sub) -> None:
         c.add_argument("positions", nargs="*", metavar="POSITION",
                        help="only these: PARTITION/OFFSET of the dead-letter topic (or TOPIC/PARTITION/OFFSET)")
         c.add_argument("--reason", action="append", metavar="R", help="reason code (repeatable)")
-        c.add_argument("--topic", action="append", metavar="T", help="the original's topic, registry name (repeatable)")
+        c.add_argument("--topic", action="append", metavar="T", help="the original's topic, with or without the prefix (repeatable)")
         c.add_argument("--since", metavar="TIME", help="records stamped from TIME (ISO 8601) or for the last 90s, 30m, 6h, 7d")
         c.add_argument("--user", action="append", metavar="U", help="a learner the payload names (repeatable)")
         if name == "redrive":
