@@ -70,13 +70,17 @@ def scraped(broker, redis_url, tmp_path_factory) -> dict[str, str | None]:
     env, tag = make_env(broker, redis_url, tmp)
     env["XPBANK_PROJECTOR"] = "0"  # the projector runs on its own, as in compose and Kubernetes
     assert xpbank(env, "topics", "create").returncode == 0
-    faust = Worker(env | {"XPBANK_ENGINE": "faust"}, "faust", tmp).start()
-    quix = Worker(env | {"XPBANK_ENGINE": "quix"}, "quix", tmp).start()
-    projector_port = free_port()
-    projector = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), "projector"], env=env | {
-        "XPBANK_PROJECTOR_PORT": str(projector_port)}, stdout=open(tmp / "projector.log", "wb"), stderr=subprocess.STDOUT)
-    gateway = Gateway(env, tmp).start()
+    started: list = []  # stopped at the end whatever happens
     try:
+        faust = Worker(env | {"XPBANK_ENGINE": "faust"}, "faust", tmp)
+        quix = Worker(env | {"XPBANK_ENGINE": "quix"}, "quix", tmp)
+        started += [faust.start(), quix.start()]
+        projector_port = free_port()
+        started.append(subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), "projector"], env=env | {
+            "XPBANK_PROJECTOR_PORT": str(projector_port)}, stdout=open(tmp / "projector.log", "wb"), stderr=subprocess.STDOUT))
+        gateway = Gateway(env, tmp)
+        started.append(gateway)
+        gateway.start()
         produce(env, [a.line for a in classroom(learners=3, seed=11, pace=0.01)])
         for engine in ("faust", "quix"):
             wait_caught_up(Settings.from_env(env | {"XPBANK_ENGINE": engine}))
@@ -86,11 +90,12 @@ def scraped(broker, redis_url, tmp_path_factory) -> dict[str, str | None]:
                "projector": scrape(projector_port, token), "gateway": scrape(gateway.port, token),
                "input partitions": env["XPBANK_PARTITIONS"], "prefix": env["XPBANK_TOPIC_PREFIX"]}
     finally:
-        gateway.stop()
-        projector.terminate()
-        projector.wait(30)
-        for worker in (faust, quix):
-            worker.stop()
+        for process in started:
+            if isinstance(process, subprocess.Popen):
+                process.terminate()
+                process.wait(30)
+            else:
+                process.stop()
         drop_redis_keys(redis_url, tag)
 
 

@@ -42,26 +42,29 @@ def test_the_replay_runbook_switches_workers_and_readers_to_the_new_generation(e
     first = [CURRICULUM, *(line for n in range(1, 5) for line in one_learner(f"u{n}", t=10 * n))]
     assert xpbank(env, "topics", "create").returncode == 0
     live = Worker(env | {"XPBANK_PROJECTOR": "1"}, "gen1", tmp_path).start()  # generation 1 with its projector
-    produce(env, first)
-    wait_caught_up(Settings.from_env(env))
-
-    # 1. replay into generation 2 beside the running workers
-    gen2 = env | {"XPBANK_GENERATION": "2"}
-    replay = xpbank(gen2 | {"XPBANK_DATA_DIR": str(tmp_path / "replay")}, "replay", "--generation", "2", timeout=300)
-    assert replay.returncode == 0 and b"caught up" in replay.stderr, replay.stderr.decode()[-2000:]
-
-    # 3a. a second projector with its own XPBANK_REDIS_PREFIX: its own group, every record
-    second_env = gen2 | {"XPBANK_REDIS_PREFIX": new_prefix}
-    second = Settings.from_env(second_env)
-    assert projector_group(second) != projector_group(Settings.from_env(env))
-    projector = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), "projector"], env=second_env,
-                                 stdout=open(tmp_path / "projector.log", "wb"), stderr=subprocess.STDOUT)
+    started: list = [live]  # stopped at the end whatever happens
     try:
+        produce(env, first)
+        wait_caught_up(Settings.from_env(env))
+
+        # 1. replay into generation 2 beside the running workers
+        gen2 = env | {"XPBANK_GENERATION": "2"}
+        replay = xpbank(gen2 | {"XPBANK_DATA_DIR": str(tmp_path / "replay")}, "replay", "--generation", "2", timeout=300)
+        assert replay.returncode == 0 and b"caught up" in replay.stderr, replay.stderr.decode()[-2000:]
+
+        # 3a. a second projector with its own XPBANK_REDIS_PREFIX: its own group, every record
+        second_env = gen2 | {"XPBANK_REDIS_PREFIX": new_prefix}
+        second = Settings.from_env(second_env)
+        assert projector_group(second) != projector_group(Settings.from_env(env))
+        projector = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), "projector"], env=second_env,
+                                     stdout=open(tmp_path / "projector.log", "wb"), stderr=subprocess.STDOUT)
+        started.append(projector)
         wait_group(second, projector_group(second), projected_topics(second), timeout=120, stable=2, interval=0.5)
 
         # 2. switch the workers: generation 2, the projector now the second one
         live.stop()
         switched = Worker(gen2 | {"XPBANK_REDIS_PREFIX": new_prefix, "XPBANK_PROJECTOR": "0"}, "gen2", tmp_path).start()
+        started.append(switched)
         later = [line for n in range(5, 7) for line in one_learner(f"u{n}", t=10 * n)]
         produce(env, later)
         wait_caught_up(Settings.from_env(gen2))
@@ -71,6 +74,7 @@ def test_the_replay_runbook_switches_workers_and_readers_to_the_new_generation(e
 
         # 3b. switch the readers: `xpbank api` on the new prefix answers every learner's sum
         api = Worker(second_env, "api", tmp_path, "api").start()
+        started.append(api)
         users = [f"u{n}" for n in range(1, 7)]
         expected = {user: sums(second).get(user, 0) for user in users}
         assert any(expected.values())
@@ -89,12 +93,13 @@ def test_the_replay_runbook_switches_workers_and_readers_to_the_new_generation(e
         assert dropped.returncode == 0, dropped.stderr.decode()
         assert "generation 1 " not in xpbank(gen2, "generations", "list").stdout.decode()
         assert not any((tmp_path / "data-gen1").glob(f"{env['XPBANK_TOPIC_PREFIX']}xpbank-g1*"))
-        api.stop()
-        switched.stop()
     finally:
-        projector.terminate()
-        projector.wait(30)
-        live.stop()
+        for process in started:
+            if isinstance(process, Worker):
+                process.stop()
+            else:
+                process.terminate()
+                process.wait(30)
 
 
 def served_equals(api: Worker, users: list[str], expected: dict[str, int]) -> None:
