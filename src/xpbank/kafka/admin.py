@@ -19,7 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from xpbank.config import Settings
-from xpbank.kafka import groups
+from xpbank.kafka import group_reads
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.contract.topics import TopicSetup
 
@@ -274,8 +274,8 @@ class Admin:
         fresh broker creates __consumer_offsets lazily, and until then the coordinator
         answers "not yet", which is asked again for `retry_for` seconds."""
         try:
-            return await groups.committed(self.settings, group, min(self.timeout, 15), retry_for)
-        except groups.GroupUnavailable as exc:
+            return await group_reads.committed(self.settings, group, min(self.timeout, 15), retry_for)
+        except group_reads.GroupUnavailable as exc:
             raise KafkaUnavailable(str(exc)) from None
 
     async def members(self, group: str) -> dict[str, set[tuple[str, int]]]:
@@ -302,8 +302,8 @@ class Admin:
         """A consumer group's state (Stable, PreparingRebalance, Empty, ...) and the
         partitions each member holds; a group the broker does not know is Dead, no members."""
         try:
-            state, members = await groups.described(self.settings, group, min(self.timeout, 15))
-        except groups.GroupUnavailable as exc:
+            state, members = await group_reads.described(self.settings, group, min(self.timeout, 15))
+        except group_reads.GroupUnavailable as exc:
             raise KafkaUnavailable(str(exc)) from None
         return GroupView(group, state, members)
 

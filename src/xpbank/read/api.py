@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from xpbank.contract.outputs import REASONS
 from xpbank.core.attempts import AttemptState, progress
+from xpbank.read.latency import Histogram
 from xpbank.read.projection import completed_view, no_attempt_view, open_view
 
 
@@ -98,10 +99,15 @@ GAUGES = {  # gauge name -> help; a None value is left out (not known by this pr
 }
 
 
-def render_metrics(counts: Mapping[str, int], lag: Mapping[str, int] | None, sizes: Mapping[str, int],
+def render_metrics(counts: Mapping[str, int], lag: Mapping[tuple[str, int], int] | None, sizes: Mapping[str, int],
+                   latency: Histogram | None = None, ready: bool | None = None,
                    gauges: Mapping[str, float | None] | None = None,
                    projector_lag: Mapping[tuple[str, int], int] | None = None) -> str:
-    """Prometheus text exposition (version 0.0.4)."""
+    """Prometheus text exposition (version 0.0.4). `lag`: the worker group's, per
+    (topic, partition); `latency`: record timestamp to outputs published; `ready`: what
+    /healthz says (a gauge, so that "not ready for long" can be alerted on); `gauges`:
+    the broker, Redis and read models as this process sees them; `projector_lag`: the
+    projector's, per (topic, partition)."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
@@ -139,8 +145,13 @@ def render_metrics(counts: Mapping[str, int], lag: Mapping[str, int] | None, siz
     family("xpbank_events_total", "counter", "other counted outcomes (duplicates, redelivered, ...)",
            [(_labels(name=k), v) for k, v in rest.items()])
     if lag is not None:
-        family("xpbank_consumer_lag", "gauge", "input records not yet committed by the worker group, per topic",
-               [(_labels(topic=t), v) for t, v in sorted(lag.items())])
+        family("xpbank_consumer_lag", "gauge", "input records not yet committed by the worker group, per partition",
+               [(_labels(topic=t, partition=str(p)), v) for (t, p), v in sorted(lag.items())])
     family("xpbank_table_keys", "gauge", "keys held in this worker's tables",
            [(_labels(table=t), v) for t, v in sorted(sizes.items())])
+    if latency is not None:
+        lines.extend(latency.render())
+    if ready is not None:
+        family("xpbank_worker_ready", "gauge", "1 while /healthz answers 200 (state recovered, no rebalance, curriculum loaded)",
+               [("", int(ready))])
     return "\n".join(lines) + "\n"

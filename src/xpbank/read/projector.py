@@ -28,7 +28,7 @@ from typing import Annotated
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import Field, TypeAdapter, ValidationError
 
-from xpbank.config import Settings
+from xpbank.config import DEFAULTS, Settings
 from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
 from xpbank.contract.topics import ATTEMPTS, DECISIONS, FACTS, base_name
 from xpbank.kafka.admin import Admin
@@ -44,7 +44,12 @@ BATCH = 2000
 
 
 def projector_group(settings: Settings) -> str:
-    return f"{settings.topic_prefix}xpbank-projector"
+    """One group per set of read models: a second projector with its own
+    XPBANK_REDIS_PREFIX (the reader switch of a replay) reads every output record again
+    into its own keys instead of sharing the live projector's partitions. The default
+    prefix keeps the group name projectors have always had."""
+    group = f"{settings.topic_prefix}xpbank-projector"
+    return group if settings.redis_prefix == DEFAULTS["XPBANK_REDIS_PREFIX"] else f"{group}-{settings.redis_prefix}"
 
 
 def projected_topics(settings: Settings) -> list[str]:

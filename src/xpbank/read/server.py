@@ -21,7 +21,7 @@ from xpbank.kafka.background import throttle_library_logs
 from xpbank.contract.outputs import Explanation
 from xpbank.core.explain import explain_banking
 from xpbank.read.api import problem, render_metrics
-from xpbank.read.auth import authorize, bearer, scope_of
+from xpbank.read.auth import authorize, bearer, current_tokens, scope_of
 from xpbank.read.read_models import ReadModels, ReadModelsUnavailable
 from xpbank.read.ui import session
 
@@ -79,11 +79,11 @@ def build(settings: Settings, host: Host) -> web.Application:
         scope = scope_of(request.path, settings.metrics_public)
         if scope is not None:
             if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
-                return session.exchange(request, settings.api_tokens)
+                return session.exchange(request, current_tokens(settings))
             presented = bearer(request.headers.get("Authorization")) or session.cookie_token(request)
-            status, request["token_name"] = authorize(settings.api_tokens, presented, scope)
+            status, request["token_name"] = authorize(current_tokens(settings), presented, scope)
             if status != 200 and session.is_page(request.path):  # a browser: to the login form
-                return session.refused_page(request, status, settings.api_tokens, presented)
+                return session.refused_page(request, status, current_tokens(settings), presented)
             if status == 401:
                 return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
             if status == 403:

@@ -19,6 +19,7 @@ from aiohttp import web
 from xpbank.config import Settings
 from xpbank.kafka.admin import Admin
 from xpbank.read.api import problem
+from xpbank.read.auth import current_tokens
 from xpbank.read.projector import projected_topics, projector_group
 from xpbank.read.read_models import ReadModels
 from xpbank.read.ui import session
@@ -136,7 +137,7 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
         return session.redirect("/ui/")
 
     async def login(request: web.Request) -> web.Response:
-        return await session.login(request, settings.api_tokens)
+        return await session.login(request, current_tokens(settings))
 
     async def search(request: web.Request) -> web.StreamResponse:
         wanted = request.query.get("sourcedId", "").strip()

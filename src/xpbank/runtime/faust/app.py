@@ -21,6 +21,7 @@ from xpbank.kafka.connection import aiokafka_options
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
 from xpbank.read.projector import Projector
+from xpbank.read.latency import Histogram
 from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
@@ -43,6 +44,7 @@ class Wiring:
     app: faust.App
     probe: BrokerProbe
     metrics: Counter = field(default_factory=Counter)
+    latency: Histogram = field(default_factory=Histogram)  # record timestamp -> outputs published
     projector: Projector | None = None  # the read models' projector, when this worker runs it
     assigned: bool = False  # partitions were assigned once (Faust's recovery looks complete before)
 
@@ -69,7 +71,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
-        broker_session_timeout=10,
+        broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     store = TableStore(checkpoint, curriculum_view)
     wiring = Wiring(app, BrokerProbe(settings))
     metrics = wiring.metrics
+    checkpoint.latency = wiring.latency
     rules = settings.rules
     if web:
         add_api(wiring, tables, curriculum_view, settings, input_topics(settings))

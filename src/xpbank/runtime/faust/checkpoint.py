@@ -51,6 +51,7 @@ class Checkpoint:
         self.records = 0
         self.since: float | None = None
         self.failpoint = None
+        self.latency = None  # a read.latency.Histogram: record timestamp -> outputs acknowledged
         self.lock = asyncio.Lock()  # a record is processed, or a checkpoint written, never both at once
         self.flushes = 0
 
@@ -149,6 +150,8 @@ class Checkpoint:
                  for items in held.values() for topic, key, value, ts in items]
         await asyncio.gather(*sends)
         self.published.update(held)
+        if self.latency is not None:
+            self.latency.observe_since(ts for items in held.values() for _, _, _, ts in items)
 
     async def recover(self, partition: int) -> int:
         """Publish what a stop left in a partition's outbox before anything else of the

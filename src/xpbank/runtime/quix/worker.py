@@ -13,9 +13,10 @@ import time
 from collections import Counter
 
 from xpbank.config import Settings
-from xpbank.kafka.admin import group_lag
 from xpbank.kafka.background import BrokerProbe, throttle_library_logs
+from xpbank.kafka.lag import PartitionLagProbe
 from xpbank.read.api import health, projector_gauges, projector_health, render_metrics
+from xpbank.read.latency import Histogram
 from xpbank.read.projector import Projector
 from xpbank.read.server import Host, Watch
 from xpbank.read.ui.views import engine_status
@@ -40,6 +41,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     probe = BrokerProbe(settings)
     running = Running(settings, curriculum, metrics)
     projector = Projector(settings, metrics) if settings.projector and not until_caught_up else None
+    lag_probe = PartitionLagProbe(settings, running.group, input_topics(settings))
 
     async def readiness() -> tuple[int, dict]:
         engine = running.engine
@@ -49,11 +51,12 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
 
     async def metrics_text() -> str:
         try:
-            lag = await asyncio.wait_for(group_lag(settings, running.group, input_topics(settings)), 5)
+            lag = await asyncio.wait_for(lag_probe.lag(), 5)
         except Exception:  # noqa: BLE001 - the rest of the metrics still count
             lag = None
         gauges, projector_lag = projector_gauges(projector)
-        return render_metrics(metrics, lag, {}, projector_lag=projector_lag,
+        return render_metrics(metrics, lag, {}, running.latency, ready=(await readiness())[0] == 200,
+                              projector_lag=projector_lag,
                               gauges={"xpbank_broker_up": None if probe.up is None else int(probe.up), **gauges})
 
     async def status() -> dict:
@@ -88,6 +91,7 @@ class Running:
         self.group = app_id(settings)
         self.engine: QuixEngine | None = None
         self.stopping = threading.Event()
+        self.latency = Histogram()  # record timestamp -> outputs published, across engine restarts
 
     def run(self, periodic) -> None:
         wait = 1.0
@@ -95,6 +99,7 @@ class Running:
             started = time.monotonic()
             try:
                 self.engine = engine = QuixEngine(self.settings, self.curriculum, self.metrics)  # asks the broker
+                engine.latency = self.latency
                 engine.context.dataframe_registry.register_periodic_task(periodic(engine))
                 engine.app.run()  # until SIGTERM/SIGINT (or caught up): Quix commits once more as it stops
                 return
