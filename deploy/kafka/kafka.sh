@@ -39,6 +39,8 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 POM="$SCRIPT_DIR/pom.xml"
 # shellcheck source=deploy/lib.sh
 source "$SCRIPT_DIR/../lib.sh"
+# shellcheck source=deploy/kafka/jars.sh
+source "$SCRIPT_DIR/jars.sh"  # require_java, ensure_jars
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
 [[ -n "$KAFKA_VERSION" ]] || { echo "kafka.sh: cannot read <kafka.version> from $POM" >&2; exit 1; }
@@ -109,35 +111,6 @@ our_pid() {
   cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
   [[ "$cmdline" == *"kafka.Kafka $CONFIG"* ]] || return 1
   echo "$pid"
-}
-
-require_java() {
-  command -v java >/dev/null || die "java not found on PATH (Kafka $KAFKA_VERSION needs Java 17+)"
-  local v
-  v="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
-  [[ "${v%%.*}" =~ ^[0-9]+$ && "${v%%.*}" -ge 17 ]] || die "Java 17+ required, found java.specification.version=$v"
-}
-
-# Download broker jars into the cache (once per Kafka version / pom content).
-ensure_jars() {
-  local stamp="$LIB_DIR/.pom.sha256" want
-  want="$(sha256sum "$POM" | cut -d' ' -f1)"
-  if compgen -G "$LIB_DIR/kafka_2.13-*.jar" >/dev/null && [[ "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
-    return 0
-  fi
-  command -v mvn >/dev/null || die "mvn not found: needed once to download the Kafka jars (Debian: apt-get install maven)"
-  log "downloading Apache Kafka $KAFKA_VERSION jars from Maven Central into $LIB_DIR (first run only, takes a while)..."
-  mkdir -p "$CACHE_DIR"
-  local tmp="$CACHE_DIR/lib.tmp.$$"
-  rm -rf "$tmp"
-  if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime; then
-    rm -rf "$tmp"
-    die "maven could not resolve the Kafka jars (see output above)"
-  fi
-  echo "$want" >"$tmp/.pom.sha256"
-  rm -rf "$LIB_DIR"
-  mv "$tmp" "$LIB_DIR"
 }
 
 # The plain broker's listeners (secure.sh has the secured broker's).

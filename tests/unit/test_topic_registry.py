@@ -87,3 +87,17 @@ def test_only_retention_of_inputs_and_the_rekey_topic_is_refused():
               Drift("xp.banked.v1", "retention.ms", "-1", "3600000"),
               Drift("learning.submissions.v1", "partitions", "4", "8")]
     assert finite_retention(topics.values(), drifts) == drifts[:3]
+
+
+def test_three_replicas_or_more_need_two_in_sync_for_every_topic_xpbank_creates():
+    for replicas in ("3", "5"):
+        topics = setups(XPBANK_REPLICATION_FACTOR=replicas)
+        assert {s.config.get("min.insync.replicas") for s in topics.values()} == {"2"}
+        assert {s.config["cleanup.policy"] for s in topics.values()} == {"delete", "compact"}  # and the rest kept
+    for replicas in ("1", "2"):  # fewer: the broker's default, so one broker of two may go
+        assert all("min.insync.replicas" not in s.config for s in setups(XPBANK_REPLICATION_FACTOR=replicas).values())
+    topics = setups(XPBANK_REPLICATION_FACTOR="3")
+    caliper = topics["learning.caliper.v1"]
+    create, alter, drifts = plan([caliper], {caliper.name: held(caliper, **{"min.insync.replicas": "1"})})
+    assert alter == {caliper.name: {"min.insync.replicas": "2"}}  # topics create aligns it, topics check reports it
+    assert drifts == [Drift(caliper.name, "min.insync.replicas", "2", "1")]

@@ -84,6 +84,13 @@ def topic_configs(keeps: str, output_retention_days: int = -1, min_compaction_la
     return {"cleanup.policy": "delete", "retention.ms": str(retention_ms(days)), "retention.bytes": "-1"}
 
 
+def replica_configs(replication: int) -> dict[str, str]:
+    """The configs a topic's replicas need: with three or more, an acks=all write is
+    acknowledged once two replicas hold it, so a broker can be lost without losing an
+    acknowledged record or stopping writes (fewer replicas keep the broker's default)."""
+    return {"min.insync.replicas": "2"} if replication >= 3 else {}
+
+
 @dataclass(frozen=True)
 class TopicSetup:
     """A topic as xpbank creates it on the broker."""
@@ -104,7 +111,8 @@ def registry_setups(prefix: str, partitions: int, replication: int, output_reten
     return [
         TopicSetup(
             spec.full_name(prefix), partitions, replication,
-            tuple(topic_configs(spec.keeps, output_retention_days, spec.min_compaction_lag_ms).items()),
+            tuple((topic_configs(spec.keeps, output_retention_days, spec.min_compaction_lag_ms)
+                   | replica_configs(replication)).items()),
             "input" if spec.direction.startswith("in") else "output",
         )
         for spec in TOPICS

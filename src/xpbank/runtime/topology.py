@@ -10,7 +10,9 @@ import logging
 
 from xpbank.config import Settings
 from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing, finite_retention
-from xpbank.contract.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
+from xpbank.contract.topics import (
+    CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, replica_configs, topic_configs,
+)
 
 TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")  # the Faust engine's
 QUIX_STORE = "learners"  # the Quix engine keeps every learner's state in one store
@@ -49,8 +51,9 @@ def internal_setups(settings: Settings) -> list[TopicSetup]:
     topic keeps everything (its records carry their original, possibly old, timestamps);
     changelogs are compacted and never deleted by time."""
     p, r = settings.partitions, settings.replication_factor
-    rekeyed = TopicSetup(rekeyed_topic(settings), p, r, tuple(topic_configs(KEEP_ALL).items()), "internal")
-    return [rekeyed] + [TopicSetup(name, p, r, COMPACTED, "changelog") for name in changelogs(settings)]
+    replicas = tuple(replica_configs(r).items())
+    rekeyed = TopicSetup(rekeyed_topic(settings), p, r, tuple(topic_configs(KEEP_ALL).items()) + replicas, "internal")
+    return [rekeyed] + [TopicSetup(name, p, r, COMPACTED + replicas, "changelog") for name in changelogs(settings)]
 
 
 def all_setups(settings: Settings) -> list[TopicSetup]:
