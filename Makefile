@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C"
@@ -17,7 +17,10 @@ help:
 	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
 	@echo "                       then: set -a; . .run/kafka/secure.env; . .run/redis/secure.env; set +a"
 	@echo "                       (docs/operations.md, Secured clusters)"
-	@echo "other: setup kafka-up kafka-down kafka-down-secure redis-up redis-down redis-down-secure schemas"
+	@echo "make kafka-up-cluster - three brokers on 127.0.0.1:9192-9194; make redis-up-cluster - a Redis Cluster on 7101-7106"
+	@echo "                       then: set -a; . .run/kafka-cluster/cluster.env; . .run/redis-cluster/cluster.env; set +a"
+	@echo "other: setup kafka-up kafka-down kafka-down-secure kafka-down-cluster redis-up redis-down redis-down-secure"
+	@echo "       redis-down-cluster schemas"
 	@echo "       test-unit test-integration test-e2e bench clean"
 
 setup: $(VENV)/.installed
@@ -40,6 +43,13 @@ kafka-up-secure:
 kafka-down-secure:
 	@bash deploy/kafka/kafka.sh down --secure
 
+# Three KRaft brokers (replication factor 3, min.insync.replicas 2); see deploy/kafka/cluster.sh.
+kafka-up-cluster:
+	@bash deploy/kafka/cluster.sh up
+
+kafka-down-cluster:
+	@bash deploy/kafka/cluster.sh down
+
 redis-up:
 	@bash deploy/redis/redis.sh up
 
@@ -52,6 +62,13 @@ redis-up-secure:
 
 redis-down-secure:
 	@bash deploy/redis/redis.sh down --secure
+
+# Three Redis masters with a replica each, one Redis Cluster; see deploy/redis/cluster.sh.
+redis-up-cluster:
+	@bash deploy/redis/cluster.sh up
+
+redis-down-cluster:
+	@bash deploy/redis/cluster.sh down
 
 services: kafka-up redis-up
 

@@ -64,7 +64,7 @@ GUARANTEES = ("at-least-once", "exactly-once")
 
 DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
-    "XPBANK_REDIS_URL": "Redis for the read models",
+    "XPBANK_REDIS_URL": "Redis for the read models (`redis+cluster://host:port[,host:port...]`: a Redis Cluster)",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
     "XPBANK_PARTITIONS": "partitions of every topic xpbank creates",
     "XPBANK_REPLICATION_FACTOR": "replicas of every topic and changelog xpbank creates",
@@ -296,6 +296,24 @@ class Rereadable(Generic[T]):
         return self.value
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def redis_cluster_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A `redis+cluster://[user:password@]host:port[,host:port...]` URL as a plain `redis://`
+    (`rediss://`) URL of its first node, and every node it names (host, port)."""
+    scheme, rest = url.split("://", 1)
+    credentials, _, hosts = rest.split("/", 1)[0].rpartition("@")
+    nodes = []
+    for part in hosts.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("XPBANK_REDIS_URL: a redis+cluster:// URL names its nodes as host:port[,host:port...]")
+        nodes.append((host, int(port)))
+    plain = scheme.replace("+cluster", "") + "://" + (credentials + "@" if credentials else "") + f"{nodes[0][0]}:{nodes[0][1]}"
+    return plain, nodes
+
+
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
     raw = env.get(name) or DEFAULTS[name]
     try:
@@ -364,8 +382,10 @@ class Settings:
                               "(Faust's exactly-once has open duplicate and crash reports: docs/decisions.md)")
         redis_url = _text(env, "XPBANK_REDIS_URL") or DEFAULTS["XPBANK_REDIS_URL"]
         redis_ca = _readable(env, "XPBANK_REDIS_CA_FILE")
-        if redis_ca and not redis_url.startswith("rediss://"):
+        if redis_ca and not redis_url.startswith(("rediss://", "rediss+cluster://")):
             raise ConfigError("XPBANK_REDIS_CA_FILE needs a rediss:// (TLS) XPBANK_REDIS_URL")
+        if redis_url.startswith(CLUSTER_SCHEMES):
+            redis_cluster_nodes(redis_url)  # fails now, naming the variable
         return cls(
             broker=env.get("XPBANK_BROKER") or DEFAULTS["XPBANK_BROKER"],
             redis_secret_url=Secret(redis_url),
@@ -403,6 +423,11 @@ class Settings:
     def redis_url(self) -> str:
         """The Redis URL with its password, for the client only (see `redis_display`)."""
         return self.redis_secret_url.reveal()
+
+    @property
+    def redis_cluster(self) -> bool:
+        """The read models are on a Redis Cluster (`redis+cluster://`, `rediss+cluster://`)."""
+        return self.redis_url.startswith(CLUSTER_SCHEMES)
 
     @property
     def redis_display(self) -> str:

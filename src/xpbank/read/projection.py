@@ -20,12 +20,22 @@ Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
   the web page lists a learner's exercises without scanning the keyspace); added to by
   every attempt and decision upsert, applied or not, so redelivery and rebuilds keep it
 - `meta`                             hash: `epoch` (set when a rebuild starts), `state`
-  (`rebuilding` / `ready`), `since`, `reason`: absent means the read models were lost
-  (or never built), and readers answer 503 until a rebuild is done
+  (`rebuilding` / `ready`), `since`, `reason`, `server` (the run id of the Redis server
+  they were checked on): absent means the read models were lost (or never built), and
+  readers answer 503 until a rebuild is done
 - `positions`                        hash: `{topic}/{partition}` -> the next offset to project,
-  written by every upsert in the same script as its data, so whatever Redis keeps (a
-  replica, a restored snapshot) says from where to project again
+  written after each batch the projector applied, by a script that runs only on the
+  server the read models were checked on, so whatever Redis keeps (a replica, a
+  restored snapshot) holds every record before its positions and says from where to
+  project again
 - `rebuild-lock`                     the projector rebuilding holds it (SET NX with a TTL)
+
+On a Redis Cluster (`redis+cluster://`, `Keys(cluster=True)`) a learner's component is a
+hash tag, `xp:{{user}}` (and `fact:{{user}}:{factId}`), so all of a learner's keys share a
+hash slot and every script runs on one node. Each slot has its own `meta:{tag}` hash (the
+tag hashes to that slot), the guard of the scripts and reads of that slot; `meta` then
+holds the rebuild's state and reason, and each shard keeps its `positions` in
+`positions:{tag}` beside the meta of its first slot (read_models.py).
 
 A fact is applied only when its (generation, revision) is greater than the stored
 one, the same rule as every fact consumer (SPEC §3.5), so totals are the sum over the
@@ -36,7 +46,9 @@ the last applied one; the attempts topic is keyed by user and the decisions topi
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 import orjson
@@ -46,42 +58,69 @@ from xpbank.contract.outputs import (
 )
 
 DEFAULT_PREFIX = "xpbank:"
+SLOTS = 16384  # hash slots of a Redis Cluster
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = DEFAULT_PREFIX
+    cluster: bool = False  # a Redis Cluster: each learner's keys in one hash slot
 
-    def fact(self, fact_id: str) -> str:
-        return f"{self.prefix}fact:{fact_id}"
+    def _user(self, user: str) -> str:
+        """A learner's component of a key: on a cluster a hash tag, so every key of a
+        learner (and the meta guarding them) is in one slot. (Any encoding of the id
+        goes inside the braces.)"""
+        return f"{{{user}}}" if self.cluster else user
+
+    def fact(self, fact_id: str, user: str) -> str:
+        return f"{self.prefix}fact:{self._user(user)}:{fact_id}" if self.cluster else f"{self.prefix}fact:{fact_id}"
 
     def total(self, user: str) -> str:
-        return f"{self.prefix}xp:{user}"
+        return f"{self.prefix}xp:{self._user(user)}"
 
     def by_date(self, user: str) -> str:
-        return f"{self.prefix}xp-by-date:{user}"
+        return f"{self.prefix}xp-by-date:{self._user(user)}"
 
     def banked(self, user: str) -> str:
-        return f"{self.prefix}banked:{user}"
+        return f"{self.prefix}banked:{self._user(user)}"
 
     def active_attempt(self, user: str, exercise: str) -> str:
         """The pointer the web app reads (seed 003): `assess:active:{user}:{exercise}`."""
-        return f"{self.prefix}assess:active:{user}:{exercise}"
+        return f"{self.prefix}assess:active:{self._user(user)}:{exercise}"
 
     def last_attempt_event(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}assess:last:{user}:{exercise}"
+        return f"{self.prefix}assess:last:{self._user(user)}:{exercise}"
 
     def open_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-open:{user}:{exercise}"
+        return f"{self.prefix}attempt-open:{self._user(user)}:{exercise}"
 
     def done_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-done:{user}:{exercise}"
+        return f"{self.prefix}attempt-done:{self._user(user)}:{exercise}"
 
     def decision(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}decision:{user}:{exercise}"
+        return f"{self.prefix}decision:{self._user(user)}:{exercise}"
 
     def exercises(self, user: str) -> str:
-        return f"{self.prefix}exercises:{user}"
+        return f"{self.prefix}exercises:{self._user(user)}"
+
+    def slot_meta(self, key: str) -> str:
+        """The meta hash that guards `key` (scripts and reads check it in the same slot):
+        `meta` on one Redis, the meta of the key's hash slot on a cluster."""
+        return f"{self.prefix}meta:{{{slot_tag(key_slot(key))}}}" if self.cluster else self.meta
+
+    def slot_metas(self) -> list[str]:
+        """Every slot's meta (one Redis: `meta` alone)."""
+        return [f"{self.prefix}meta:{{{slot_tag(slot)}}}" for slot in range(SLOTS)] if self.cluster else [self.meta]
+
+    def shard(self, slot: int) -> tuple[str, str]:
+        """(meta, positions) of the shard whose first slot is `slot` (one Redis: meta, positions)."""
+        if not self.cluster:
+            return self.meta, self.positions
+        return f"{self.prefix}meta:{{{slot_tag(slot)}}}", f"{self.prefix}positions:{{{slot_tag(slot)}}}"
+
+    def kept_by_clear(self, key: bytes) -> bool:
+        """The keys a rebuild keeps: the metas (they hold its epoch) and the lock."""
+        return key in (self.meta.encode(), self.rebuild_lock.encode()) or key.startswith(f"{self.prefix}meta:{{".encode())
 
     @property
     def meta(self) -> str:
@@ -102,12 +141,38 @@ class Keys:
         return escaped + "*"
 
 
+def key_slot(key: str) -> int:
+    """The Redis Cluster hash slot of a key: CRC16 of its hash tag (the text between the
+    first `{` and the next `}`, when not empty), else of the whole key."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1:end]
+    return binascii.crc_hqx(raw, 0) % SLOTS
+
+
+@cache
+def _slot_tags() -> tuple[str, ...]:
+    found: dict[int, str] = {}
+    number = 0
+    while len(found) < SLOTS:
+        found.setdefault(binascii.crc_hqx(str(number).encode(), 0) % SLOTS, str(number))
+        number += 1
+    return tuple(found[slot] for slot in range(SLOTS))
+
+
+def slot_tag(slot: int) -> str:
+    """The smallest decimal number whose hash slot is `slot`: a hash tag that puts a key there."""
+    return _slot_tags()[slot]
+
+
 @dataclass(frozen=True)
 class Upsert:
     script: Literal["fact", "attempt", "decision"]
     keys: tuple[str, ...]
     args: tuple[str | int, ...]
-    source: tuple[str, int] | None = None  # (the record's "{topic}/{partition}", its offset + 1)
 
 
 def position_field(topic: str, partition: int) -> str:
@@ -119,7 +184,7 @@ def plan_fact(keys: Keys, fact: XpFact) -> Upsert:
     user = fact.userSourcedId
     return Upsert(
         "fact",
-        (keys.fact(fact.factId), keys.total(user), keys.by_date(user), keys.banked(user)),
+        (keys.fact(fact.factId, user), keys.total(user), keys.by_date(user), keys.banked(user)),
         (fact.generation, fact.revision, fact.xp, fact.date.isoformat(), user, fact.kind, fact.resourceSourcedId),
     )
 

@@ -1,13 +1,15 @@
 """The projector: follows `xp.facts.v1`, `xp.attempts.v1` and `xp.decisions.v1` into the
 Redis read models.
 
-At least once, and positioned by Redis itself: every upsert records its record's offset
-in Redis in the same script as its data, and before each batch the projector compares
-those positions with what it fetched. Redis behind (a replica that missed writes, an
-older snapshot) sends the partition back to Redis's position; Redis without its `meta`
-hash (restarted without persistence, FLUSHALL, never built) is rebuilt from the topics by
-one projector at a time (the rebuild lock), while readers answer 503. Offsets are also
-committed to the group after each batch, for lag and alerts.
+At least once, and positioned by Redis itself: after each batch the projector records on
+every shard how far it applied (`positions`), on the server it checked only, and before
+each batch it compares those positions with what it fetched. Redis behind (a replica
+that missed writes, an older snapshot) sends the partition back to Redis's position; a
+restarted or failed-over node is checked (its positions against the group's committed
+offsets) before anything is recorded on it; Redis (or a shard of a cluster) without its
+`meta` (restarted without persistence, FLUSHALL, never built) is rebuilt from the topics
+by one projector at a time (the rebuild lock), while readers answer 503. Offsets are
+committed to the group after each batch, once Redis recorded it.
 
 It runs as a task of `xpbank worker` (unless `XPBANK_PROJECTOR=0`) or on its own as
 `xpbank projector`, which serves /healthz and /metrics on XPBANK_PROJECTOR_PORT. A
@@ -35,7 +37,7 @@ from xpbank.kafka.admin import Admin
 from xpbank.kafka.background import keep_running
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_decision, plan_fact, position_field
-from xpbank.read.read_models import EpochChanged, ReadModels, Status
+from xpbank.read.read_models import EpochChanged, Guard, ReadModels, Status
 
 log = logging.getLogger("xpbank.projector")
 ATTEMPT_EVENT = TypeAdapter(Annotated[AttemptEvent, Field(discriminator="type")])
@@ -73,14 +75,14 @@ def plan(keys: Keys, topic: str, value: bytes | None, offset: int) -> Upsert | N
 
 
 def plans(settings: Settings, keys: Keys, messages: Iterable, metrics: Counter) -> list[Upsert]:
-    """The messages' upserts, each carrying its record's position."""
+    """The messages' upserts."""
     planned = []
     for m in messages:
         topic = base_name(m.topic, settings.topic_prefix)
         metrics[f"projector_in:{topic}"] += 1
         upsert = plan(keys, topic, m.value, m.offset)
         if upsert is not None:
-            planned.append(dataclasses.replace(upsert, source=(position_field(m.topic, m.partition), m.offset + 1)))
+            planned.append(upsert)
     return planned
 
 
@@ -138,7 +140,7 @@ class Projector:
             await models.close()
 
     async def _loop(self, models: ReadModels, consumer: AIOKafkaConsumer) -> None:
-        epoch: str | None = None
+        guard: Guard | None = None
         rewound: set[str] = set()  # partitions with no position, sent back to their beginning
         while True:
             batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
@@ -147,25 +149,26 @@ class Projector:
             if not status.ready:
                 self.health.ready, self.health.problem = False, status.problem()
                 await self.repair(models, status)
-                epoch = None
+                guard = None
                 continue
-            if status.epoch != epoch:  # (re)built: go on from where it left every partition
-                epoch, rewound = status.epoch, set()
-                await self._resync(consumer, models, rewound)
+            if guard != Guard(status.epoch, status.shards):  # (re)built or checked: go on from Redis's positions
+                guard, rewound = Guard(status.epoch, status.shards), set()
+                await self._resync(consumer, models, guard, rewound)
                 continue
             self.health.ready, self.health.problem = True, ""
-            messages = await self._unapplied(consumer, models, batch, rewound)
+            messages = await self._unapplied(consumer, models, guard, batch, rewound)
             try:
                 self.metrics["projector_applied"] += await models.apply(
-                    plans(self.settings, models.keys, messages, self.metrics), epoch)
-                await models.advance(_ends(messages), epoch)
+                    plans(self.settings, models.keys, messages, self.metrics), guard.epoch)
+                if batch:
+                    await models.advance(await _positions(consumer), guard)
             except EpochChanged:
-                epoch = None
+                guard = None
                 continue
             await consumer.commit()
             await self._measure_lag(consumer)
 
-    async def _unapplied(self, consumer: AIOKafkaConsumer, models: ReadModels, batch: dict,
+    async def _unapplied(self, consumer: AIOKafkaConsumer, models: ReadModels, guard: Guard, batch: dict,
                          rewound: set[str]) -> list:
         """The batch's records Redis has not applied yet, in topic-partition order. A
         partition whose Redis position is behind the batch is sent back there (Redis lost
@@ -173,7 +176,7 @@ class Projector:
         beginning (once per epoch)."""
         if not batch:
             return []
-        positions = await models.positions()
+        positions = await models.positions(guard.shards)
         kept = []
         for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition)):
             field = position_field(tp.topic, tp.partition)
@@ -196,9 +199,9 @@ class Projector:
         log.warning("Redis lost projected records of %s (it holds up to offset %s, the projector had reached %d): "
                     "projecting them again", field, held, reached)
 
-    async def _resync(self, consumer: AIOKafkaConsumer, models: ReadModels, rewound: set[str]) -> None:
+    async def _resync(self, consumer: AIOKafkaConsumer, models: ReadModels, guard: Guard, rewound: set[str]) -> None:
         """Every assigned partition to the position Redis holds for it (or its beginning)."""
-        positions = await models.positions()
+        positions = await models.positions(guard.shards)
         for tp in consumer.assignment():
             field = position_field(tp.topic, tp.partition)
             await _seek(consumer, tp, positions.get(field))
@@ -218,19 +221,28 @@ class Projector:
                 await self._rebuild(models, token, "Redis holds no read models")
             elif not status.complete:
                 await self._rebuild(models, token, "a rebuild was left unfinished")
+            elif status.lost:
+                await self._rebuild(models, token, f"{len(status.lost)} Redis shard(s) came back without the read models")
             else:
                 await self._check(models, token, status)
         finally:
             await models.unlock(token)
 
     async def _check(self, models: ReadModels, token: str, status: Status) -> None:
+        """Each restarted or failed-over shard holds every record up to the group's
+        committed offsets (its positions say so): it is marked checked on its new server;
+        else the read models are rebuilt."""
         committed = await Admin(self.settings).committed(projector_group(self.settings), retry_for=10)
-        positions = await models.positions()
-        behind = {position_field(t, p): (positions.get(position_field(t, p)), offset)
-                  for (t, p), offset in committed.items() if (positions.get(position_field(t, p)) or 0) < offset}
+        behind = {}
+        for shard in status.unchecked:
+            positions = await models.shard_positions(shard)
+            behind |= {position_field(t, p): (positions.get(position_field(t, p)), offset)
+                       for (t, p), offset in committed.items() if (positions.get(position_field(t, p)) or 0) < offset}
         if not behind:
-            await models.finish_rebuild(status.epoch, status.running)
-            log.warning("Redis restarted or failed over: it kept every projected record")
+            for shard in status.unchecked:
+                await models.mark_checked(status.epoch, shard)
+            log.warning("Redis restarted or failed over (%d of %d shards): it kept every projected record",
+                        len(status.unchecked), len(status.shards))
             return
         for field, (held, offset) in sorted(behind.items()):
             self._lost(field, held, offset)
@@ -259,21 +271,22 @@ class Projector:
     async def _rebuild(self, models: ReadModels, token: str, reason: str, progress=None) -> dict[str, int]:
         """Holding the lock: a new epoch (readers answer 503), every key deleted, every
         record projected from the beginning to the topics' ends, then ready."""
-        epoch, server = uuid.uuid4().hex, (await models.status()).running
+        epoch = uuid.uuid4().hex
         self.health.rebuilding, self.health.ready = True, False
         self.metrics["read_models_rebuilds"] += 1
         started, counts = time.monotonic(), Counter()
         try:
-            await models.begin_rebuild(epoch, reason)
+            guard = await models.begin_rebuild(epoch, reason)
             log.warning("rebuilding the read models from the topics (%s) as epoch %s", reason, epoch[:8])
             counts["keys_deleted"] = await models.clear()
             async for messages, ends in _read_to_end(self.settings, projected_topics(self.settings)):
                 if not await models.keep_lock(token, LOCK_MS):
                     raise RuntimeError("the rebuild lock expired: another projector took the rebuild over")
                 counts["applied"] += await models.apply(plans(self.settings, models.keys, messages, counts), epoch)
-                await models.advance(ends, epoch)
+                await models.advance(ends, guard)
                 (progress or _log_progress)(counts, started)
-            await models.finish_rebuild(epoch, server)
+            if not await models.finish_rebuild(epoch, guard):
+                raise EpochChanged("a Redis node changed during the rebuild: it starts again")
             log.warning("read models rebuilt: %d records read, %d upserts applied in %.1f s",
                         sum(v for k, v in counts.items() if k.startswith("projector_in:")), counts["applied"],
                         time.monotonic() - started)
@@ -301,13 +314,11 @@ def _print_progress(counts: Counter, started: float) -> None:
     print("\r" + _read_so_far(counts, started), end="", file=sys.stderr, flush=True)
 
 
-def _ends(messages: list) -> dict[str, int]:
-    """The next offset of each partition after these messages."""
-    ends: dict[str, int] = {}
-    for m in messages:
-        field = position_field(m.topic, m.partition)
-        ends[field] = max(ends.get(field, 0), m.offset + 1)
-    return ends
+async def _positions(consumer: AIOKafkaConsumer) -> dict[str, int]:
+    """Every assigned partition's next offset: what the group commits next (past the
+    transaction markers of exactly-once outputs too). None for an empty one: absent reads from 0."""
+    positions = {position_field(tp.topic, tp.partition): await consumer.position(tp) for tp in consumer.assignment()}
+    return {field: offset for field, offset in positions.items() if offset}
 
 
 async def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int | None) -> None:
