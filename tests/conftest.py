@@ -210,3 +210,26 @@ def xpbank(env: dict[str, str], *args: str, input: bytes | None = None, timeout:
     """Run the real `xpbank` command line."""
     command = [str(ROOT / ".venv/bin/xpbank"), *args]
     return subprocess.run(command, env=env, input=input, capture_output=True, timeout=timeout, check=False)
+
+
+# ---- the clusters of the slow tier (tests/clusters.py): fixed ports, so one fixture each ----
+@pytest.fixture(scope="session")
+def kafka_cluster():
+    """make kafka-up-cluster's three brokers (127.0.0.1:9192-9194)."""
+    from tests.clusters import KafkaCluster
+
+    return KafkaCluster().up()
+
+
+@pytest.fixture
+def whole_kafka_cluster(kafka_cluster):
+    """The three brokers up and every replica in sync (an earlier test may have killed one)."""
+    return kafka_cluster.up()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """make redis-up-cluster's three masters with a replica each (127.0.0.1:7101-7106)."""
+    from tests.clusters import RedisClusterNodes
+
+    return RedisClusterNodes().up()

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import make_env, xpbank
-from tests.e2e.conftest import drop_cluster_keys
+from tests.clusters import drop_cluster_keys
 from tests.e2e.harness import ProjectorProcess, Stream, Worker, eventually, metrics, produce, wait_caught_up
 from tests.e2e.test_failures import chunks
 from tests.e2e.test_outages import Totals, alive, overview

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table
+from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table, redis_cluster_nodes
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CONFIGURATION = README.parent / "docs" / "configuration.md"
@@ -46,3 +46,20 @@ def test_a_projector_with_its_own_redis_prefix_gets_its_own_consumer_group():
     assert projector_group(live) == "p.xpbank-projector"  # the name a running deployment already has
     assert projector_group(second) == "p.xpbank-projector-xpbank-g2:"
     assert projector_group(second).startswith("p.")  # ACLs on the topic prefix still cover it
+
+
+def test_a_redis_cluster_url_names_its_nodes_and_keeps_its_password_out_of_the_display():
+    settings = Settings.from_env({"XPBANK_REDIS_URL": "redis+cluster://u:s3cret@10.0.0.1:7000,10.0.0.2:7001"})
+    assert settings.redis_cluster and "s3cret" not in settings.redis_display
+    assert redis_cluster_nodes(settings.redis_url) == ("redis://u:s3cret@10.0.0.1:7000",
+                                                       [("10.0.0.1", 7000), ("10.0.0.2", 7001)])
+    assert redis_cluster_nodes("rediss+cluster://h:1/0")[0] == "rediss://h:1"  # TLS; a cluster has database 0 only
+    assert not Settings.from_env({}).redis_cluster
+    for bad in ("redis+cluster://", "redis+cluster://host", "redis+cluster://h:1,h2:x"):
+        with pytest.raises(ConfigError, match="XPBANK_REDIS_URL") as refused:
+            Settings.from_env({"XPBANK_REDIS_URL": bad})
+        assert "h2" not in str(refused.value)  # the URL (it may hold a password) is never in the message
+    ca = Path(__file__)  # any readable file: the CA goes with a TLS URL, clustered or not
+    assert Settings.from_env({"XPBANK_REDIS_URL": "rediss+cluster://h:1", "XPBANK_REDIS_CA_FILE": str(ca)}).redis_ca_file
+    with pytest.raises(ConfigError, match="rediss://"):
+        Settings.from_env({"XPBANK_REDIS_URL": "redis+cluster://h:1", "XPBANK_REDIS_CA_FILE": str(ca)})

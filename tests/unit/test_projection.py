@@ -13,7 +13,7 @@ from xpbank.core.attempts import OpenAttempt
 from xpbank.contract.outputs import (
     REASONS, AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankingDecided, XpFact,
 )
-from xpbank.read.projection import Keys, plan_attempt, plan_decision, plan_fact, xp_view
+from xpbank.read.projection import Keys, key_slot, plan_attempt, plan_decision, plan_fact, slot_tag, xp_view
 from xpbank.cli.records import read_lines
 from xpbank.processing.simulate import Simulator
 
@@ -124,3 +124,38 @@ def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
     for reason in REASONS:
         assert samples[f'xpbank_dead_letters_total{{reason="{reason}"}}'] == simulator.counts.get(f"dead_letters:{reason}", 0)
     assert samples['xpbank_dead_letters_total{reason="malformed_json"}'] == 1
+
+
+def test_on_a_cluster_every_key_of_a_learner_and_its_guard_share_one_hash_slot():
+    _, values = seed002()
+    keys = Keys("p:", cluster=True)
+    fact = next(v for v in values if isinstance(v, XpFact))
+    [decided] = [v for v in values if isinstance(v, BankingDecided)]
+    attempt = next(v for v in values if isinstance(v, AttemptOpened))
+    planned = [plan_fact(keys, fact), plan_attempt(keys, attempt, 3), plan_decision(keys, decided, 4)]
+    learner = [k for upsert in planned for k in upsert.keys]
+    assert all("{u1}" in k for k in learner) and planned[0].keys[0] == f"p:fact:{{u1}}:{fact.factId}"
+    assert {key_slot(k) for k in learner} == {key_slot(keys.slot_meta(learner[0]))} == {key_slot("u1")}
+    assert keys.slot_meta(learner[0]) in keys.slot_metas() and len(keys.slot_metas()) == 16384
+    assert {keys.total(u) for u in ("u1", "u2")} != {keys.total("u1")}
+    one = Keys("p:")  # one Redis: the keys of before, one meta guarding them all
+    assert plan_fact(one, fact).keys[:2] == (f"p:fact:{fact.factId}", "p:xp:u1")
+    assert one.slot_meta("p:xp:u1") == "p:meta" and one.slot_metas() == ["p:meta"] and one.shard(0) == ("p:meta", "p:positions")
+
+
+def test_hash_slots_are_redis_cluster_s_and_every_slot_has_a_tag_that_lands_there():
+    assert key_slot("123456789") == 0x31C3 % 16384  # the CRC16 check value of the cluster specification
+    assert key_slot("{user1000}.following") == key_slot("{user1000}.followers") == key_slot("user1000")
+    assert (key_slot("somekey"), key_slot("foo{}{bar}")) == (11058, 8363)  # as CLUSTER KEYSLOT: an empty tag hashes all
+    assert key_slot("foo{{bar}}zap") == key_slot("{bar")
+    assert all(key_slot(f"x:{{{slot_tag(slot)}}}") == slot for slot in range(16384))
+    braced = Keys("a{b}c:", cluster=True)  # a prefix with a tag: every key in its slot (one shard, still correct)
+    assert {key_slot(k) for k in (braced.total("u1"), braced.total("u2"), braced.slot_meta(braced.total("u1")))} == {
+        key_slot("b")}
+
+
+def test_a_rebuild_keeps_the_metas_and_the_lock_only():
+    keys = Keys("p:", cluster=True)
+    kept = [keys.meta, keys.rebuild_lock, keys.slot_meta(keys.total("u1")), keys.shard(5)[0]]
+    assert all(keys.kept_by_clear(k.encode()) for k in kept)
+    assert not any(keys.kept_by_clear(k.encode()) for k in (keys.total("meta"), keys.shard(5)[1], keys.positions))

@@ -1,7 +1,8 @@
-"""The clusters of the slow tier, each from the project's own script and one per session
-(their ports are fixed: 9192-9197 for Kafka, 7101-7106 and 17101-17106 for Redis). Tests
-kill their nodes; each test starts from the cluster whole again (`up` starts what is
-down) and with every replica in sync."""
+"""The clusters of the slow tier, each from the project's own script (their ports are
+fixed: 9192-9197 for Kafka, 7101-7106 and 17101-17106 for Redis), so one session fixture
+each (tests/conftest.py: `kafka_cluster`, `redis_cluster`). Tests kill their nodes; each
+test starts from the cluster whole again (`up` starts what is down) and, for Kafka, with
+every replica in sync."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 from redis.cluster import ClusterNode, RedisCluster
@@ -80,17 +80,6 @@ class KafkaCluster:
         return self
 
 
-@pytest.fixture(scope="session")
-def kafka_cluster() -> KafkaCluster:
-    return KafkaCluster().up()
-
-
-@pytest.fixture
-def whole_kafka_cluster(kafka_cluster: KafkaCluster) -> KafkaCluster:
-    """The cluster with its three brokers up and in sync (an earlier test may have killed one)."""
-    return kafka_cluster.up()
-
-
 class RedisClusterNodes:
     """`deploy/redis/cluster.sh` (make redis-up-cluster): three masters with a replica each
     on 7101-7106."""
@@ -146,11 +135,6 @@ class RedisClusterNodes:
     def up(self) -> RedisClusterNodes:
         self.run("up")
         return self
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> RedisClusterNodes:
-    return RedisClusterNodes().up()
 
 
 def drop_cluster_keys(nodes: RedisClusterNodes, prefix: str) -> None:
