@@ -2,10 +2,12 @@
 in-process; per shape (single heartbeats, 20-event envelopes) the raw ceiling, the peer
 programs and xpbank on both engines (Quix at least once and exactly once) over the same
 records; per engine the state size, recovery of 100k pairs, replay and latency; the
-gateway. Prints a table and writes bench/results/latest.json and YYYY-MM-DD.md.
+gateway; the single-heartbeat shape on the three-broker cluster beside one broker (the cost
+of replication). Prints a table and writes bench/results/latest.json and YYYY-MM-DD.md.
 
 BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run; BENCH_ENGINES
-(default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose."""
+(default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose;
+BENCH_CLUSTER=0 leaves the cluster out (BENCH_CLUSTER_ENGINE: its engine, default the first)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from bench import payloads
 from bench.broker import delete_prefix, ensure_broker
+from bench.cluster import replication
+from bench.read_models import redis_per_learner
 from bench.core import core
 from bench.gateway import gateway_figures
 from bench.report import machine, results, write
@@ -50,6 +54,7 @@ def main() -> int:
 
     figures: dict = {"scale": scale, "run": run, "engines": {e: {} for e in engines}}
     figures["core"] = core(scale, say=say)  # in-process, before any worker loads the machine
+    figures["read_models"] = redis_per_learner(max(int(200 * scale), 50), say)  # issue 22: docs/scaling.md
     with tempfile.TemporaryDirectory(prefix=f"{run}-") as tmp_name:
         tmp = Path(tmp_name)
         try:
@@ -85,6 +90,10 @@ def main() -> int:
                     env(f"l{engine[0]}", XPBANK_ENGINE=engine), tmp, max(int(200 * scale), 20), 2000.0,
                     int(os.environ.get("BENCH_LATENCY_PER_RECORD", "20")), 0.2, timeout)
             figures["gateway"] = gateway_figures(broker.split("://", 1)[-1], scale, say)  # issue 13
+            if os.environ.get("BENCH_CLUSTER", "1") != "0":  # issue 22: the cost of replication
+                figures["replication"] = replication(
+                    env, tmp, lambda: payloads.singles(events, learners, RESOURCES, start), 1, RESOURCES,
+                    os.environ.get("BENCH_CLUSTER_ENGINE") or engines[0], timeout)
         except BaseException:
             keep = Path(__file__).parent / "results" / f"failed-{run}"
             os.system(f"mkdir -p {keep} && cp {tmp}/*.log {keep}/ 2>/dev/null")

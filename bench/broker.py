@@ -26,10 +26,10 @@ def ensure_broker(bootstrap: str, explicit: bool) -> None:
     subprocess.run(["bash", str(ROOT / "deploy/kafka/kafka.sh"), "up"], check=True, timeout=600)
 
 
-async def produce(bootstrap: str, topic: str, records, linger_ms: int = 20) -> float:
+async def produce(bootstrap: str, topic: str, records, linger_ms: int = 20, acks: int | str = 1) -> float:
     """Send (key, value, timestamp_ms) records without awaiting each; returns seconds."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, max_batch_size=512 * 1024,
-                                max_request_size=8 * 1024 * 1024, acks=1)
+                                max_request_size=8 * 1024 * 1024, acks=acks)
     await producer.start()
     started = time.monotonic()
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.cluster import replication_rows, replication_summary
 from bench.gateway import gateway_rows, summary as gateway_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,12 @@ def results(f: dict, host: dict) -> dict:
         out["engines"]["quix"]["exactly_once"] = {
             "single_records_per_s": round(single["quix_exactly_once"]["records_per_s"]),
             "envelope_events_per_s": round(envelope["quix_exactly_once"]["events_per_s"])}
+    if "replication" in f:
+        out["replication"] = replication_summary(f["replication"])
+    if "read_models" in f:
+        out["read_models"] = {k: f["read_models"][k] for k in ("bytes_per_learner", "keys_per_learner",
+                                                               "records_per_learner", "cluster_slot_metas_bytes",
+                                                               "upserts_per_s")}
     return out | (gateway_summary(f["gateway"]) if "gateway" in f else {})
 
 
@@ -119,7 +126,15 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
             (f"{engine}: state bytes per pair / RSS per 100k pairs",
              f"{e['bytes_per_pair']:,.0f} B / {e['rss_mb_per_100k_pairs']:,.1f} MB", "", ""),
         ]
-    return out + (gateway_rows(s) if "gateway_single_requests_per_s" in s else [])
+    out += gateway_rows(s) if "gateway_single_requests_per_s" in s else []
+    if "read_models" in s:
+        r = s["read_models"]
+        out.append(("read models: Redis per classroom learner (keys; a cluster's slot metas, once)",
+                    f"{r['bytes_per_learner']:,} B ({r['keys_per_learner']} keys; "
+                    f"{r['cluster_slot_metas_bytes'] / 2**20:.1f} MiB)", "", ""))
+        out.append(("read models: upserts applied per second (one Redis, batches of 2,000)",
+                    f"{r['upserts_per_s']:,} upserts/s", "", ""))
+    return out + (replication_rows(s) if "replication" in s else [])
 
 
 def markdown(s: dict, f: dict) -> str:
@@ -128,7 +143,8 @@ def markdown(s: dict, f: dict) -> str:
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(s, f)]
     lines.append("")
     lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
-                 f"Kafka {m['kafka']} (single local broker); BENCH_SCALE={f['scale']}; run {f['run']} took "
+                 f"Kafka {m['kafka']} (single local broker; the replication rows: also three local brokers); "
+                 f"BENCH_SCALE={f['scale']}; run {f['run']} took "
                  f"{f['total_s'] / 60:.1f} min.")
     return "\n".join(lines) + "\n"
 
