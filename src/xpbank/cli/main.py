@@ -14,7 +14,7 @@ import orjson
 from xpbank.config import ENGINES, ConfigError, Settings
 from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
-from xpbank.cli import dead_letters, generations
+from xpbank.cli import copy_inputs, dead_letters, generations
 from xpbank.cli.records import RecordLineError, output_line, read_lines
 
 
@@ -340,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_facts)
     dead_letters.add_parser(sub)
     generations.add_parser(sub)
+    copy_inputs.add_parser(sub)
     return p
 
 
