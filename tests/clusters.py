@@ -29,6 +29,9 @@ class KafkaCluster:
         assert result.returncode == 0, f"cluster.sh {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
 
+    def running(self) -> bool:
+        return subprocess.run(["bash", str(self.script), "status"], capture_output=True, timeout=60).returncode == 0
+
     @property
     def settings(self) -> dict[str, str]:
         """XPBANK_BROKER and XPBANK_REPLICATION_FACTOR as the script wrote them."""
@@ -91,6 +94,9 @@ class RedisClusterNodes:
         result = subprocess.run(["bash", str(self.script), *args], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"redis cluster.sh {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
+
+    def running(self) -> bool:
+        return subprocess.run(["bash", str(self.script), "status"], capture_output=True, timeout=60).returncode == 0
 
     @property
     def url(self) -> str:

@@ -215,10 +215,15 @@ def xpbank(env: dict[str, str], *args: str, input: bytes | None = None, timeout:
 # ---- the clusters of the slow tier (tests/clusters.py): fixed ports, so one fixture each ----
 @pytest.fixture(scope="session")
 def kafka_cluster():
-    """make kafka-up-cluster's three brokers (127.0.0.1:9192-9194)."""
+    """make kafka-up-cluster's three brokers (127.0.0.1:9192-9194); stopped at the end if
+    the session started them."""
     from tests.clusters import KafkaCluster
 
-    return KafkaCluster().up()
+    cluster = KafkaCluster()
+    running = cluster.running()
+    yield cluster.up()
+    if not running:
+        cluster.run("down")
 
 
 @pytest.fixture
@@ -229,7 +234,12 @@ def whole_kafka_cluster(kafka_cluster):
 
 @pytest.fixture(scope="session")
 def redis_cluster():
-    """make redis-up-cluster's three masters with a replica each (127.0.0.1:7101-7106)."""
+    """make redis-up-cluster's three masters with a replica each (127.0.0.1:7101-7106);
+    stopped at the end if the session started them."""
     from tests.clusters import RedisClusterNodes
 
-    return RedisClusterNodes().up()
+    nodes = RedisClusterNodes()
+    running = nodes.running()
+    yield nodes.up()
+    if not running:
+        nodes.run("down")

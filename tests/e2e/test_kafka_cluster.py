@@ -131,13 +131,13 @@ def test_the_broker_leading_the_busiest_partitions_killed_mid_stream_loses_no_ac
         engine, whole_kafka_cluster, redis_url, tmp_path):
     cluster = whole_kafka_cluster
     env, settings = cluster_env(cluster, redis_url, tmp_path, engine)
-    requests, direct = a_classroom(learners=10, seed=31)
+    requests, direct = a_classroom(learners=8, seed=31)
     worker, gateway = start(env, tmp_path)
     try:
         assert {s.replication for s in asyncio.run(Admin(settings).describe(
             [settings.topic_prefix + "learning.caliper.v1"])).values()} == {3}
-        sender = Sender(gateway, requests, pause=0.15).start()
-        sender.until_sent(0.3)
+        sender = Sender(gateway, requests, pause=0.1).start()
+        sender.until_sent(0.25)
         victim, held = busiest_leader(cluster, settings)
         others = {n: cluster.pid(n) for n in cluster.ports if n != victim}
         in_flight = lag(settings)
@@ -147,8 +147,8 @@ def test_the_broker_leading_the_busiest_partitions_killed_mid_stream_loses_no_ac
         def leaders_moved() -> None:
             assert victim not in {leader for leader, _, _ in cluster.partitions(settings.topic_prefix).values()}
         eventually(leaders_moved, timeout=60)
-        sender.until_sent(0.7, timeout=240)
         assert sender.statuses[503] > 0  # what it could not get acknowledged in time was refused
+        assert sender.sent < len(requests)  # (still streaming)
         cluster.run("up")  # starts the killed broker only
         assert {n: cluster.pid(n) for n in others} == others and cluster.pid(victim)
         cluster.wait_in_sync()
@@ -159,9 +159,9 @@ def test_the_broker_leading_the_busiest_partitions_killed_mid_stream_loses_no_ac
     assert "Traceback" not in gateway.log()
 
 
-@both_engines
 def test_a_rolling_restart_of_all_three_brokers_mid_stream_loses_no_accepted_event(
         engine, whole_kafka_cluster, redis_url, tmp_path):
+    """(On the default engine: the broker's loss itself runs on both, above.)"""
     cluster = whole_kafka_cluster
     env, settings = cluster_env(cluster, redis_url, tmp_path, engine)
     requests, direct = a_classroom(learners=10, seed=37)
