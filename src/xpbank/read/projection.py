@@ -31,7 +31,7 @@ Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
 - `rebuild-lock`                     the projector rebuilding holds it (SET NX with a TTL)
 
 On a Redis Cluster (`redis+cluster://`, `Keys(cluster=True)`) a learner's component is a
-hash tag, `xp:{{user}}` (and `fact:{{user}}:{factId}`), so all of a learner's keys share a
+hash tag (`xp:{learner-7}`, `fact:{learner-7}:<factId>`), so all of a learner's keys share a
 hash slot and every script runs on one node. Each slot has its own `meta:{tag}` hash (the
 tag hashes to that slot), the guard of the scripts and reads of that slot; `meta` then
 holds the rebuild's state and reason, and each shard keeps its `positions` in
