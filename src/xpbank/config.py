@@ -48,6 +48,15 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_GATEWAY_TOKENS_FILE": "",
     "XPBANK_GATEWAY_BUFFER_BYTES": "33554432",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "10",
+    "XPBANK_MAX_ID_LENGTH": "512",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "1000",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "10",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "16384",
+    "XPBANK_HTTP_KEEPALIVE_SECONDS": "75",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "16",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "1000",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "16777216",
+    "XPBANK_UI_MAX_STREAMS": "32",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
@@ -92,8 +101,17 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
     "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
     "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
-    "XPBANK_GATEWAY_BUFFER_BYTES": "request bytes the gateway holds for the broker; past it: 503",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "record bytes the gateway holds until the broker acknowledges them; past it: 503",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
+    "XPBANK_MAX_ID_LENGTH": "longer ids, or ids with control characters, are `schema_violation` (gateway: 422)",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "larger envelopes are `schema_violation` (gateway: 413)",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "both HTTP servers: a request's headers arrive within this, or the socket closes",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "both HTTP servers: a slower body (after that grace) is answered 408",
+    "XPBANK_HTTP_KEEPALIVE_SECONDS": "both HTTP servers: idle keep-alive connections close after this (at most 75)",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "bodies one gateway token uploads at once; past it: 429",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests per second per gateway token (a token bucket); past it: 429",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes per second per gateway token; past it: 429",
+    "XPBANK_UI_MAX_STREAMS": "live-page event streams one API process serves at once; past it: 503",
 }
 
 
@@ -334,6 +352,8 @@ class Settings:
                 max_unanchored_seconds=_int(env, "XPBANK_MAX_UNANCHORED_SECONDS"),
                 max_payload_bytes=_int(env, "XPBANK_MAX_PAYLOAD_BYTES", minimum=1),
                 generation=_int(env, "XPBANK_GENERATION", minimum=1),
+                max_id_length=_int(env, "XPBANK_MAX_ID_LENGTH", minimum=64),  # urn:uuid ids (45) fit
+                max_events_per_envelope=_int(env, "XPBANK_MAX_EVENTS_PER_ENVELOPE", minimum=1),
             ),
         )
 
