@@ -3,8 +3,10 @@ works on a developer machine; a bad value fails fast with the variable's name.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
+MIN_TOKEN_LENGTH = 32  # every bearer token (API, web page, gateway): not guessable over the network
 
 DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
@@ -159,10 +162,27 @@ def _text(env: Mapping[str, str], name: str) -> str:
         raise ConfigError(f"{name} and {name}_FILE are both set: use one")
     if path:
         try:
-            return Path(path).read_text().strip()
+            text = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path!r} cannot be read ({exc.strerror})") from None
+        warn_if_shared(f"{name}_FILE", path)
+        return text
     return direct if direct is not None else DEFAULTS[name]
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_if_shared(name: str, path: str) -> None:
+    """Warn (once per process) when a secret's file may be read by its group or others."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and (name, path) not in _WARNED:
+        _WARNED.add((name, path))
+        logging.getLogger("xpbank.config").warning(
+            "%s=%s can be read by its group or others (mode %s): chmod 600 it", name, path, oct(mode & 0o777))
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -253,9 +273,14 @@ class ApiTokens:
                 if not granted or not granted <= set(SCOPES):
                     raise ConfigError(f"{name}: token {n} needs scopes among {', '.join(SCOPES)}")
                 entries.append((Secret(token), str(spec.get("name", f"token-{n}")), granted))
-            return cls(tuple(entries))
-        tokens = [t.strip() for t in text.split(",") if t.strip()]
-        return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
+        else:
+            tokens = [t.strip() for t in text.split(",") if t.strip()]
+            entries = [(Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)]
+        for token, token_name, _ in entries:
+            if len(token.reveal()) < MIN_TOKEN_LENGTH:
+                raise ConfigError(f"{name}: token {token_name} is shorter than {MIN_TOKEN_LENGTH} characters "
+                                  "(guessable; make one with: openssl rand -hex 24)")
+        return cls(tuple(entries))
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:

@@ -163,15 +163,15 @@ def test_a_course_must_name_the_course_of_its_path():
 
 
 def test_tokens_grant_what_they_may_and_never_show_themselves():
-    file_text = orjson.dumps({"t-sensor": {"name": "reader-app", "may": ["caliper"], "sensor": SENSOR},
-                              "t-curr": {"may": ["curriculum"]}}).decode()
-    tokens = parse_tokens("all-1, all-2", file_text)
-    assert tokens.grant("all-2").kinds == {"caliper", "submissions", "masteries", "curriculum"}
-    reader = tokens.grant("t-sensor")
+    file_text = orjson.dumps({"t-sensor-0123456789abcdef0123456789": {"name": "reader-app", "may": ["caliper"], "sensor": SENSOR},
+                              "t-curr-0123456789abcdef0123456789": {"may": ["curriculum"]}}).decode()
+    tokens = parse_tokens("all-1-0123456789abcdef0123456789, all-2-0123456789abcdef0123456789", file_text)
+    assert tokens.grant("all-2-0123456789abcdef0123456789").kinds == {"caliper", "submissions", "masteries", "curriculum"}
+    reader = tokens.grant("t-sensor-0123456789abcdef0123456789")
     assert (reader.name, reader.kinds, reader.sensor) == ("reader-app", {"caliper"}, SENSOR)
-    assert tokens.grant("t-curr").kinds == {"curriculum"} and tokens.grant("t-curr").sensor is None
+    assert tokens.grant("t-curr-0123456789abcdef0123456789").kinds == {"curriculum"} and tokens.grant("t-curr-0123456789abcdef0123456789").sensor is None
     assert tokens.grant("all-") is None and tokens.grant("") is None
-    assert "all-1" not in repr(tokens) and "t-sensor" not in repr(reader)
+    assert "all-1" not in repr(tokens) and "t-sensor-0123456789abcdef0123456789" not in repr(reader)
 
 
 @pytest.mark.parametrize(("plain", "file_text", "says"), [
@@ -179,7 +179,7 @@ def test_tokens_grant_what_they_may_and_never_show_themselves():
     ("", '{"t": {"may": []}}', "needs \"may\""),
     ("", '["t"]', "a JSON object"),
     ("", "{nope", "not JSON"),
-    ("a,a", None, "given twice"),
+    (f"{'a' * 32},{'a' * 32}", None, "given twice"),
     ("", '{"t": {"may": ["caliper"], "sensor": 3}}', "sensor"),
 ])
 def test_bad_token_configuration_fails_naming_the_problem_not_the_token(plain, file_text, says):
@@ -192,10 +192,10 @@ def test_gateway_settings_need_tokens_and_a_buffer_that_fits_a_request(tmp_path)
     with pytest.raises(ConfigError, match="XPBANK_GATEWAY_TOKENS"):
         GatewaySettings.from_env({})
     with pytest.raises(ConfigError, match="XPBANK_GATEWAY_BUFFER_BYTES"):
-        GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t", "XPBANK_GATEWAY_BUFFER_BYTES": "1000"})
+        GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t" * 32, "XPBANK_GATEWAY_BUFFER_BYTES": "1000"})
     path = tmp_path / "tokens.json"
-    path.write_text('{"t2": {"may": ["masteries"]}}')
-    settings = GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t1", "XPBANK_GATEWAY_TOKENS_FILE": str(path)})
+    path.write_text('{"%s": {"may": ["masteries"]}}' % ("t2" * 16))
+    settings = GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t1" * 16, "XPBANK_GATEWAY_TOKENS_FILE": str(path)})
     assert (settings.port, len(settings.tokens), settings.max_payload_bytes) == (6070, 2, 262144)
     with pytest.raises(ConfigError, match="cannot be read"):
         GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS_FILE": str(tmp_path / "missing.json")})

@@ -11,7 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xpbank.config import DEFAULTS, ConfigError, Secret, Settings, _int
+from aiohttp import web
+
+from xpbank.config import DEFAULTS, MIN_TOKEN_LENGTH, ConfigError, Secret, Settings, _int, warn_if_shared
+from xpbank.web.limits import HttpLimits
 
 KINDS = ("caliper", "submissions", "masteries", "curriculum")
 
@@ -23,6 +26,9 @@ class Grant:
     name: str
     kinds: frozenset[str]
     sensor: str | None = None
+
+
+GRANT = web.RequestKey("grant", Grant)  # the request's grant, once authenticated (the access log names it)
 
 
 class Tokens:
@@ -49,8 +55,9 @@ class Tokens:
 
 def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GATEWAY_TOKENS_FILE") -> Tokens:
     """`plain`: comma-separated tokens that may send everything. `file_text`: a JSON object
-    `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional)."""
-    entries = [(Secret(t.strip()), Grant(f"token-{n}", frozenset(KINDS)))
+    `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional).
+    Every token has at least MIN_TOKEN_LENGTH characters."""
+    entries = [(Secret(t.strip()), Grant(f"token-{n}", frozenset(KINDS)), "XPBANK_GATEWAY_TOKENS")
                for n, t in enumerate((t for t in plain.split(",") if t.strip()), 1)]
     if file_text is not None:
         try:
@@ -59,16 +66,19 @@ def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GAT
             raise ConfigError(f"{file_name}: not JSON (an object of tokens is expected)") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"{file_name}: a JSON object {{\"<token>\": {{\"may\": [...]}}}} is expected")
-        for n, (token, spec) in enumerate(doc.items(), 1):
-            entries.append((Secret(token), _grant(spec, n, file_name)))
+        entries += [(Secret(token), _grant(spec, n, file_name), file_name)
+                    for n, (token, spec) in enumerate(doc.items(), 1)]
     seen: set[str] = set()
-    for token, grant in entries:
+    for token, grant, origin in entries:
         if not token.reveal().strip() or token.reveal() != token.reveal().strip():
-            raise ConfigError(f"gateway token {grant.name}: empty, or with spaces around it")
+            raise ConfigError(f"{origin}: gateway token {grant.name}: empty, or with spaces around it")
+        if len(token.reveal()) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"{origin}: gateway token {grant.name} is shorter than {MIN_TOKEN_LENGTH} characters "
+                              "(guessable; make one with: openssl rand -hex 24)")
         if token.reveal() in seen:
             raise ConfigError(f"gateway token {grant.name} is given twice")
         seen.add(token.reveal())
-    return Tokens(entries)
+    return Tokens([(token, grant) for token, grant, _ in entries])
 
 
 def _grant(spec: object, n: int, file_name: str) -> Grant:
@@ -92,6 +102,10 @@ class GatewaySettings:
     buffer_bytes: int
     ack_timeout_seconds: float
     operators: Tokens = Tokens([])  # XPBANK_API_TOKENS with the operations scope: may read /metrics
+    http: HttpLimits = HttpLimits()
+    reads_per_token: int = 16
+    requests_per_second: int = 1000
+    bytes_per_second: int = 16 * 1024 * 1024
 
     @property
     def max_payload_bytes(self) -> int:
@@ -108,16 +122,22 @@ class GatewaySettings:
                 file_text = Path(path).read_text()
             except OSError as exc:
                 raise ConfigError(f"XPBANK_GATEWAY_TOKENS_FILE={path!r} cannot be read ({exc.strerror})") from None
+            warn_if_shared("XPBANK_GATEWAY_TOKENS_FILE", path)
         tokens = parse_tokens(env.get("XPBANK_GATEWAY_TOKENS") or DEFAULTS["XPBANK_GATEWAY_TOKENS"], file_text)
         if not len(tokens):
             raise ConfigError("the gateway needs tokens: set XPBANK_GATEWAY_TOKENS (comma-separated) "
                               "or XPBANK_GATEWAY_TOKENS_FILE")
         buffer_bytes = _int(env, "XPBANK_GATEWAY_BUFFER_BYTES", 1)
-        if buffer_bytes < base.rules.max_payload_bytes:
-            raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below XPBANK_MAX_PAYLOAD_BYTES="
-                              f"{base.rules.max_payload_bytes}: a request of the largest size would never fit")
+        largest = 2 * base.rules.max_payload_bytes + 64 * 1024  # caliper.bound: the most one request writes
+        if buffer_bytes < largest:
+            raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below {largest} (twice "
+                              f"XPBANK_MAX_PAYLOAD_BYTES={base.rules.max_payload_bytes} plus 64 KiB): the records of "
+                              "the largest request would never fit")
         operators = Tokens([(secret, Grant(name, frozenset())) for secret, name, scopes in base.api_tokens.scopes
                             if "operations" in scopes])
         return cls(base=base, port=_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
-                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators)
+                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators,
+                   http=HttpLimits.from_env(env), reads_per_token=_int(env, "XPBANK_GATEWAY_READS_PER_TOKEN", 1),
+                   requests_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND", 1),
+                   bytes_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND", 1))
 

@@ -24,6 +24,7 @@ from xpbank.read.read_models import ReadModels
 from xpbank.read.ui import session
 from xpbank.read.ui.live import LiveTail
 from xpbank.read.ui.views import explained_rows, lag_rows
+from xpbank.web.limits import ClientError, read_body
 
 log = logging.getLogger("xpbank.ui")
 HERE = Path(__file__).resolve().parent
@@ -32,6 +33,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 TICK = 2.0  # seconds between two overviews pushed to an open page (and the cluster figures' age)
 KAFKA_TIMEOUT = 6.0
+WRITE_SECONDS = 10.0  # an event the page does not take within this ends its stream
 
 
 def problem_text(exc: BaseException) -> str:
@@ -127,7 +129,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
 
 
-def add_ui(app: web.Application, settings: Settings, host, read_models: Callable[[], ReadModels]) -> None:
+def add_ui(app: web.Application, settings: Settings, host, read_models: Callable[[], ReadModels], doors) -> None:
+    """`doors`: the server's `Doors` (client limits, event streams open at once)."""
     live = LiveTail(settings)
     overview = Overview(settings, host, read_models, live)
 
@@ -135,7 +138,8 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
         return session.redirect("/ui/")
 
     async def login(request: web.Request) -> web.Response:
-        return await session.login(request, settings.api_tokens)
+        return await session.login(request, settings.api_tokens,
+                                   lambda: read_body(request, session.FORM_LIMIT, doors.http))
 
     async def search(request: web.Request) -> web.StreamResponse:
         wanted = request.query.get("sourcedId", "").strip()
@@ -159,13 +163,19 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
 
     async def events(request: web.Request) -> web.StreamResponse:
         """The overview as server-sent events: an `overview` at once and every TICK
-        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive."""
+        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive. At most
+        XPBANK_UI_MAX_STREAMS at once (503 beyond); a page that does not read its events
+        within WRITE_SECONDS loses its stream (it reconnects)."""
+        if len(live.subscribers) >= doors.max_streams:
+            raise ClientError(503, f"{doors.max_streams} live streams are open on this process "
+                                   "(XPBANK_UI_MAX_STREAMS); the page retries", headers={"Retry-After": "10"})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
         queue = live.subscribe()
         loop = asyncio.get_running_loop()
         try:
-            await response.write(b"retry: 3000\n\n")
+            async with asyncio.timeout(WRITE_SECONDS):
+                await response.write(b"retry: 3000\n\n")
             await _send(response, "overview", await overview.snapshot())
             due = loop.time() + TICK
             while True:
@@ -185,6 +195,9 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
                     break
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
+        except TimeoutError:  # the page does not read: drop it
+            if request.transport is not None:
+                request.transport.close()
         finally:
             live.unsubscribe(queue)
         return response
@@ -202,10 +215,10 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
     app.router.add_post("/ui/logout", session.logout)
     app.router.add_get("/ui/learners", search)
     app.router.add_get("/ui/learners/", search)
-    app.router.add_get("/ui/learners/{user}", page("learner.html"))
+    app.router.add_get("/ui/learners/{user:[^/]+}", page("learner.html"))
     app.router.add_get("/ui/api/overview", overview_json)
     app.router.add_get("/ui/api/events", events)
-    app.router.add_get("/ui/api/learners/{user}", learner_json)
+    app.router.add_get("/ui/api/learners/{user:[^/]+}", learner_json)
     app.router.add_static("/ui/static/", STATIC, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(goodbye)
@@ -224,4 +237,5 @@ def _dumps(value) -> str:
 
 
 async def _send(response: web.StreamResponse, event: str, data) -> None:
-    await response.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+    async with asyncio.timeout(WRITE_SECONDS):
+        await response.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
