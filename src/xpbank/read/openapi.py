@@ -80,7 +80,7 @@ PATHS = {
                                       "responses": {"200": {"description": "the file", "content": {
                                           "text/css": {"schema": {"type": "string"}},
                                           "text/javascript": {"schema": {"type": "string"}}}},
-                                          **problems(403, 404)}}},
+                                          **problems(404)}}},
 }
 DESCRIPTION = document(
     "xpbank API", "Learners' XP, attempts and banking evidence from the read models, and the web page "

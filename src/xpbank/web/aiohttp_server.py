@@ -5,15 +5,19 @@ aiohttp has no header read timeout: a client that sends half a request head hold
 socket until the keep-alive timer (3,630 s by default). `runner()` serves an app with a
 protocol whose head timer starts at the first byte of a request head and closes the
 connection (after a 408) unless the head is complete within `head_timeout` seconds, and
-with a keep-alive of `keepalive` seconds. Internals used: `RequestHandler.data_received`,
+with a keep-alive of `keepalive` seconds. A request aiohttp itself cannot parse (a bad
+request line, header or chunk) is a 400 problem document logged at DEBUG: a client's
+error, not the server's (aiohttp logs each at ERROR with a traceback). Internals used: `RequestHandler.data_received`,
 `connection_lost`, `_waiter` (the future `start()` awaits while no request is queued),
-`_request_count` (heads parsed on the connection), `_loop`, `force_close`, and
+`_request_count` (heads parsed on the connection), `_loop`, `force_close`, `handle_error`, and
 `web.Server.__call__` / `_kwargs` / `_loop` (how a server makes a protocol)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 
+import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -50,6 +54,17 @@ class HeadTimedHandler(RequestHandler):
                 self.transport.write(TIMEOUT_ANSWER)
             self.force_close()
             self._on_head_timeout()
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        self.logger.debug("refused a request aiohttp could not parse from %s: %s", request.remote, exc)
+        detail = str(getattr(exc, "message", None) or message or "the request is malformed").splitlines()[0][:200]
+        response = web.Response(status=status, content_type="application/problem+json", body=orjson.dumps(
+            {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}))
+        response.force_close()
+        return response
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_timer is not None:

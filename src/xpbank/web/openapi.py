@@ -60,13 +60,14 @@ def document(title: str, description: str, paths: dict, schemas: dict, security:
 
 def routes_of(app: web.Application) -> set[tuple[str, str]]:
     """(method, path) of every route of `app` (aiohttp's automatic HEADs left out; a
-    parameter's pattern left out: `{user:[^/]+}` is `{user}`)."""
+    parameter's pattern left out: `{user:[^/]+}` is `{user}`). The apps have no static
+    resources (a prefix would match paths no description names)."""
     found = set()
     for route in app.router.routes():
         if route.method == "HEAD":
             continue
         info = route.resource.get_info() if route.resource is not None else {}
-        path = info.get("formatter") or info.get("path") or (info.get("prefix", "") + "/{filename}")
+        path = info.get("formatter") or info.get("path")
         found.add((route.method, path))
     return found
 

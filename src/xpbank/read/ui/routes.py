@@ -219,10 +219,24 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
     app.router.add_get("/ui/api/overview", overview_json)
     app.router.add_get("/ui/api/events", events)
     app.router.add_get("/ui/api/learners/{user:[^/]+}", learner_json)
-    app.router.add_static("/ui/static/", STATIC, show_index=False, follow_symlinks=False)
+    app.router.add_get("/ui/static/{filename}", static)
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(goodbye)
     app.on_cleanup.append(close)
+
+
+FILE_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """The page's scripts and styles: the files of static/ by name, nothing else (a 404
+    problem document for any other name, as every refusal)."""
+    name = request.match_info["filename"]
+    path = STATIC / name
+    kind = FILE_TYPES.get(path.suffix)
+    if kind is None or name.startswith(".") or path.parent != STATIC or not path.is_file() or path.is_symlink():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Content-Type": f"{kind}; charset=utf-8"})
 
 
 def _drain(queue: asyncio.Queue) -> list:
