@@ -49,13 +49,15 @@ class HttpLimits:
         return self.header_timeout + size / self.body_min_rate
 
 
-async def read_body(request: web.Request, limit: int, limits: HttpLimits) -> bytes:
-    """The body, at most `limit` bytes (413 beyond), within `limits.body_seconds` of its
-    announced size (of `limit` when chunked; 408 after); a malformed or cut chunked body
-    is a 400. A client that goes away raises ConnectionResetError (nobody to answer)."""
+async def read_body(request: web.Request, limit: int, limits: HttpLimits,
+                    limit_name: str = "XPBANK_MAX_PAYLOAD_BYTES") -> bytes:
+    """The body, at most `limit` bytes (413 beyond, naming `limit_name`), within
+    `limits.body_seconds` of its announced size (of `limit` when chunked; 408 after); a
+    malformed or cut chunked body is a 400. A client that goes away raises
+    ConnectionResetError (nobody to answer)."""
     size = request.content_length
     if size is not None and size > limit:
-        raise ClientError(413, f"the body is {size:,} bytes, over XPBANK_MAX_PAYLOAD_BYTES={limit}")
+        raise ClientError(413, f"the body is {size:,} bytes, over {limit_name}={limit}")
     seconds = limits.body_seconds(size if size is not None else limit)
     chunks, received = [], 0
     try:
@@ -63,7 +65,7 @@ async def read_body(request: web.Request, limit: int, limits: HttpLimits) -> byt
             while chunk := await request.content.readany():
                 received += len(chunk)
                 if received > limit:
-                    raise ClientError(413, f"the body is over XPBANK_MAX_PAYLOAD_BYTES={limit} bytes", close=True)
+                    raise ClientError(413, f"the body is over {limit_name}={limit} bytes", close=True)
                 chunks.append(chunk)
     except TimeoutError:
         raise ClientError(408, f"the body did not arrive within {seconds:.0f} s (XPBANK_HTTP_HEADER_TIMEOUT_SECONDS "

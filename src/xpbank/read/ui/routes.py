@@ -139,7 +139,7 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
 
     async def login(request: web.Request) -> web.Response:
         return await session.login(request, settings.api_tokens,
-                                   lambda: read_body(request, session.FORM_LIMIT, doors.http))
+                                   lambda: read_body(request, session.FORM_LIMIT, doors.http, "the login form's limit"))
 
     async def search(request: web.Request) -> web.StreamResponse:
         wanted = request.query.get("sourcedId", "").strip()

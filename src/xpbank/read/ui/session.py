@@ -49,6 +49,8 @@ def same_origin(request: web.Request) -> bool:
     `null` Origin, or none) its Sec-Fetch-Site must say so. A client that sends neither
     is no browser, so no forged request."""
     origin, site = header_text(request, "Origin"), header_text(request, "Sec-Fetch-Site")
+    if (origin is None and "Origin" in request.headers) or (site is None and "Sec-Fetch-Site" in request.headers):
+        return False  # sent, but not as text: no browser's
     if origin is not None and origin != "null":
         try:
             return urlsplit(origin).netloc == request.host
