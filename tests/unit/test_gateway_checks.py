@@ -236,3 +236,37 @@ def test_the_gateway_command_refuses_to_start_without_tokens_and_says_which_vari
     result = xpbank(env, "gateway", timeout=60)
     assert result.returncode == 2
     assert b"XPBANK_GATEWAY_TOKENS" in result.stderr and b"Traceback" not in result.stderr
+
+
+# ---- SPEC §2.5 limits and the bound on what a request writes ----------------------------
+
+
+def test_an_ordinary_envelope_never_meets_the_bound_even_with_one_learner_per_event():
+    """The worst ordinary case: events of about 300 bytes, each its own learner (a record
+    each, repeating the head), a sensor IRI of 199 characters, the body at its limit."""
+    event = {"id": "urn:uuid:8b0a6e2e-8f7e-4a52-9d0c-0a8f1c2b3d4e", "type": "TimeSpentEvent",
+             "action": "SpentTime", "eventTime": "2026-11-21T10:00:00.000Z", "object": {"activity": {"id": "https://r.example/r12"}},
+             "generated": {"items": [{"type": "active", "value": 30}]}}
+    events = [event | {"actor": {"id": f"https://r.example/users/learner-{n:06d}"}} for n in range(1000)]
+    doc = envelope(events, sensor="https://sensor.example/" + "s" * 176)
+    body = orjson.dumps(doc)
+    while len(body) > Rules().max_payload_bytes:
+        doc["data"].pop()
+        body = orjson.dumps(doc)
+    assert 300 <= len(orjson.dumps(events[0])) < 310 and len(doc["sensor"]) == 199
+    records = caliper.split(body).records
+    assert len(records) == len(doc["data"])
+    assert sum(len(r.key) + len(r.value) for r in records) <= caliper.bound(len(body))
+
+
+def test_the_gateway_checks_limits_before_it_splits_and_the_sensor_first():
+    long = "x" * 513
+    assert "sensor: longer than XPBANK_MAX_ID_LENGTH=512" in refused(split, envelope([timeback_time_spent()], sensor=long)).detail
+    many = refused(split, envelope([{}] * 1001))
+    assert (many.status, many.detail.split(";")[0]) == (413, "data: 1001 events, over XPBANK_MAX_EVENTS_PER_ENVELOPE=1000")
+    bad = refused(split, envelope([timeback_time_spent("u1"), timeback_time_spent("u2") | {"id": "e\x00"}]))
+    assert (bad.status, bad.detail) == (422, "data[1].id: holds a control character (U+0000 at 1); ids may not hold "
+                                              "U+0000-U+001F or U+007F")
+    amplified = refused(split, envelope([{}] * 1000, sensor="https://s.example/" + "s" * 450))
+    assert amplified.status == 413 and "over twice its body plus 64 KiB" in amplified.detail
+    assert len(caliper.split(orjson.dumps(envelope([{}] * 60, sensor="https://s.example/"))).records) == 60
