@@ -5,6 +5,8 @@ models, tokens and settings."""
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 from tests.builders import at, submission
@@ -270,3 +272,25 @@ def test_the_gateway_checks_limits_before_it_splits_and_the_sensor_first():
     amplified = refused(split, envelope([{}] * 1000, sensor="https://s.example/" + "s" * 450))
     assert amplified.status == 413 and "over twice its body plus 64 KiB" in amplified.detail
     assert len(caliper.split(orjson.dumps(envelope([{}] * 60, sensor="https://s.example/"))).records) == 60
+
+
+@pytest.mark.parametrize("event", [
+    {"id": "x" * 513}, {"actor": {"id": "a\x1f"}}, {"object": {"activity": {"id": "v" * 600}}},
+    {"object": {"course": {"id": "c\x7f"}, "activity": "v"}}, {"actor": "https://x/" + "u" * 600},
+    {"actor": {"id": 5}}, {"object": [1]}, {},
+])
+def test_the_gateways_lazy_id_check_words_a_breach_as_the_workers_does(event):
+    from xpbank.contract.identifiers import caliper_id_problem
+
+    lazy = caliper._parse(orjson.dumps(event))
+    assert caliper.event_id_problem(lazy, 512) == caliper_id_problem(event, 512)
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.integers(8, 30), st.booleans())
+def test_the_cheap_look_at_a_body_never_misses_an_id_that_breaks_a_limit(actor, activity, limit, pretty):
+    from xpbank.contract.identifiers import caliper_id_problem
+
+    event = {"id": "e1", "actor": {"id": actor}, "object": {"activity": {"id": activity}}}
+    body = orjson.dumps(envelope([event]), option=orjson.OPT_INDENT_2 if pretty else 0)
+    if caliper_id_problem(event, limit) is not None:
+        assert caliper.may_break_limits(body, limit)

@@ -22,6 +22,8 @@ def id_problem(value: str, limit: int = MAX_ID_LENGTH) -> str | None:
     """What is wrong with an identifier, or None."""
     if len(value) > limit:
         return f"longer than XPBANK_MAX_ID_LENGTH={limit} characters ({len(value)})"
+    if value.isascii() and value.isprintable():  # the common case, at C speed
+        return None
     found = _CONTROL.search(value)
     if found is not None:
         return (f"holds a control character (U+{ord(found.group()):04X} at {found.start()}); "
