@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
-	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom"
+	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
 	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
@@ -81,8 +81,10 @@ bench: setup
 	@bash bench/wrk.sh
 	$(PY) -m bench
 
-run: setup services
-	@bash deploy/run.sh
+# Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
+DEMO_ARGS ?=
+run: setup
+	@bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
 	rm -rf .run/worker* data .pytest_cache .hypothesis

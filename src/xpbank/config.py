@@ -7,9 +7,11 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from xpbank.core.rules import Rules
 
@@ -28,7 +30,9 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_WEB_PORT": "6066",
     "XPBANK_DATA_DIR": "./data",
     "XPBANK_INSTANCE_ID": "",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "10",
     "XPBANK_PROJECTOR": "1",
+    "XPBANK_PROJECTOR_PORT": "6067",
     "XPBANK_REDIS_PREFIX": "xpbank:",
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
     "XPBANK_OUTPUT_RETENTION_DAYS": "-1",
@@ -68,7 +72,7 @@ ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
 MIN_TOKEN_LENGTH = 32  # every bearer token (API, web page, gateway): not guessable over the network
 
-DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_table)
+DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
@@ -82,10 +86,12 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_GENERATION": "generation stamped on outputs (replays use a new one)",
     "XPBANK_WEB_PORT": "the worker's HTTP port",
     "XPBANK_DATA_DIR": "where a worker keeps its table stores",
-    "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod",
+    "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod name",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "a worker away this long loses its partitions; a static member back sooner keeps them (no rebalance)",
     "XPBANK_PROJECTOR": "`1`: the worker runs the projector; `0` with `xpbank projector` apart",
+    "XPBANK_PROJECTOR_PORT": "`/healthz` and `/metrics` of `xpbank projector` on its own",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis key",
-    "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO`: rebalances)",
+    "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
     "XPBANK_OUTPUT_RETENTION_DAYS": "days the banked, attempts and dead-letter topics keep (`-1`: for ever)",
     "XPBANK_ALLOW_FINITE_RETENTION": "`1`: start although an input topic deletes records (warns hourly)",
     "XPBANK_KAFKA_SECURITY_PROTOCOL": "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`",
@@ -101,23 +107,23 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_ENGINE": "stream engine of `worker` and `replay`: `faust` or `quix`",
     "XPBANK_PROCESSING_GUARANTEE": "`at-least-once`, or `exactly-once` (quix: transactional outputs)",
     "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
-    "XPBANK_GATEWAY_TOKENS": "gateway tokens sending everything, comma-separated",
+    "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
     "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
-    "XPBANK_GATEWAY_BUFFER_BYTES": "record bytes awaiting acks; past it: 503",
-    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "503 when the broker has not acked by then",
-    "XPBANK_MAX_ID_LENGTH": "longer ids are refused (SPEC §2.5)",
-    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "larger envelopes are refused",
-    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "slower request heads are cut",
-    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "slower bodies are cut: 408",
-    "XPBANK_GATEWAY_READS_PER_TOKEN": "uploads at once per gateway token",
-    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests/s per gateway token",
-    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes/s per gateway token",
-    "XPBANK_UI_MAX_STREAMS": "live-page streams per API process",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "bytes of records (keys and values) the gateway holds until the broker acknowledges them; past it: 503",
+    "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
+    "XPBANK_MAX_ID_LENGTH": "longer ids, or ids with control characters, are `schema_violation` (gateway: 422; SPEC §2.5)",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "larger envelopes are `schema_violation` (gateway: 413, also for arrays)",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "both HTTP servers: a request head arrives within this from its first byte, else 408 and closed",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "both HTTP servers: a slower body (after the header timeout's grace) is answered 408",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "bodies one gateway token uploads at once; past it: 429",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests per second per gateway token (a token bucket); past it: 429",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes per second per gateway token; past it: 429",
+    "XPBANK_UI_MAX_STREAMS": "live-page event streams one API process serves at once; past it: 503",
 }
 
 
 def markdown_table() -> str:
-    """The README's configuration table (a unit test keeps them equal)."""
+    """docs/configuration.md's table (a unit test keeps them equal)."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
         f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
 
@@ -251,6 +257,9 @@ class ApiTokens:
     def __repr__(self) -> str:
         return f"ApiTokens({len(self.scopes)} tokens)"
 
+    def __len__(self) -> int:
+        return len(self.scopes)
+
     @classmethod
     def parse(cls, text: str, name: str = "XPBANK_API_TOKENS") -> ApiTokens:
         """Comma-separated tokens (every scope), or a JSON object
@@ -279,6 +288,52 @@ class ApiTokens:
                 raise ConfigError(f"{name}: token {token_name} is shorter than {MIN_TOKEN_LENGTH} characters "
                                   "(guessable; make one with: openssl rand -hex 24)")
         return cls(tuple(entries))
+
+    @classmethod
+    def reread(cls, text: str) -> ApiTokens:
+        """XPBANK_API_TOKENS_FILE's new content; none left would lock everyone out, so
+        it is refused (a half-written file, most likely)."""
+        tokens = cls.parse(text, "XPBANK_API_TOKENS_FILE")
+        if not tokens.scopes:
+            raise ConfigError("XPBANK_API_TOKENS_FILE holds no token")
+        return tokens
+
+
+T = TypeVar("T")
+
+
+class Rereadable(Generic[T]):
+    """A file's parsed content, parsed again once the file's content changed (looked at
+    no more than once every `every` seconds; token files are small): tokens rotate
+    without a restart, a Kubernetes Secret's atomic symlink swap included. A content that
+    `parse` refuses (ConfigError), or a file gone, keeps the last good value: logged
+    with the variable's name, never the content."""
+
+    def __init__(self, path: str, parse: Callable[[str], T], variable: str, value: T, every: float = 1.0) -> None:
+        self.path, self.parse, self.variable, self.value, self.every = path, parse, variable, value, every
+        self._seen, self._looked = self._content(), time.monotonic()
+
+    def _content(self) -> bytes | None:
+        try:
+            return Path(self.path).read_bytes()
+        except OSError:
+            return None
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return self.value
+        self._looked, content = now, self._content()
+        if content is None or content == self._seen:
+            return self.value
+        self._seen = content
+        try:
+            self.value = self.parse(content.decode("utf-8", "replace"))
+        except ConfigError as exc:
+            logging.getLogger("xpbank").warning("%s changed but is not used (%s): the tokens before stay", self.variable, exc)
+        else:
+            logging.getLogger("xpbank").info("%s read again", self.variable)
+        return self.value
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
@@ -316,8 +371,10 @@ class Settings:
     data_dir: Path
     rules: Rules
     instance_id: str = ""
+    session_timeout_seconds: int = 10
     replication_factor: int = 1
     projector: bool = True
+    projector_port: int = 6067
     redis_prefix: str = "xpbank:"
     output_retention_days: int = -1
     allow_finite_retention: bool = False
@@ -325,6 +382,7 @@ class Settings:
     redis_secret_url: Secret = Secret("")
     redis_ca_file: str = ""
     api_tokens: ApiTokens = ApiTokens()
+    api_tokens_file: str = ""  # read again when it changes (read.auth.current_tokens)
     metrics_public: bool = False
     engine: str = "faust"
     processing_guarantee: str = "at-least-once"
@@ -355,6 +413,7 @@ class Settings:
             kafka=KafkaSecurity.from_env(env),
             api_tokens=ApiTokens.parse(_text(env, "XPBANK_API_TOKENS"),
                                        "XPBANK_API_TOKENS_FILE" if env.get("XPBANK_API_TOKENS_FILE") else "XPBANK_API_TOKENS"),
+            api_tokens_file=env.get("XPBANK_API_TOKENS_FILE") or "",
             metrics_public=_flag(env, "XPBANK_METRICS_PUBLIC"),
             engine=engine,
             processing_guarantee=guarantee,
@@ -364,8 +423,10 @@ class Settings:
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
+            session_timeout_seconds=_int(env, "XPBANK_SESSION_TIMEOUT_SECONDS", minimum=6),  # the broker's minimum
             replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
+            projector_port=_int(env, "XPBANK_PROJECTOR_PORT", minimum=1),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             output_retention_days=_retention_days(env, "XPBANK_OUTPUT_RETENTION_DAYS"),
             allow_finite_retention=_flag(env, "XPBANK_ALLOW_FINITE_RETENTION"),
@@ -394,3 +455,7 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """The broker URL(s) as aiokafka wants them (`host:port[,host:port]`)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+
+if __name__ == "__main__":  # the table of docs/configuration.md
+    print(markdown_table(), end="")

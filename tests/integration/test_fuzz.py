@@ -26,7 +26,7 @@ from xpbank.kafka.admin import converge
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = 25  # per operation: the run stays well under a minute on a loaded machine
+EXAMPLES = 20  # per operation: the run stays well under a minute on a loaded machine
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 ENDLESS = "/ui/api/events"  # a server-sent event stream never ends: tested by the browser tests instead

@@ -1,4 +1,4 @@
-"""Configuration: defaults, validation, and the README's table kept in sync with the code."""
+"""Configuration: defaults, validation, and docs/configuration.md kept equal to the code."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION = README.parent / "docs" / "configuration.md"
 
 
 def test_defaults_work_on_a_developer_machine():
@@ -23,8 +24,25 @@ def test_bad_values_fail_with_the_variables_name(name, value):
         Settings.from_env({name: value})
 
 
-def test_the_readme_lists_every_variable_with_its_default():
-    text = README.read_text()
-    assert markdown_table() in text
+def test_the_configuration_page_is_the_table_the_code_generates():
+    text = CONFIGURATION.read_text()
+    assert markdown_table() in text, "docs/configuration.md is stale: paste `.venv/bin/python -m xpbank.config` into it"
     for name, default in DEFAULTS.items():
         assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
+
+
+def test_the_readme_keeps_a_few_settings_as_the_table_says_and_links_the_rest():
+    text = README.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `XPBANK_")]
+    assert 4 <= len(rows) <= 10 and set(rows) <= set(markdown_table().splitlines())
+    assert "](docs/configuration.md)" in text
+
+
+def test_a_projector_with_its_own_redis_prefix_gets_its_own_consumer_group():
+    from xpbank.read.projector import projector_group
+
+    live = Settings.from_env({"XPBANK_TOPIC_PREFIX": "p."})
+    second = Settings.from_env({"XPBANK_TOPIC_PREFIX": "p.", "XPBANK_REDIS_PREFIX": "xpbank-g2:"})
+    assert projector_group(live) == "p.xpbank-projector"  # the name a running deployment already has
+    assert projector_group(second) == "p.xpbank-projector-xpbank-g2:"
+    assert projector_group(second).startswith("p.")  # ACLs on the topic prefix still cover it
