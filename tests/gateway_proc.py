@@ -16,6 +16,7 @@ import orjson
 from tests.conftest import ROOT
 from xpbank.config import Settings
 from xpbank.kafka.clients import read_topic
+from xpbank.read.read_models import ReadModels
 
 TOKEN = "test-token-all-0123456789abcdef0123456789"  # may send everything
 
@@ -98,6 +99,21 @@ class Api(Gateway):
     def __init__(self, env: dict[str, str], tmp: Path, name: str = "api", **extra: str) -> None:
         super().__init__(env, tmp, name, **extra)
         self.token = self.env["XPBANK_API_TOKENS"]
+
+    def start(self, ready: bool = True) -> Api:
+        """Its (empty) read models marked complete first, as a projector's rebuild leaves
+        them: until then the API answers 503 (read models lost or never built)."""
+        async def mark_complete() -> None:
+            models = ReadModels.connect(Settings.from_env(self.env))
+            try:
+                await models.begin_rebuild("tests", "a test's empty read models")
+                await models.finish_rebuild("tests", (await models.status()).running)
+            finally:
+                await models.close()
+
+        asyncio.run(mark_complete())
+        super().start(ready)
+        return self
 
 
 def records(settings: Settings, topic: str) -> list:
