@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_GATEWAY_TOKENS_FILE": "",
     "XPBANK_GATEWAY_BUFFER_BYTES": "33554432",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "10",
+    "XPBANK_MAX_ID_LENGTH": "512",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "1000",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "10",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "16384",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "16",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "1000",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "16777216",
+    "XPBANK_UI_MAX_STREAMS": "32",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
@@ -61,6 +70,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
+MIN_TOKEN_LENGTH = 32  # every bearer token (API, web page, gateway): not guessable over the network
 
 DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
@@ -99,8 +109,16 @@ DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_tabl
     "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
     "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
     "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
-    "XPBANK_GATEWAY_BUFFER_BYTES": "request bytes the gateway holds for the broker; past it: 503",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "bytes of records (keys and values) the gateway holds until the broker acknowledges them; past it: 503",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
+    "XPBANK_MAX_ID_LENGTH": "longer ids, or ids with control characters, are `schema_violation` (gateway: 422; SPEC §2.5)",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "larger envelopes are `schema_violation` (gateway: 413, also for arrays)",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "both HTTP servers: a request head arrives within this from its first byte, else 408 and closed",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "both HTTP servers: a slower body (after the header timeout's grace) is answered 408",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "bodies one gateway token uploads at once; past it: 429",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests per second per gateway token (a token bucket); past it: 429",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes per second per gateway token; past it: 429",
+    "XPBANK_UI_MAX_STREAMS": "live-page event streams one API process serves at once; past it: 503",
 }
 
 
@@ -148,10 +166,27 @@ def _text(env: Mapping[str, str], name: str) -> str:
         raise ConfigError(f"{name} and {name}_FILE are both set: use one")
     if path:
         try:
-            return Path(path).read_text().strip()
+            text = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path!r} cannot be read ({exc.strerror})") from None
+        warn_if_shared(f"{name}_FILE", path)
+        return text
     return direct if direct is not None else DEFAULTS[name]
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_if_shared(name: str, path: str) -> None:
+    """Warn (once per process) when a secret's file may be read by its group or others."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and (name, path) not in _WARNED:
+        _WARNED.add((name, path))
+        logging.getLogger("xpbank.config").warning(
+            "%s=%s can be read by its group or others (mode %s): chmod 600 it", name, path, oct(mode & 0o777))
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -245,9 +280,14 @@ class ApiTokens:
                 if not granted or not granted <= set(SCOPES):
                     raise ConfigError(f"{name}: token {n} needs scopes among {', '.join(SCOPES)}")
                 entries.append((Secret(token), str(spec.get("name", f"token-{n}")), granted))
-            return cls(tuple(entries))
-        tokens = [t.strip() for t in text.split(",") if t.strip()]
-        return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
+        else:
+            tokens = [t.strip() for t in text.split(",") if t.strip()]
+            entries = [(Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)]
+        for token, token_name, _ in entries:
+            if len(token.reveal()) < MIN_TOKEN_LENGTH:
+                raise ConfigError(f"{name}: token {token_name} is shorter than {MIN_TOKEN_LENGTH} characters "
+                                  "(guessable; make one with: openssl rand -hex 24)")
+        return cls(tuple(entries))
 
     @classmethod
     def reread(cls, text: str) -> ApiTokens:
@@ -396,6 +436,8 @@ class Settings:
                 max_unanchored_seconds=_int(env, "XPBANK_MAX_UNANCHORED_SECONDS"),
                 max_payload_bytes=_int(env, "XPBANK_MAX_PAYLOAD_BYTES", minimum=1),
                 generation=_int(env, "XPBANK_GENERATION", minimum=1),
+                max_id_length=_int(env, "XPBANK_MAX_ID_LENGTH", minimum=64),  # urn:uuid ids (45) fit
+                max_events_per_envelope=_int(env, "XPBANK_MAX_EVENTS_PER_ENVELOPE", minimum=1),
             ),
         )
 

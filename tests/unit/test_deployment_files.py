@@ -35,10 +35,10 @@ GATEWAY_PORT = int(DEFAULTS["XPBANK_GATEWAY_PORT"])  # the gateway's files: test
 
 # What the Secrets hold, by file name, for reading the deployments' settings here.
 SECRET_SAMPLES = {
-    "api-tokens": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
-    "api-tokens.json": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
-    "gateway-tokens": '{"t-app": {"name": "app", "may": ["caliper"]}}',
-    "tokens.json": '{"t-app": {"name": "app", "may": ["caliper"]}}',
+    "api-tokens": '{"t-ops-0123456789abcdef0123456789": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "api-tokens.json": '{"t-ops-0123456789abcdef0123456789": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "gateway-tokens": '{"t-app-0123456789abcdef0123456789": {"name": "app", "may": ["caliper"]}}',
+    "tokens.json": '{"t-app-0123456789abcdef0123456789": {"name": "app", "may": ["caliper"]}}',
     "redis-password": "pw",
     "redis-url": "redis://:pw@redis:6379/0",
     "kafka-username": "xpbank",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from xpbank.contract.events import CaliperEnvelope, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.contract.identifiers import escaped
 from xpbank.contract.outputs import (
     AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankedXpAwarded, BankingDecided, DeadLetter, XpFact,
 )
@@ -117,8 +118,9 @@ def base_name(full_name: str, prefix: str = "") -> str:
 
 
 def decision_key(user: str, exercise: str) -> str:
-    """The compaction key of a decision's evidence: one per (user, exercise)."""
-    return f"{user}:{exercise}"
+    """The compaction key of a decision's evidence: one per (user, exercise), each
+    `escaped` (SPEC §2.5) so that no two pairs share a key."""
+    return f"{escaped(user)}:{escaped(exercise)}"
 
 
 def route(output: BaseModel) -> tuple[str, str]:
