@@ -101,19 +101,24 @@ class Api(Gateway):
         self.token = self.env["XPBANK_API_TOKENS"]
 
     def start(self, ready: bool = True) -> Api:
-        """Its (empty) read models marked complete first, as a projector's rebuild leaves
-        them: until then the API answers 503 (read models lost or never built)."""
-        async def mark_complete() -> None:
-            models = ReadModels.connect(Settings.from_env(self.env))
-            try:
-                await models.begin_rebuild("tests", "a test's empty read models")
-                await models.finish_rebuild("tests", (await models.status()).running)
-            finally:
-                await models.close()
-
-        asyncio.run(mark_complete())
+        """Its (empty) read models marked complete first (`read_models_built`)."""
+        read_models_built(Settings.from_env(self.env))
         super().start(ready)
         return self
+
+
+def read_models_built(settings: Settings) -> None:
+    """Mark the (empty) read models under the settings' prefix complete, as a projector's
+    rebuild leaves them: until then an API answers 503 (lost or never built)."""
+    async def mark_complete() -> None:
+        models = ReadModels.connect(settings)
+        try:
+            await models.begin_rebuild("tests", "a test's empty read models")
+            await models.finish_rebuild("tests", (await models.status()).running)
+        finally:
+            await models.close()
+
+    asyncio.run(mark_complete())
 
 
 def records(settings: Settings, topic: str) -> list:

@@ -174,7 +174,7 @@ def test_the_login_form_and_the_pages_without_a_worker_or_redis(classroom, drive
         url = f"http://127.0.0.1:{api.env['XPBANK_WEB_PORT']}"
         eventually(lambda: answers(api, 503), timeout=30, every=0.2)  # not ready: Redis is away
         driver.get(f"{url}/ui/learners/learner-000?token={classroom.token}")
-        wait(driver, lambda d: "Redis" in chrome.banner(d) and "do not answer" in chrome.banner(d),
+        wait(driver, lambda d: "Redis" in chrome.banner(d) and "cannot answer now" in chrome.banner(d),
              what="the Redis-down state")
         screenshot(driver, tmp_path / "learner-no-redis.png")
         driver.get(f"{url}/ui/")
