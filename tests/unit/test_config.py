@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table
+from xpbank.config import DEFAULTS, PAGES, ConfigError, Settings, markdown_table, page_of
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_work_on_a_developer_machine():
@@ -23,8 +23,12 @@ def test_bad_values_fail_with_the_variables_name(name, value):
         Settings.from_env({name: value})
 
 
-def test_the_readme_lists_every_variable_with_its_default():
-    text = README.read_text()
-    assert markdown_table() in text
+@pytest.mark.parametrize("page", ["README.md", *PAGES])
+def test_every_variable_is_listed_with_its_default_on_its_page(page):
+    text = (ROOT / page).read_text()
+    assert markdown_table(page) in text, f"{page}: paste config.markdown_table({page!r})"
     for name, default in DEFAULTS.items():
-        assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
+        if page_of(name) == page:
+            assert f"| `{name}` | `{default or '(empty)'}` |" in text, name
+    if page != "README.md":
+        assert page in (ROOT / "README.md").read_text(), "the README links every page of settings"

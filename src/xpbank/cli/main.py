@@ -15,6 +15,7 @@ from xpbank.config import ENGINES, ConfigError, Settings
 from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
 from xpbank.cli.records import RecordLineError, output_line, read_lines
+from xpbank.cli.sinks import add_sink_parser
 
 
 def _open(path: str) -> IO[bytes]:
@@ -335,6 +336,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_projections_rebuild)
     s = sub.add_parser("facts", help="print the current facts (latest per factId)")
     s.set_defaults(run=cmd_facts)
+    add_sink_parser(sub)
     return p
 
 
