@@ -1,0 +1,150 @@
+"""How the sinks deliver (SPEC §3.7), without a server: which answers are retried, how
+long they wait (Retry-After honoured, exponential backoff), the pace, when an OAuth2
+token is fetched again, how the Caliper store is read back, the settings refused at
+start, and the sinks' own /healthz and /metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from xpbank.config import ConfigError, Secret, Settings
+from xpbank.sinks.analytics import Sent
+from xpbank.sinks.auth import refresh_at
+from xpbank.sinks.http import Pace
+from xpbank.sinks.metrics import Health, SinkMetrics
+from xpbank.sinks.retry import OK, REAUTH, REFUSED, RETRY, backoff, classify, retry_after, wait_before_retry
+from xpbank.sinks.sent import Held, fold, record_key, record_value
+from xpbank.sinks.server import build
+from xpbank.sinks.settings import CaliperSettings, Credentials, OneRosterSettings
+
+NOW = datetime(2026, 11, 21, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    (200, OK), (201, OK), (204, OK), (None, RETRY), (408, RETRY), (429, RETRY), (500, RETRY), (502, RETRY),
+    (503, RETRY), (504, RETRY), (401, REAUTH), (400, REFUSED), (403, REFUSED), (404, REFUSED), (409, REFUSED),
+    (413, REFUSED), (422, REFUSED), (301, RETRY), (307, RETRY),
+])
+def test_what_may_succeed_later_is_retried_and_other_4xx_refused_for_good(status, kind):
+    assert classify(status) == kind
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    assert retry_after("7", NOW) == 7.0
+    assert retry_after(" 0 ", NOW) == 0.0
+    assert retry_after(format_datetime(NOW + timedelta(seconds=90), usegmt=True), NOW) == 90.0
+    assert retry_after(format_datetime(NOW - timedelta(seconds=90), usegmt=True), NOW) == 0.0  # past: at once
+    assert retry_after("86400", NOW) == 3600.0  # capped at an hour
+    assert retry_after(None, NOW) is None and retry_after("", NOW) is None
+    assert retry_after("soon", NOW) is None and retry_after("-5", NOW) is None
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_in_its_upper_half():
+    assert [backoff(n, 60, 0.0) for n in (1, 2, 3, 4)] == [0.125, 0.25, 0.5, 1.0]
+    assert [backoff(n, 60, 0.999999) for n in (1, 2)] == pytest.approx([0.25, 0.5])
+    assert backoff(30, 60, 0.0) == 30.0 and backoff(30, 60, 0.999999) == pytest.approx(60.0)
+    assert wait_before_retry(5, 60, 0.5, asked=12.0) == 12.0  # the server's Retry-After wins
+    assert wait_before_retry(1, 60, 0.0, asked=None) == 0.125
+
+
+def test_the_pace_spaces_requests_evenly():
+    now = [100.0]
+    pace = Pace(4.0, clock=lambda: now[0])
+    assert [pace.reserve() for _ in range(3)] == [0.0, 0.25, 0.5]
+    now[0] = 110.0
+    assert pace.reserve() == 0.0
+    assert Pace(0.0).reserve() == 0.0  # no limit
+
+
+def test_an_oauth2_token_is_fetched_again_before_it_expires():
+    assert refresh_at(1000.0, 3600.0) == 1000.0 + 3600.0 - 720.0  # at 80 %
+    assert refresh_at(1000.0, 120.0) == 1000.0 + 90.0  # at least 30 s before
+    assert refresh_at(1000.0, 5.0) == 1004.0  # a short-lived one: at 80 %
+
+
+def test_the_store_is_read_back_as_each_facts_greatest_revision_with_its_event_in_flight():
+    held: dict[str, Held] = {}
+    event = {"id": "urn:uuid:e"}
+    records = [
+        (record_key("f1", 1, 1), record_value("f1", Sent(1, 1, 3), None)),
+        (record_key("f1", 1, 2), record_value("f1", Sent(1, 2, 5), event, (2, 40))),
+        (record_key("f2", 2, 1), record_value("f2", Sent(2, 1, 4), None)),
+        (record_key("f2", 1, 7), record_value("f2", Sent(1, 7, 9), None)),  # a late write of an older generation
+        (record_key("f1", 1, 1), None),  # tombstone of a replaced record
+    ]
+    for key, value in records:
+        fold(held, key, value)
+    assert held["f1"] == Held(Sent(1, 2, 5), record_key("f1", 1, 2), event, (2, 40))
+    assert held["f2"].sent == Sent(2, 1, 4) and held["f2"].event is None
+    assert record_key("bank:u%3A1:v1", 2, 3) == b"bank:u%3A1:v1\x1f2.3"
+
+
+SINK_ENV = {"XPBANK_ONEROSTER_URL": "https://roster.example.org", "XPBANK_ONEROSTER_TOKEN": "t-or",
+            "XPBANK_CALIPER_SINK_URL": "https://caliper.example.org/caliper/event", "XPBANK_CALIPER_SINK_TOKEN": "t-ca"}
+
+
+def test_sink_settings_need_a_url_and_credentials_and_default_the_actor_to_the_roster():
+    caliper = CaliperSettings.from_env(SINK_ENV)
+    assert caliper.identity.actor_id("u1") == "https://roster.example.org/ims/oneroster/rostering/v1p2/users/u1"
+    assert caliper.batch_size == 100 and caliper.port == 6072
+    assert OneRosterSettings.from_env(SINK_ENV).kinds == {"banked"}
+    for missing, variable in (("XPBANK_ONEROSTER_URL", "XPBANK_ONEROSTER_URL"),
+                              ("XPBANK_ONEROSTER_TOKEN", "XPBANK_ONEROSTER_TOKEN")):
+        with pytest.raises(ConfigError, match=variable):
+            OneRosterSettings.from_env({k: v for k, v in SINK_ENV.items() if k != missing})
+    with pytest.raises(ConfigError, match="XPBANK_CALIPER_ACTOR_ID"):
+        CaliperSettings.from_env({k: v for k, v in SINK_ENV.items() if k != "XPBANK_ONEROSTER_URL"})
+    with pytest.raises(ConfigError, match="XPBANK_ONEROSTER_URL"):
+        OneRosterSettings.from_env(SINK_ENV | {"XPBANK_ONEROSTER_URL": "roster.example.org"})
+
+
+def test_credentials_are_a_token_or_complete_client_credentials_read_from_files_too(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    found = Credentials.from_env({"XPBANK_ONEROSTER_TOKEN_URL": "https://auth.example.org/oauth2/token",
+                                  "XPBANK_ONEROSTER_CLIENT_ID": "cid",
+                                  "XPBANK_ONEROSTER_CLIENT_SECRET_FILE": str(secret)}, "XPBANK_ONEROSTER")
+    assert found.oauth2 and found.client_secret.reveal() == "s3cret" and "s3cret" not in repr(found)
+    with pytest.raises(ConfigError, match="XPBANK_ONEROSTER_CLIENT_SECRET"):
+        Credentials.from_env({"XPBANK_ONEROSTER_TOKEN_URL": "https://auth.example.org/t",
+                              "XPBANK_ONEROSTER_CLIENT_ID": "cid"}, "XPBANK_ONEROSTER")
+    with pytest.raises(ConfigError, match="both set"):
+        Credentials.from_env({"XPBANK_ONEROSTER_TOKEN": "t", "XPBANK_ONEROSTER_TOKEN_URL": "https://a.example/t",
+                              "XPBANK_ONEROSTER_CLIENT_ID": "c", "XPBANK_ONEROSTER_CLIENT_SECRET": "s"}, "XPBANK_ONEROSTER")
+    assert "zq-9" not in repr(Credentials(token=Secret("zq-9")))
+
+
+def test_metrics_carry_the_contracts_names_and_no_learner():
+    metrics = SinkMetrics("caliper")
+    metrics.requests.update({"200": 3, "503": 2, "error": 1})
+    metrics.lag, metrics.written, metrics.retries, metrics.dead_letters = {0: 4, 1: 0}, 7, 3, 1
+    text = metrics.render(Health())
+    for sample in ('xpbank_sink_lag{sink="caliper",partition="0"} 4', 'xpbank_sink_requests_total{sink="caliper",status="503"} 2',
+                   'xpbank_sink_written_total{sink="caliper"} 7', 'xpbank_sink_dead_letters_total{sink="caliper"} 1',
+                   'xpbank_sink_retries_total{sink="caliper"} 3', 'xpbank_sink_broker_up{sink="caliper"} 0'):
+        assert sample in text
+
+
+async def test_healthz_is_open_and_says_what_fails_metrics_needs_an_operations_token():
+    settings = Settings.from_env({"XPBANK_API_TOKENS": '{"t-ops": {"scopes": ["operations"]}, '
+                                                       '"t-web": {"scopes": ["learners"]}}'})
+    health = Health()
+    async with TestClient(TestServer(build(settings, SinkMetrics("oneroster"), health))) as client:
+        response = await client.get("/healthz")
+        assert response.status == 503 and (await response.json())["brokerProblem"] == "starting"
+        health.broker_answered()
+        assert (await client.get("/healthz")).status == 200
+        health.server_failed("answered 503")
+        body = orjson.loads(await (await client.get("/healthz")).read())
+        assert body["ready"] is False and body["server"] is False and body["serverProblem"] == "answered 503"
+        assert (await client.get("/metrics")).status == 401
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer t-web"})).status == 401
+        response = await client.get("/metrics", headers={"Authorization": "Bearer t-ops"})
+        assert response.status == 200 and 'xpbank_sink_server_up{sink="oneroster"} 0' in await response.text()
+        missing = await client.get("/nowhere")
+        assert missing.status == 404 and missing.content_type == "application/problem+json"
