@@ -148,3 +148,46 @@ async def test_healthz_is_open_and_says_what_fails_metrics_needs_an_operations_t
         assert response.status == 200 and 'xpbank_sink_server_up{sink="oneroster"} 0' in await response.text()
         missing = await client.get("/nowhere")
         assert missing.status == 404 and missing.content_type == "application/problem+json"
+
+
+async def test_a_token_is_fetched_once_shared_fetched_again_before_expiry_and_after_a_401():
+    from aiohttp import ClientSession, web
+
+    from xpbank.sinks.auth import TokenSource, TokenUnavailable
+
+    issued = []
+
+    async def token(request: web.Request) -> web.Response:
+        form = await request.post()
+        if (form["grant_type"], form["client_id"], form["client_secret"]) != ("client_credentials", "cid", "sec"):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        issued.append(f"tok-{len(issued) + 1}")
+        return web.json_response({"access_token": issued[-1], "expires_in": 100})
+
+    app = web.Application()
+    app.router.add_post("/oauth2/token", token)
+    async with TestServer(app) as server, ClientSession() as session:
+        now = [0.0]
+        url = str(server.make_url("/oauth2/token"))
+        source = TokenSource(Credentials(token_url=url, client_id=Secret("cid"), client_secret=Secret("sec")),
+                             lambda: session, clock=lambda: now[0])
+        import asyncio
+
+        assert await asyncio.gather(*(source.header() for _ in range(5))) == ["Bearer tok-1"] * 5  # one fetch
+        now[0] = 69.0
+        assert await source.header() == "Bearer tok-1"
+        now[0] = 70.0  # 100 s tokens are fetched again 30 s before they expire
+        assert await source.header() == "Bearer tok-2"
+        source.refused("Bearer tok-1")  # a 401 to a request with an older token: tok-2 stays
+        assert await source.header() == "Bearer tok-2"
+        source.refused("Bearer tok-2")
+        assert await source.header() == "Bearer tok-3" and issued == ["tok-1", "tok-2", "tok-3"]
+        wrong = TokenSource(Credentials(token_url=url, client_id=Secret("cid"), client_secret=Secret("nope")),
+                            lambda: session)
+        with pytest.raises(TokenUnavailable, match="answered 401") as refused:
+            await wrong.header()
+        assert "nope" not in str(refused.value)
+    fixed = TokenSource(Credentials(token=Secret("fixed")), lambda: None)
+    assert await fixed.header() == "Bearer fixed"
+    fixed.refused("Bearer fixed")
+    assert await fixed.header() == "Bearer fixed"
