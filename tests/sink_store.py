@@ -56,6 +56,7 @@ class Store:
     received: Counter = field(default_factory=Counter)  # (method, route, status) answered
     arrived: int = 0  # requests received (answered or not)
     in_flight: int = 0  # received, not yet answered
+    in_flight_paths: Counter = field(default_factory=Counter)  # the same, "results" or "events"
     duplicates: int = 0  # events received again (same id)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,6 +92,8 @@ class Store:
     async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
         self.arrived += 1
         self.in_flight += 1
+        path = "events" if request.path == EVENTS else "results" if request.path != TOKEN else "token"
+        self.in_flight_paths[path] += 1
         try:
             response = await self._answer(request, handler)
             if self.faults.delay:
@@ -100,6 +103,7 @@ class Store:
             return response
         finally:
             self.in_flight -= 1
+            self.in_flight_paths[path] -= 1
 
     async def _answer(self, request: web.Request, handler) -> web.StreamResponse:
         if request.path == TOKEN:

@@ -22,10 +22,14 @@ import orjson
 
 from tests.conftest import ROOT, xpbank
 from tests.e2e.harness import free_port, wait_group
+from tests.e2e.test_parity_and_replay import classroom_log
 from tests.sink_store import Store, StoreServer
+from xpbank.cli.records import read_lines
 from xpbank.config import Settings
+from xpbank.contract.outputs import XpFact
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS, sink_group
 from xpbank.kafka.clients import read_topic
+from xpbank.processing.simulate import Simulator, current_facts as simulated_facts
 from xpbank.sinks.gradebook import Naming
 
 CLIENT_ID, CLIENT_SECRET, CALIPER_TOKEN = "xpbank-sink", "s3cret-client", "t-caliper-sink"
@@ -101,6 +105,7 @@ class Contract:
             self.store.events.clear()
             self.store.issued.clear()
         self.store.faults.__init__()
+        self.store.token_lifetime = 4
         self.store.received.clear()
         self.store.duplicates = self.store.arrived = 0
 
@@ -213,8 +218,6 @@ def gradebook_of(facts: dict[str, dict]) -> dict[str, tuple]:
     """The results the gradebook must hold for `facts`: sourcedId -> (learner, line item,
     xp, factId, generation, revision)."""
     naming = Naming.parse(*NICE)
-    from xpbank.contract.outputs import XpFact
-
     want = {}
     for doc in facts.values():
         fact = XpFact.model_validate(doc)
@@ -246,3 +249,13 @@ def sink_dead_letters(settings: Settings) -> list[dict]:
     async def collect():
         return [orjson.loads(m.value) async for m in read_topic(settings, settings.topic_prefix + SINK_DEAD_LETTERS)]
     return asyncio.run(collect())
+
+
+def facts_of_a_classroom(settings, learners: int, seed: int) -> tuple[list[XpFact], dict[str, XpFact]]:
+    """Every fact `simulate` publishes for a classroom, and the current ones."""
+    outputs = list(Simulator(settings.rules).run(read_lines(orjson.dumps(line) for line in classroom_log(learners, seed))))
+    return [o.value for o in outputs if o.topic == "xp.facts.v1"], simulated_facts(outputs)
+
+
+def fact_lines(facts: list[XpFact]) -> list[dict]:
+    return [{"topic": "xp.facts.v1", "key": f.factId, "value": f.model_dump(mode="json")} for f in facts]

@@ -18,13 +18,10 @@ import pytest
 from tests.conftest import both_engines, xpbank
 from tests.e2e.harness import Worker, get_json, produce, wait_caught_up
 from tests.e2e.sinks_harness import (
-    Contract, SinkProc, assert_written_back, current_facts, run_until_caught_up, sink_dead_letters,
-    wait_sinks_caught_up, xp_per_learner,
+    Contract, SinkProc, assert_written_back, current_facts, fact_lines, facts_of_a_classroom, run_until_caught_up,
+    sink_dead_letters, wait_sinks_caught_up, xp_per_learner,
 )
 from tests.e2e.test_parity_and_replay import classroom_log
-from xpbank.contract.outputs import XpFact
-from xpbank.processing.simulate import Simulator, current_facts as simulated_facts
-from xpbank.cli.records import read_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -88,16 +85,6 @@ def test_both_sinks_write_back_a_workers_facts_through_servers_that_check_the_co
                                                                                    ("caliper", "stopped", 0)}
     finally:
         worker.stop()
-
-
-def facts_of_a_classroom(settings, learners: int, seed: int) -> tuple[list[XpFact], dict[str, XpFact]]:
-    """Every fact `simulate` publishes for a classroom, and the current ones."""
-    outputs = list(Simulator(settings.rules).run(read_lines(orjson.dumps(line) for line in classroom_log(learners, seed))))
-    return [o.value for o in outputs if o.topic == "xp.facts.v1"], simulated_facts(outputs)
-
-
-def fact_lines(facts: list[XpFact]) -> list[dict]:
-    return [{"topic": "xp.facts.v1", "key": f.factId, "value": f.model_dump(mode="json")} for f in facts]
 
 
 def test_refusals_for_good_are_dead_lettered_with_request_and_response_and_a_401_refreshes_the_token(

@@ -47,6 +47,11 @@ class Sink(Protocol):
     def pending(self) -> bool: ...  # work held over (events to resend) even without new records
 
 
+class SetupRefused(TopicSetupError):
+    """A setup only a person can fix (the Caliper store partitioned unlike the facts): the
+    sink exits instead of retrying."""
+
+
 class Barrier(ConsumerRebalanceListener):
     """Revocations wait for the batch in hand; assignments let the sink restore its state
     before any record of the partition is handed to it."""
@@ -70,17 +75,19 @@ class Barrier(ConsumerRebalanceListener):
 async def follow(settings: Settings, name: str, make_sink: Callable[[], Awaitable[tuple[Sink, Callable]]],
                  metrics: SinkMetrics, health: Health, until_caught_up: bool = False) -> None:
     """Run the sink until cancelled (or caught up), starting again after any failure but
-    a topic set up wrongly (TopicSetupError: a person must look)."""
-    failures = 0
+    SetupRefused."""
+    failures, loop = 0, asyncio.get_running_loop()
     while True:
+        started = loop.time()
         try:
-            if await _consume(settings, name, make_sink, metrics, health, until_caught_up):
+            if await _consume(settings, name, make_sink, metrics, until_caught_up):
                 return
-            failures = 0
-        except (asyncio.CancelledError, TopicSetupError):
+        except SetupRefused:
             raise
-        except Exception as exc:  # noqa: BLE001 - the broker away and the like: wait, start again
-            failures += 1
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - the broker away and the like
+            if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():
+                raise  # stopped (SIGTERM): a CancelledError from inside aiokafka is a failure like another
+            failures = 1 if loop.time() - started > 60 else failures + 1
             health.broker_failed(f"{type(exc).__name__}: {exc}"[:300])
             wait = backoff(failures, 30.0, random.random(), base=1.0)
             log.warning("sink %s stopped (%s: %s); starting again in %.1f s", name, type(exc).__name__, exc, wait)
@@ -118,8 +125,7 @@ class Progress:
         return bool(owned) and self.goal is not None and all(self.done.get(p, 0) >= self.goal.get(p, 0) for p in owned)
 
 
-async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetrics, health: Health,
-                   until_caught_up: bool) -> bool:
+async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetrics, until_caught_up: bool) -> bool:
     topic = settings.topic_prefix + FACTS
     sink, close = await make_sink()
     lock, owned = asyncio.Lock(), set()
@@ -131,13 +137,14 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
         consumer.subscribe([topic], listener=Barrier(sink, lock, owned))
         await consumer.start()
         progress = Progress(consumer, topic, metrics)
-        health.broker_answered()
         loop = asyncio.get_running_loop()
         measured_at = 0.0
         while True:
             if until_caught_up and progress.goal is None and consumer.partitions_for_topic(topic):
                 progress.goal = await progress.ends(consumer.partitions_for_topic(topic))
             fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            if not owned:  # nothing assigned (yet): getmany answers at once
+                await asyncio.sleep(0.5)
             async with lock:
                 batch = {tp.partition: records for tp, records in fetched.items() if tp.partition in owned and records}
                 if batch or sink.pending:
@@ -150,11 +157,12 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
                 if batch or loop.time() - measured_at >= LAG_EVERY_SECONDS:
                     await progress.measure(owned)
                     measured_at = loop.time()
-                health.broker_answered()
                 if until_caught_up and not sink.pending and progress.reached(owned):
                     log.info("sink %s caught up: every fact up to the end of %s as it was at start is written",
                              name, topic)
                     return True
     finally:
-        await consumer.stop()
-        await close()
+        try:
+            await consumer.stop()
+        finally:
+            await close()

@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from xpbank.config import Settings
+from xpbank.config import DEFAULTS, Settings
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS, caliper_sent_setup, registry_setups
-from xpbank.kafka.admin import Admin, TopicSetupError, create_missing
+from xpbank.kafka.admin import Admin, create_missing
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.sinks.caliper import CaliperSink
-from xpbank.sinks.consumer import follow
+from xpbank.sinks.consumer import SetupRefused, follow
 from xpbank.sinks.dead_letters import DeadLetters
 from xpbank.sinks.http import Client
 from xpbank.sinks.metrics import Health, SinkMetrics
@@ -29,21 +30,22 @@ log = logging.getLogger("xpbank.sinks")
 
 
 async def prepare_topics(base: Settings, caliper: bool) -> None:
-    """The facts and sink dead-letter topics (and the Caliper store) exist; the store has
-    the partitions of the facts, or the sink refuses to start."""
-    wanted = [s for s in registry_setups(base.topic_prefix, base.partitions, base.replication_factor,
-                                         base.output_retention_days)
-              if s.name in (base.topic_prefix + FACTS, base.topic_prefix + SINK_DEAD_LETTERS)]
-    if caliper:
-        wanted.append(caliper_sent_setup(base.topic_prefix, base.partitions, base.replication_factor))
-    await create_missing(base, wanted)
-    if caliper:
-        described = await Admin(base).describe([wanted[0].name, wanted[-1].name])
-        facts, store = (described[n].partitions for n in (base.topic_prefix + FACTS, wanted[-1].name))
-        if facts != store:
-            raise TopicSetupError(f"{wanted[-1].name} has {store} partitions and {base.topic_prefix + FACTS} {facts}: "
-                                  "the store must be partitioned as the facts (delete it: the sink rebuilds it by "
-                                  "sending what it does not hold, or see docs/write-back.md)")
+    """The facts and sink dead-letter topics exist, and for the Caliper sink its store,
+    made with the partitions the facts have; a store partitioned otherwise is refused."""
+    facts_topic = base.topic_prefix + FACTS
+    await create_missing(base, [s for s in registry_setups(base.topic_prefix, base.partitions, base.replication_factor,
+                                                           base.output_retention_days)
+                                if s.name in (facts_topic, base.topic_prefix + SINK_DEAD_LETTERS)])
+    if not caliper:
+        return
+    admin = Admin(base)
+    partitions = (await admin.describe([facts_topic]))[facts_topic].partitions
+    store = caliper_sent_setup(base.topic_prefix, partitions, base.replication_factor)
+    await create_missing(base, [store])
+    held = (await admin.describe([store.name]))[store.name].partitions
+    if held != partitions:
+        raise SetupRefused(f"{store.name} has {held} partitions and {facts_topic} {partitions}: the Caliper "
+                           "store must be partitioned as the facts (docs/write-back.md, The store)")
 
 
 async def run(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool = False) -> None:
@@ -56,13 +58,20 @@ async def run(settings: OneRosterSettings | CaliperSettings, until_caught_up: bo
     async def make_sink():
         await prepare_topics(base, caliper)
         producer = AIOKafkaProducer(**aiokafka_options(base), acks="all", enable_idempotence=True, linger_ms=5)
-        await producer.start()
+        reader = AIOKafkaConsumer(**aiokafka_options(base), group_id=None, enable_auto_commit=False,
+                                  isolation_level="read_committed") if caliper else None
+        try:
+            await producer.start()
+            if reader is not None:
+                await reader.start()
+        except BaseException:
+            await producer.stop()
+            if reader is not None:
+                await reader.stop()
+            raise
         dead_letters = DeadLetters(producer, base.topic_prefix, name, metrics)
         if not caliper:
             return OneRosterSink(settings, client, dead_letters, metrics), producer.stop
-        reader = AIOKafkaConsumer(**aiokafka_options(base), group_id=None, enable_auto_commit=False,
-                                  isolation_level="read_committed")
-        await reader.start()
         topic = caliper_sent_setup(base.topic_prefix, 1, 1).name
 
         async def restore_partitions(partitions: list[int]) -> dict:
@@ -73,17 +82,53 @@ async def run(settings: OneRosterSettings | CaliperSettings, until_caught_up: bo
             await producer.stop()
         return CaliperSink(settings, client, dead_letters, SentStore(producer, topic), restore_partitions, metrics), close
 
+    watch = asyncio.create_task(watch_broker(base, health))
     try:
         await follow(base, name, make_sink, metrics, health, until_caught_up)
     finally:
+        watch.cancel()
         await client.close()
         await runner.cleanup()
 
 
+async def watch_broker(base: Settings, health: Health, every: float = 5.0) -> None:
+    """/healthz says whether the broker answers (the consumer itself waits out an outage
+    quietly), checked every few seconds with a metadata request."""
+    admin = Admin(base, timeout=every)
+    while True:
+        try:
+            await admin.metadata()
+            health.broker_answered()
+        except Exception as exc:  # noqa: BLE001 - KafkaUnavailable and the like: reported, never fatal
+            health.broker_failed(f"the broker does not answer: {exc}"[:300])
+        await asyncio.sleep(every)
+
+
+class Repeats(logging.Filter):
+    """Lets a library's message through once per `every` seconds: during a broker outage
+    aiokafka logs each failed connection, ten a second."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        super().__init__()
+        self.every, self.seen = every, {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        last = self.seen.get(key)
+        if last is not None and record.created - last < self.every:
+            return False
+        self.seen[key] = record.created
+        return True
+
+
 def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, loglevel: str = "INFO") -> None:
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
+    repeats = Repeats()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: not record.name.startswith("aiokafka") or repeats.filter(record))
     for noisy in ("aiokafka", "kafka", "aiohttp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(framework)
 
     async def until_signal() -> None:
         task = asyncio.current_task()
@@ -92,6 +137,7 @@ def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, l
             loop.add_signal_handler(signum, task.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await run(settings, until_caught_up)
+        log.info("sink %s stopped", settings.name)
 
     log.info("sink %s starting: facts of %s", settings.name, settings.base.broker)
     asyncio.run(until_signal())
