@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: services up, topics created, a worker and the gateway in the background, and
 # the live demo sending through the gateway. The gateway's token is .run/gateway-token
-# (made once, random) unless XPBANK_GATEWAY_TOKENS is set.
+# (made once, random) unless XPBANK_GATEWAY_TOKENS is set. `make run SINKS=1` also starts
+# both write-back sinks (docs/write-back.md): against XPBANK_ONEROSTER_URL and
+# XPBANK_CALIPER_SINK_URL when set, else against a local stand-in server on
+# XPBANK_SINK_STORE_PORT (6073; `python -m tests.sink_store`, results and events in memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XPBANK=.venv/bin/xpbank
@@ -26,7 +29,25 @@ fi
 echo "starting the gateway (log: .run/gateway.log)"
 $XPBANK gateway > .run/gateway.log 2>&1 &
 gateway=$!
-trap 'kill $worker $gateway 2>/dev/null; wait $worker $gateway 2>/dev/null; echo "worker and gateway stopped"' EXIT
+started="$worker $gateway"
+if [[ "${SINKS:-0}" == 1 ]]; then
+  if [[ -z "${XPBANK_ONEROSTER_URL:-}${XPBANK_CALIPER_SINK_URL:-}" ]]; then
+    [[ -s .run/sink-token ]] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > .run/sink-token)
+    store="http://127.0.0.1:${XPBANK_SINK_STORE_PORT:-6073}"
+    echo "starting a stand-in gradebook and analytics server on $store (log: .run/sink-store.log)"
+    .venv/bin/python -m tests.sink_store --port "${XPBANK_SINK_STORE_PORT:-6073}" --token "$(cat .run/sink-token)" \
+      > .run/sink-store.log 2>&1 &
+    started="$started $!"
+    export XPBANK_ONEROSTER_URL="$store" XPBANK_CALIPER_SINK_URL="$store/caliper/event"
+    export XPBANK_ONEROSTER_TOKEN_FILE="$PWD/.run/sink-token" XPBANK_CALIPER_SINK_TOKEN_FILE="$PWD/.run/sink-token"
+  fi
+  for sink in oneroster caliper; do
+    echo "starting xpbank sink $sink (log: .run/sink-$sink.log)"
+    $XPBANK sink $sink > ".run/sink-$sink.log" 2>&1 &
+    started="$started $!"
+  done
+fi
+trap 'kill $started 2>/dev/null; wait $started 2>/dev/null; echo "worker, gateway (and sinks) stopped"' EXIT
 for _ in $(seq 1 60); do
   grep -q "worker ready" .run/worker.log 2>/dev/null && break
   kill -0 $worker 2>/dev/null || { echo "the worker exited:"; tail -20 .run/worker.log; exit 1; }
@@ -51,6 +72,7 @@ quoted="$(.venv/bin/python -c 'import sys, urllib.parse; print(urllib.parse.quot
 echo "page: $api/ui/?token=$quoted   (in a browser: the live overview and learners, docs/ui.md)"
 echo "token (in .run/api-token unless you set XPBANK_API_TOKENS): $token"
 echo "try: curl -s -H \"$auth\" $api/users/learner-000/xp"
+[[ "${SINKS:-0}" == 1 ]] && echo "sinks: curl -s 127.0.0.1:6071/healthz (oneroster), 127.0.0.1:6072/healthz (caliper)"
 echo "     curl -s -H \"$auth\" $api/users/learner-000/exercises/exercise-1-1/attempt   (and .../explain)"
 echo
 $XPBANK demo --via-gateway "$gw" "$@"

@@ -34,6 +34,7 @@ BATCH_RECORDS = 500
 MAX_POLL_INTERVAL_MS = 24 * 3600 * 1000  # a batch may wait out a long server outage
 REBALANCE_TIMEOUT_MS = 30 * 60 * 1000  # how long a rebalance waits for the batch in hand
 LAG_EVERY_SECONDS = 5.0
+STOP_SECONDS = 10.0
 
 Batch = dict[int, list]  # partition -> its records, in offset order
 
@@ -161,8 +162,10 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
                     log.info("sink %s caught up: every fact up to the end of %s as it was at start is written",
                              name, topic)
                     return True
-    finally:
+    finally:  # bounded: with the broker away, stopping a client can wait for ever
         try:
-            await consumer.stop()
+            await asyncio.wait_for(consumer.stop(), STOP_SECONDS)
+        except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - leaving anyway
+            log.warning("sink %s: the consumer did not stop cleanly (%s)", name, type(exc).__name__)
         finally:
-            await close()
+            await asyncio.wait_for(close(), STOP_SECONDS)
