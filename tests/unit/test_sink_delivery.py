@@ -18,7 +18,7 @@ from xpbank.sinks.auth import refresh_at
 from xpbank.sinks.http import Pace
 from xpbank.sinks.metrics import Health, SinkMetrics
 from xpbank.sinks.retry import OK, REAUTH, REFUSED, RETRY, backoff, classify, retry_after, wait_before_retry
-from xpbank.sinks.sent import Held, fold, record_key, record_value
+from xpbank.sinks.sent import Held, Pending, fold, held_of, record_key, record_value
 from xpbank.sinks.server import build
 from xpbank.sinks.settings import CaliperSettings, Credentials, OneRosterSettings
 
@@ -67,20 +67,25 @@ def test_an_oauth2_token_is_fetched_again_before_it_expires():
     assert refresh_at(1000.0, 5.0) == 1004.0  # a short-lived one: at 80 %
 
 
-def test_the_store_is_read_back_as_each_facts_greatest_revision_with_its_event_in_flight():
-    held: dict[str, Held] = {}
-    event = {"id": "urn:uuid:e"}
+def test_the_store_is_read_back_as_each_facts_greatest_revision_with_the_events_not_settled():
+    live: dict[str, dict] = {}
+    one, two = {"id": "urn:uuid:e1"}, {"id": "urn:uuid:e2"}
     records = [
-        (record_key("f1", 1, 1), record_value("f1", Sent(1, 1, 3), None)),
-        (record_key("f1", 1, 2), record_value("f1", Sent(1, 2, 5), event, (2, 40))),
+        (record_key("f1", 1, 1), record_value("f1", Sent(1, 1, 3), None)),  # settled
+        (record_key("f1", 1, 2), record_value("f1", Sent(1, 2, 5), one, (2, 40))),  # written ahead
+        (record_key("f1", 1, 3), record_value("f1", Sent(1, 3, 6), two, (2, 41))),  # written ahead
         (record_key("f2", 2, 1), record_value("f2", Sent(2, 1, 4), None)),
-        (record_key("f2", 1, 7), record_value("f2", Sent(1, 7, 9), None)),  # a late write of an older generation
-        (record_key("f1", 1, 1), None),  # tombstone of a replaced record
+        (record_key("f2", 1, 7), record_value("f2", Sent(1, 7, 9), {"id": "late"})),  # an older generation, late
+        (record_key("f3", 1, 1), record_value("f3", Sent(1, 1, 2), None)),
+        (record_key("f3", 1, 1), None),  # deleted
     ]
     for key, value in records:
-        fold(held, key, value)
-    assert held["f1"] == Held(Sent(1, 2, 5), record_key("f1", 1, 2), event, (2, 40))
-    assert held["f2"].sent == Sent(2, 1, 4) and held["f2"].event is None
+        fold(live, key, value)
+    held = {fact_id: held_of(found) for fact_id, found in live.items() if found}
+    assert held["f1"] == Held(Sent(1, 3, 6), record_key("f1", 1, 3),
+                              (Pending(one, (2, 40)), Pending(two, (2, 41))), (record_key("f1", 1, 1), record_key("f1", 1, 2)))
+    assert held["f2"].sent == Sent(2, 1, 4) and held["f2"].pending == ()  # settled after it: not sent again
+    assert set(held) == {"f1", "f2"}
     assert record_key("bank:u%3A1:v1", 2, 3) == b"bank:u%3A1:v1\x1f2.3"
 
 

@@ -11,8 +11,8 @@ events. Per batch of fact records:
 4. the store is written again without the events (and older records deleted), then the
    consumer commits the batch.
 
-Events found attached when a partition is assigned were written ahead and perhaps sent
-by a sink that died: they are sent first, unchanged."""
+Events written ahead by a sink that died before its batch was settled are found when the
+partition is assigned: they are sent first, unchanged."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 
 import orjson
 
+from xpbank.contract.outputs import XpFact
 from xpbank.contract.times import format_time
 from xpbank.sinks.analytics import Sent, batches, change, envelope, xp_earned, xp_earned_event
 from xpbank.sinks.consumer import Batch
-from xpbank.sinks.dead_letters import DeadLetters
+from xpbank.sinks.dead_letters import DeadLetters, read_fact
 from xpbank.sinks.http import Client
 from xpbank.sinks.metrics import SinkMetrics
-from xpbank.sinks.oneroster import read_fact
 from xpbank.sinks.sent import Held, SentStore, record_key, record_value
 from xpbank.sinks.settings import CaliperSettings
 
@@ -50,7 +50,8 @@ class CaliperSink:
                  restore, metrics: SinkMetrics) -> None:
         self.settings, self.client, self.dead_letters, self.store = settings, client, dead_letters, store
         self.restore, self.metrics = restore, metrics
-        self.held: dict[str, Held] = {}
+        self.held: dict[str, Held] = {}  # factId -> what the server holds (its record's key)
+        self.stale: dict[str, tuple[bytes, ...]] = {}  # factId -> older records still in the store
         self.partition_of: dict[str, int] = {}
         self.resend: list[Step] = []
 
@@ -61,9 +62,9 @@ class CaliperSink:
     async def assigned(self, partitions: list[int]) -> None:
         for partition, held in (await self.restore(partitions)).items():
             for fact_id, state in held.items():
-                self.held[fact_id], self.partition_of[fact_id] = state, partition
-                if state.event is not None:
-                    self.resend.append(Step(fact_id, partition, state.event, state.origin))
+                self.held[fact_id], self.partition_of[fact_id] = Held(state.sent, state.key), partition
+                self.stale[fact_id] = state.stale
+                self.resend.extend(Step(fact_id, partition, p.event, p.origin) for p in state.pending)
         if self.resend:
             log.info("sink caliper: %d events written ahead and not known delivered: sending them again",
                      len(self.resend))
@@ -72,48 +73,54 @@ class CaliperSink:
         lost = set(partitions)
         for fact_id in [f for f, p in self.partition_of.items() if p in lost]:
             del self.held[fact_id], self.partition_of[fact_id]
+            self.stale.pop(fact_id, None)
         self.resend = [step for step in self.resend if step.partition not in lost]
 
     async def handle(self, batch: Batch) -> None:
-        steps, replaced = list(self.resend), defaultdict(list)
-        ahead = []  # records written before anything is sent
+        steps, touched, ahead = list(self.resend), {step.fact_id for step in self.resend}, []
         for partition, records in batch.items():
             for record in records:
-                fact = await read_fact(record, partition, self.dead_letters, self.metrics)
-                if fact is None:
-                    continue
-                before = self.held.get(fact.factId)
-                value = change(before.sent if before else None, fact)
-                if value is None:
-                    self.metrics.skipped["not newer"] += 1
-                    continue
-                sent, key = Sent(fact.generation, fact.revision, fact.xp), record_key(fact.factId, fact.generation,
-                                                                                         fact.revision)
-                origin = (partition, record.offset)
-                event = xp_earned_event(fact, value, self.settings.identity) if value else None
-                if before is not None:
-                    replaced[fact.factId].append(before.key)
-                self.held[fact.factId], self.partition_of[fact.factId] = Held(sent, key, event, origin), partition
-                ahead.append((partition, key, record_value(fact.factId, sent, event, origin)))
-                if event is None:
-                    self.metrics.skipped["no change"] += 1
-                else:
-                    steps.append(Step(fact.factId, partition, event, origin))
-        await self.store.write(ahead)
-        refused = await self.deliver([step for step in steps])
-        await self.store.write(self.settle(steps, refused, replaced))
+                fact = await read_fact(record, partition, self.dead_letters)
+                if fact is not None:
+                    self.decide(fact, (partition, record.offset), steps, touched, ahead)
+        await self.store.write(ahead)  # written ahead: before anything is sent
+        refused = await self.deliver(steps)
+        await self.store.write(self.settle(touched, refused))
         self.resend = []
 
-    def settle(self, steps: list[Step], refused: dict[str, int], replaced: dict[str, list[bytes]]) -> list:
-        """The store's records once the steps are delivered: each factId's latest record
-        without its event (less what was refused), then tombstones for its older ones."""
+    def decide(self, fact: XpFact, origin: tuple[int, int], steps: list[Step], touched: set[str], ahead: list) -> None:
+        """A fact newer than what is held becomes the held state, its record to write
+        ahead and, when its xp changed, a step with its event."""
+        before = self.held.get(fact.factId)
+        value = change(before.sent if before else None, fact)
+        if value is None:
+            self.metrics.skipped["not newer"] += 1
+            return
+        sent, key = Sent(fact.generation, fact.revision, fact.xp), record_key(fact.factId, fact.generation, fact.revision)
+        event = xp_earned_event(fact, value, self.settings.identity) if value else None
+        if before is not None:
+            self.stale[fact.factId] = (*self.stale.get(fact.factId, ()), before.key)
+        self.held[fact.factId], self.partition_of[fact.factId] = Held(sent, key), origin[0]
+        if event is not None or before is not None:  # else its record is written once, as it stays
+            touched.add(fact.factId)
+        ahead.append((origin[0], key, record_value(fact.factId, sent, event, origin)))
+        if event is None:
+            self.metrics.skipped["no change"] += 1
+        else:
+            steps.append(Step(fact.factId, origin[0], event, origin))
+
+    def settle(self, touched: set[str], refused: dict[str, int]) -> list:
+        """The store's records once the batch is delivered: each touched factId's latest
+        record without an event (less the xp refused for good), then tombstones for its
+        older records."""
         records = []
-        for fact_id in dict.fromkeys(step.fact_id for step in steps) | dict.fromkeys(replaced):
+        for fact_id in sorted(touched):
             state, partition = self.held[fact_id], self.partition_of[fact_id]
             sent = Sent(state.sent.generation, state.sent.revision, state.sent.xp - refused.get(fact_id, 0))
             self.held[fact_id] = Held(sent, state.key)
             records.append((partition, state.key, record_value(fact_id, sent, None)))
-            records.extend((partition, key, None) for key in dict.fromkeys(replaced.get(fact_id, ())) if key != state.key)
+            records.extend((partition, key, None) for key in dict.fromkeys(self.stale.pop(fact_id, ()))
+                           if key != state.key)
         return records
 
     async def deliver(self, steps: list[Step]) -> dict[str, int]:

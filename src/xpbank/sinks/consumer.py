@@ -59,6 +59,7 @@ class Barrier(ConsumerRebalanceListener):
 
     def __init__(self, sink: Sink, lock: asyncio.Lock, owned: set[int]) -> None:
         self.sink, self.lock, self.owned = sink, lock, owned
+        self.failed: BaseException | None = None  # aiokafka only logs a listener's error: the loop raises it
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.lock:
@@ -69,7 +70,11 @@ class Barrier(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.lock:
             gained = sorted(tp.partition for tp in assigned)
-            await self.sink.assigned(gained)
+            try:
+                await self.sink.assigned(gained)
+            except Exception as exc:  # noqa: BLE001 - a partition is never written without its state
+                self.failed = exc
+                return
             self.owned.update(gained)
 
 
@@ -134,8 +139,9 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
         **aiokafka_options(settings), group_id=sink_group(settings.topic_prefix, name), enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed", session_timeout_ms=10000,
         heartbeat_interval_ms=1000, max_poll_interval_ms=MAX_POLL_INTERVAL_MS, rebalance_timeout_ms=REBALANCE_TIMEOUT_MS)
+    barrier = Barrier(sink, lock, owned)
     try:
-        consumer.subscribe([topic], listener=Barrier(sink, lock, owned))
+        consumer.subscribe([topic], listener=barrier)
         await consumer.start()
         progress = Progress(consumer, topic, metrics)
         loop = asyncio.get_running_loop()
@@ -144,6 +150,8 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
             if until_caught_up and progress.goal is None and consumer.partitions_for_topic(topic):
                 progress.goal = await progress.ends(consumer.partitions_for_topic(topic))
             fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            if barrier.failed is not None:
+                raise barrier.failed
             if not owned:  # nothing assigned (yet): getmany answers at once
                 await asyncio.sleep(0.5)
             async with lock:

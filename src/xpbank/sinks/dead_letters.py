@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 
 from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
 
 from xpbank.contract.codec import encode
-from xpbank.contract.outputs import SINK_BODY_LIMIT, SinkDeadLetter, SinkRequest, SinkResponse
+from xpbank.contract.outputs import SINK_BODY_LIMIT, SinkDeadLetter, SinkRequest, SinkResponse, XpFact
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS
 from xpbank.sinks.metrics import SinkMetrics
 
@@ -45,3 +46,14 @@ class DeadLetters:
         self.metrics.dead_letters += 1
         log.warning("sink %s dead-lettered %s (%s) topic=%s partition=%d offset=%d: %s", self.sink, letter.factId,
                     letter.reason, letter.topic, letter.partition, letter.offset, letter.detail)
+
+
+async def read_fact(record, partition: int, dead_letters: DeadLetters) -> XpFact | None:
+    """The record's fact; a tombstone is nothing, an unreadable record a dead letter."""
+    if record.value is None:
+        return None
+    try:
+        return XpFact.model_validate_json(record.value)
+    except ValidationError as exc:
+        await dead_letters.unreadable((partition, record.offset), record.key, f"not an XpFact: {exc}")
+        return None

@@ -11,28 +11,16 @@ import asyncio
 import logging
 
 import orjson
-from pydantic import ValidationError
 
 from xpbank.contract.outputs import XpFact
 from xpbank.sinks.consumer import Batch
-from xpbank.sinks.dead_letters import DeadLetters
+from xpbank.sinks.dead_letters import DeadLetters, read_fact
 from xpbank.sinks.gradebook import already_written, latest_per_result, result_body, result_url
 from xpbank.sinks.http import Client, Reply
 from xpbank.sinks.metrics import SinkMetrics
 from xpbank.sinks.settings import OneRosterSettings
 
 log = logging.getLogger("xpbank.sinks")
-
-
-async def read_fact(record, partition: int, dead_letters: DeadLetters, metrics: SinkMetrics) -> XpFact | None:
-    """The record's fact; a tombstone is nothing, an unreadable record a dead letter."""
-    if record.value is None:
-        return None
-    try:
-        return XpFact.model_validate_json(record.value)
-    except ValidationError as exc:
-        await dead_letters.unreadable((partition, record.offset), record.key, f"not an XpFact: {exc}")
-        return None
 
 
 def held_result(reply: Reply) -> tuple[bool, dict | None]:
@@ -64,7 +52,7 @@ class OneRosterSink:
         wanted, where = [], {}
         for partition, records in batch.items():
             for record in records:
-                fact = await read_fact(record, partition, self.dead_letters, self.metrics)
+                fact = await read_fact(record, partition, self.dead_letters)
                 if fact is None:
                     continue
                 if fact.kind not in self.settings.kinds:

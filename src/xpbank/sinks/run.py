@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -122,6 +123,8 @@ class Repeats(logging.Filter):
 
 
 def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, loglevel: str = "INFO") -> None:
+    faulthandler.enable()  # a crash in a C extension (librdkafka) leaves its stack in the log
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1: every thread's stack in the log, the sink goes on
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
     repeats = Repeats()
