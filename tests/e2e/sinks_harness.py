@@ -28,6 +28,7 @@ from xpbank.cli.records import read_lines
 from xpbank.config import Settings
 from xpbank.contract.outputs import XpFact
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS, sink_group
+from xpbank.kafka.admin import KafkaUnavailable
 from xpbank.kafka.clients import read_topic
 from xpbank.processing.simulate import Simulator, current_facts as simulated_facts
 from xpbank.sinks.gradebook import Naming
@@ -195,9 +196,19 @@ def run_until_caught_up(env: dict[str, str], tmp: Path, *names: str) -> list[Sin
 
 
 def wait_sinks_caught_up(settings: Settings, timeout: float = 180, *names: str) -> None:
+    """Until each sink's group committed every fact (a broker just started may not answer
+    for group offsets yet: asked again until the timeout)."""
+    deadline = time.monotonic() + timeout
     for name in names or ("oneroster", "caliper"):
-        wait_group(settings, sink_group(settings.topic_prefix, name), [settings.topic_prefix + FACTS], timeout,
-                   stable=2, interval=1.0)
+        while True:
+            try:
+                wait_group(settings, sink_group(settings.topic_prefix, name), [settings.topic_prefix + FACTS],
+                           max(deadline - time.monotonic(), 1.0), stable=2, interval=1.0)
+                break
+            except KafkaUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
 
 def current_facts(env: dict[str, str]) -> dict[str, dict]:

@@ -196,3 +196,22 @@ async def test_a_token_is_fetched_once_shared_fetched_again_before_expiry_and_af
     assert await fixed.header() == "Bearer fixed"
     fixed.refused("Bearer fixed")
     assert await fixed.header() == "Bearer fixed"
+
+
+def test_the_sink_command_refuses_templates_that_would_merge_results_before_it_starts(monkeypatch, capsys):
+    from xpbank.cli.main import main
+
+    for name in list(__import__("os").environ):
+        if name.startswith("XPBANK_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XPBANK_ONEROSTER_URL", "https://roster.example.org")
+    monkeypatch.setenv("XPBANK_ONEROSTER_TOKEN", "t")
+    monkeypatch.setenv("XPBANK_ONEROSTER_RESULT_ID", "nice_{lineItem}")  # every learner's result would be one
+    assert main(["sink", "oneroster"]) == 2
+    assert "XPBANK_ONEROSTER_RESULT_ID='nice_{lineItem}' does not name {user}" in capsys.readouterr().err
+    monkeypatch.delenv("XPBANK_ONEROSTER_RESULT_ID")
+    monkeypatch.setenv("XPBANK_CALIPER_SINK_URL", "https://caliper.example.org/caliper/event")
+    monkeypatch.setenv("XPBANK_CALIPER_SINK_TOKEN", "t")
+    monkeypatch.setenv("XPBANK_CALIPER_ACTOR_ID", "https://roster.example.org/users/{user}/xp")
+    assert main(["sink", "caliper"]) == 2
+    assert "XPBANK_CALIPER_ACTOR_ID" in capsys.readouterr().err
