@@ -35,6 +35,7 @@ MAX_POLL_INTERVAL_MS = 24 * 3600 * 1000  # a batch may wait out a long server ou
 REBALANCE_TIMEOUT_MS = 30 * 60 * 1000  # how long a rebalance waits for the batch in hand
 LAG_EVERY_SECONDS = 5.0
 STOP_SECONDS = 10.0
+FILL_SECONDS = 0.05
 
 Batch = dict[int, list]  # partition -> its records, in offset order
 
@@ -125,7 +126,12 @@ class Progress:
         self.metrics.lag = {p: max(0, ends[p] - self.done[p]) for p in owned}
 
     def committed(self, offsets: dict[int, int]) -> None:
+        """A batch committed: its partitions' lag from the ends the last fetch saw (no request)."""
         self.done.update(offsets)
+        for p in offsets:
+            end = self.consumer.highwater(self.tp(p))
+            if end is not None:
+                self.metrics.lag[p] = max(0, end - offsets[p])
 
     def reached(self, owned: set[int]) -> bool:
         return bool(owned) and self.goal is not None and all(self.done.get(p, 0) >= self.goal.get(p, 0) for p in owned)
@@ -149,7 +155,7 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
         while True:
             if until_caught_up and progress.goal is None and consumer.partitions_for_topic(topic):
                 progress.goal = await progress.ends(consumer.partitions_for_topic(topic))
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            fetched = await fill(consumer, await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS))
             if barrier.failed is not None:
                 raise barrier.failed
             if not owned:  # nothing assigned (yet): getmany answers at once
@@ -158,12 +164,14 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
                 batch = {tp.partition: records for tp, records in fetched.items() if tp.partition in owned and records}
                 if batch or sink.pending:
                     metrics.facts += sum(len(records) for records in batch.values())
+                    started = loop.time()
                     await sink.handle(batch)
+                    log.debug("sink %s: %d records in %.3f s", name, sum(map(len, batch.values())), loop.time() - started)
                     offsets = {p: records[-1].offset + 1 for p, records in batch.items()}
                     if offsets:
                         await consumer.commit({progress.tp(p): offset for p, offset in offsets.items()})
                         progress.committed(offsets)
-                if batch or loop.time() - measured_at >= LAG_EVERY_SECONDS:
+                if loop.time() - measured_at >= LAG_EVERY_SECONDS:
                     await progress.measure(owned)
                     measured_at = loop.time()
                 if until_caught_up and not sink.pending and progress.reached(owned):
@@ -177,3 +185,19 @@ async def _consume(settings: Settings, name: str, make_sink, metrics: SinkMetric
             log.warning("sink %s: the consumer did not stop cleanly (%s)", name, type(exc).__name__)
         finally:
             await asyncio.wait_for(close(), STOP_SECONDS)
+
+
+async def fill(consumer: AIOKafkaConsumer, fetched: dict) -> dict:
+    """Top a batch up to BATCH_RECORDS with what arrives within FILL_SECONDS: a fetch
+    often brings a few records per partition, and every batch costs the sink two round
+    trips to the broker and its requests' slowest answer."""
+    loop = asyncio.get_running_loop()
+    count, deadline = sum(map(len, fetched.values())), loop.time() + FILL_SECONDS
+    while 0 < count < BATCH_RECORDS and loop.time() < deadline:
+        more = await consumer.getmany(timeout_ms=10, max_records=BATCH_RECORDS - count)
+        if not more:
+            break
+        for tp, records in more.items():
+            fetched[tp] = fetched.get(tp, []) + records
+            count += len(records)
+    return fetched
