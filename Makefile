@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup prism kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
-	@echo "make run    - bring up Kafka (+ Redis), the worker, and a live demo classroom (SINKS=1: the write-back sinks too)"
+	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C (SINKS=1: the sinks too)"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
 	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
@@ -86,9 +86,11 @@ bench: setup
 	@bash bench/wrk.sh
 	$(PY) -m bench
 
+# Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
 # SINKS=1 also starts both write-back sinks (docs/write-back.md); by default neither runs.
-run: setup services
-	@SINKS=$(SINKS) bash deploy/run.sh
+DEMO_ARGS ?=
+run: setup
+	@SINKS=$(SINKS) bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
 	rm -rf .run/worker* data .pytest_cache .hypothesis

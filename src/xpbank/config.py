@@ -3,11 +3,14 @@ works on a developer machine; a bad value fails fast with the variable's name.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from xpbank.core.rules import Rules
 
@@ -26,7 +29,9 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_WEB_PORT": "6066",
     "XPBANK_DATA_DIR": "./data",
     "XPBANK_INSTANCE_ID": "",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "10",
     "XPBANK_PROJECTOR": "1",
+    "XPBANK_PROJECTOR_PORT": "6067",
     "XPBANK_REDIS_PREFIX": "xpbank:",
     "XPBANK_FRAMEWORK_LOGLEVEL": "WARNING",
     "XPBANK_OUTPUT_RETENTION_DAYS": "-1",
@@ -86,7 +91,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
 
-DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_table)
+DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
     "XPBANK_REDIS_URL": "Redis for the read models",
     "XPBANK_STORE": "table store: `rocksdb://` or `memory://`",
@@ -101,7 +106,9 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_WEB_PORT": "the worker's HTTP port",
     "XPBANK_DATA_DIR": "where a worker keeps its table stores",
     "XPBANK_INSTANCE_ID": "stable worker name (static group member), e.g. the pod name",
+    "XPBANK_SESSION_TIMEOUT_SECONDS": "a worker away this long loses its partitions; a static member back sooner keeps them (no rebalance)",
     "XPBANK_PROJECTOR": "`1`: the worker runs the projector; `0` with `xpbank projector` apart",
+    "XPBANK_PROJECTOR_PORT": "`/healthz` and `/metrics` of `xpbank projector` on its own",
     "XPBANK_REDIS_PREFIX": "prefix of every Redis key",
     "XPBANK_FRAMEWORK_LOGLEVEL": "log level of Faust, aiokafka, aiohttp (`INFO` shows rebalances)",
     "XPBANK_OUTPUT_RETENTION_DAYS": "days the banked, attempts and dead-letter topics keep (`-1`: for ever)",
@@ -151,20 +158,15 @@ DESCRIPTIONS: dict[str, str] = {  # the README's configuration table (markdown_t
     "XPBANK_SINK_BACKOFF_MAX_SECONDS": "longest wait between two retries (a `Retry-After` is honoured up to an hour)",
 }
 
-# Settings documented on a page of their own, so the README's table stays short.
-PAGES = {"docs/write-back.md": ("XPBANK_ONEROSTER_", "XPBANK_CALIPER_", "XPBANK_SINK_")}
+SINK_SETTINGS = ("XPBANK_ONEROSTER_", "XPBANK_CALIPER_", "XPBANK_SINK_")  # also tabled in docs/write-back.md
 
 
-def page_of(name: str) -> str:
-    """The page whose configuration table lists `name` (README.md unless PAGES says)."""
-    return next((page for page, prefixes in PAGES.items() if name.startswith(prefixes)), "README.md")
-
-
-def markdown_table(page: str = "README.md") -> str:
-    """A page's configuration table (a unit test keeps them equal)."""
+def markdown_table(prefixes: tuple[str, ...] = ()) -> str:
+    """docs/configuration.md's table, or the rows of the names starting with `prefixes`
+    (docs/write-back.md's); a unit test keeps them equal."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
         f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS
-        if page_of(name) == page)
+        if not prefixes or name.startswith(prefixes))
 
 
 class ConfigError(ValueError):
@@ -279,6 +281,9 @@ class ApiTokens:
     def __repr__(self) -> str:
         return f"ApiTokens({len(self.scopes)} tokens)"
 
+    def __len__(self) -> int:
+        return len(self.scopes)
+
     @classmethod
     def parse(cls, text: str, name: str = "XPBANK_API_TOKENS") -> ApiTokens:
         """Comma-separated tokens (every scope), or a JSON object
@@ -302,6 +307,52 @@ class ApiTokens:
             return cls(tuple(entries))
         tokens = [t.strip() for t in text.split(",") if t.strip()]
         return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
+
+    @classmethod
+    def reread(cls, text: str) -> ApiTokens:
+        """XPBANK_API_TOKENS_FILE's new content; none left would lock everyone out, so
+        it is refused (a half-written file, most likely)."""
+        tokens = cls.parse(text, "XPBANK_API_TOKENS_FILE")
+        if not tokens.scopes:
+            raise ConfigError("XPBANK_API_TOKENS_FILE holds no token")
+        return tokens
+
+
+T = TypeVar("T")
+
+
+class Rereadable(Generic[T]):
+    """A file's parsed content, parsed again once the file's content changed (looked at
+    no more than once every `every` seconds; token files are small): tokens rotate
+    without a restart, a Kubernetes Secret's atomic symlink swap included. A content that
+    `parse` refuses (ConfigError), or a file gone, keeps the last good value: logged
+    with the variable's name, never the content."""
+
+    def __init__(self, path: str, parse: Callable[[str], T], variable: str, value: T, every: float = 1.0) -> None:
+        self.path, self.parse, self.variable, self.value, self.every = path, parse, variable, value, every
+        self._seen, self._looked = self._content(), time.monotonic()
+
+    def _content(self) -> bytes | None:
+        try:
+            return Path(self.path).read_bytes()
+        except OSError:
+            return None
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return self.value
+        self._looked, content = now, self._content()
+        if content is None or content == self._seen:
+            return self.value
+        self._seen = content
+        try:
+            self.value = self.parse(content.decode("utf-8", "replace"))
+        except ConfigError as exc:
+            logging.getLogger("xpbank").warning("%s changed but is not used (%s): the tokens before stay", self.variable, exc)
+        else:
+            logging.getLogger("xpbank").info("%s read again", self.variable)
+        return self.value
 
 
 def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
@@ -339,8 +390,10 @@ class Settings:
     data_dir: Path
     rules: Rules
     instance_id: str = ""
+    session_timeout_seconds: int = 10
     replication_factor: int = 1
     projector: bool = True
+    projector_port: int = 6067
     redis_prefix: str = "xpbank:"
     output_retention_days: int = -1
     allow_finite_retention: bool = False
@@ -348,6 +401,7 @@ class Settings:
     redis_secret_url: Secret = Secret("")
     redis_ca_file: str = ""
     api_tokens: ApiTokens = ApiTokens()
+    api_tokens_file: str = ""  # read again when it changes (read.auth.current_tokens)
     metrics_public: bool = False
     engine: str = "faust"
     processing_guarantee: str = "at-least-once"
@@ -378,6 +432,7 @@ class Settings:
             kafka=KafkaSecurity.from_env(env),
             api_tokens=ApiTokens.parse(_text(env, "XPBANK_API_TOKENS"),
                                        "XPBANK_API_TOKENS_FILE" if env.get("XPBANK_API_TOKENS_FILE") else "XPBANK_API_TOKENS"),
+            api_tokens_file=env.get("XPBANK_API_TOKENS_FILE") or "",
             metrics_public=_flag(env, "XPBANK_METRICS_PUBLIC"),
             engine=engine,
             processing_guarantee=guarantee,
@@ -387,8 +442,10 @@ class Settings:
             web_port=_int(env, "XPBANK_WEB_PORT", minimum=1),
             data_dir=Path(env.get("XPBANK_DATA_DIR") or DEFAULTS["XPBANK_DATA_DIR"]),
             instance_id=env.get("XPBANK_INSTANCE_ID", ""),
+            session_timeout_seconds=_int(env, "XPBANK_SESSION_TIMEOUT_SECONDS", minimum=6),  # the broker's minimum
             replication_factor=_int(env, "XPBANK_REPLICATION_FACTOR", minimum=1),
             projector=_flag(env, "XPBANK_PROJECTOR"),
+            projector_port=_int(env, "XPBANK_PROJECTOR_PORT", minimum=1),
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             output_retention_days=_retention_days(env, "XPBANK_OUTPUT_RETENTION_DAYS"),
             allow_finite_retention=_flag(env, "XPBANK_ALLOW_FINITE_RETENTION"),
@@ -415,3 +472,7 @@ class Settings:
     def bootstrap_servers(self) -> str:
         """The broker URL(s) as aiokafka wants them (`host:port[,host:port]`)."""
         return ",".join(part.split("://", 1)[-1] for part in self.broker.split(";"))
+
+
+if __name__ == "__main__":  # the table of docs/configuration.md
+    print(markdown_table(), end="")

@@ -66,6 +66,24 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
+class ProjectorProcess(Worker):
+    """`xpbank projector` on its own, its /healthz and /metrics on XPBANK_PROJECTOR_PORT
+    (the harness's `get` and `metrics` read them from XPBANK_WEB_PORT: the same port)."""
+
+    def __init__(self, env: dict[str, str], name: str, tmp: Path) -> None:
+        super().__init__(env, name, tmp, "projector")
+        self.env["XPBANK_PROJECTOR_PORT"] = self.env["XPBANK_WEB_PORT"]
+
+
+def health(process: Worker) -> tuple[int, dict] | None:
+    """A process's /healthz (status, body), or None while nothing answers."""
+    try:
+        status, body = get(process, "/healthz", token=None)
+    except OSError:
+        return None
+    return status, orjson.loads(body)
+
+
 def wait_caught_up(settings: Settings, timeout: float = 180, stable: int = 3) -> None:
     """Until the worker group has committed every input record, several checks in a row
     (its own outputs - masteries, re-keyed copies - are inputs too)."""

@@ -1,7 +1,8 @@
 """Chaos: three workers and a projector while a classroom streams in; workers are killed
-(-9) and restarted at random, and the broker itself restarts once. Afterwards the facts
-equal `simulate`'s, no award id was published with two values, and the read models are
-the sums of the facts.
+(-9) and restarted at random, and the broker itself restarts once. No process may exit
+on its own (a worker or the projector found dead that was not killed fails the test at
+once, with its log). Afterwards the facts equal `simulate`'s, no award id was published
+with two values, and the read models are the sums of the facts.
 
 Seeded: the seed is printed; XPBANK_CHAOS_SEED=<seed> replays the same schedule."""
 
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from tests.conftest import Broker, drop_redis_keys, make_env, xpbank
-from tests.e2e.harness import Worker, produce, wait_caught_up
+from tests.e2e.harness import ProjectorProcess, Worker, produce, wait_caught_up
 from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import read_models, sums_of_current_facts, wait_projected
@@ -34,7 +35,7 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
     settings = Settings.from_env(env)
     lines = classroom_log(learners=16, seed=seed % 10_000)
     workers = [Worker(env, f"w{n}", tmp_path) for n in range(3)]
-    projector = Worker(env, "projector", tmp_path, "projector")
+    projector = ProjectorProcess(env, "projector", tmp_path)
     restart_broker_after = rng.randrange(3, BATCHES - 3)
     down: dict[Worker, int] = {}  # killed worker -> batch after which it comes back
     try:
@@ -43,6 +44,7 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
             worker.start()
         for number, batch in enumerate(chunks(lines, BATCHES)):
             produce(env, batch)
+            none_died_on_its_own(workers, projector, down)
             for worker, back in list(down.items()):
                 if number >= back:
                     print(f"batch {number}: restart {worker.log_path.stem}")
@@ -60,10 +62,10 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
                 victim.kill9()
                 down[victim] = number + rng.randrange(1, 3)
             time.sleep(rng.uniform(0.3, 2.0))
-        for worker in workers:
-            if not worker.alive():
-                print(f"end: start {worker.log_path.stem}" + ("" if worker in down else " (it had exited)"))
-                worker.start()
+        none_died_on_its_own(workers, projector, down)
+        for worker in down:
+            print(f"end: start {worker.log_path.stem}")
+            worker.start()
         started = time.monotonic()
         wait_caught_up(settings, timeout=300)
         print(f"chaos: caught up {time.monotonic() - started:.1f}s after the last batch")
@@ -71,9 +73,17 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
         wait_projected(settings, timeout=120)
         totals = sums_of_current_facts(settings)
         assert totals and read_models(settings, totals) == totals
-        assert projector.alive() and " ERROR " in projector.log()  # the broker restart reached it; it rode it out
+        none_died_on_its_own(workers, projector, {})
+        assert "does not answer" in projector.log()  # the broker restart reached the projector; it rode it out
     finally:
         for worker in (*workers, projector):
             worker.stop()
         own.run("down", "--purge")
         drop_redis_keys(redis_url, tag)
+
+
+def none_died_on_its_own(workers: list[Worker], projector: Worker, killed: dict) -> None:
+    for process in (*workers, projector):
+        if process not in killed and not process.alive():
+            pytest.fail(f"{process.log_path.stem} exited on its own (code {process.process.returncode}):\n"
+                        f"{process.log()[-4000:]}")

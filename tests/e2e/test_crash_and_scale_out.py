@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import both_engines, xpbank
 from tests.e2e.harness import (
-    Stream, Worker, committed, ends_of, eventually, in_flight_after, members_by_name, produce, topic_values, until_working,
-    wait_caught_up,
+    Stream, Worker, committed, ends_of, eventually, health, in_flight_after, members_by_name, metrics, produce,
+    topic_values, until_working, wait_caught_up,
 )
 from tests.e2e.test_failures import assert_matches_simulate
 from tests.e2e.test_parity_and_replay import classroom_log
@@ -159,7 +159,9 @@ def test_exactly_once_a_kill_9_publishes_every_output_once(env, engine, tmp_path
 def test_a_worker_that_lost_its_disk_recovers_its_state_from_the_changelogs(env, settings, tmp_path):
     """The state a worker's checkpoints wrote is all in the changelog topics: without its
     local store, a restarted worker decides the rest of the classroom as if it never
-    stopped (masteries of the second half bank heartbeats of the first)."""
+    stopped (masteries of the second half bank heartbeats of the first), while records
+    keep arriving. It answers /healthz 503 from its start until its tables are restored
+    (a small state restores before the first answer, so that is all that can be seen)."""
     lines = classroom_log(learners=8, seed=43)
     half = len(lines) // 2
     assert xpbank(env, "topics", "create").returncode == 0
@@ -169,9 +171,21 @@ def test_a_worker_that_lost_its_disk_recovers_its_state_from_the_changelogs(env,
         wait_caught_up(settings)
         worker.stop()
         shutil.rmtree(worker.env["XPBANK_DATA_DIR"])
-        produce(env, lines[half:])
+        stream = Stream(settings, lines[half:], batch=10, pause=0.1).start()
         worker.start()
+        seen = []
+        while not seen or seen[-1][0] != 200:  # every answer from its start until ready
+            answer = health(worker)
+            if answer is not None:
+                seen.append(answer)
+            assert worker.alive(), worker.log()[-3000:]
+            time.sleep(0.05)
+        assert seen[0][0] == 503, seen  # not ready until its partitions are assigned and their state restored
+        assert all(body["tablesRecovered"] for status, body in seen if status == 200), seen
+        assert metrics(worker)["xpbank_broker_up"] == 1
+        stream.join()
         wait_caught_up(settings)
         assert_matches_simulate(settings, lines)
+        assert worker.alive()
     finally:
         worker.stop()

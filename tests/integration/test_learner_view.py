@@ -15,9 +15,15 @@ from xpbank.read.read_models import ReadModels
 pytestmark = pytest.mark.integration
 
 
+EPOCH = "test-epoch"
+
+
 @pytest.fixture
 async def models(settings):
+    """Read models marked complete under EPOCH (as a rebuild leaves them)."""
     models = ReadModels.connect(settings)
+    await models.begin_rebuild(EPOCH, "a test")
+    await models.finish_rebuild(EPOCH, (await models.status()).running)
     yield models
     await models.close()
 
@@ -28,7 +34,7 @@ async def test_the_learner_view_lists_every_exercise_with_its_attempts_and_evide
     plans = [plan_fact(keys, v) for v in values if isinstance(v, XpFact)]
     plans += [plan_attempt(keys, v, n) for n, v in enumerate(values) if isinstance(v, AttemptEvent.__args__)]
     plans += [plan_decision(keys, v, n) for n, v in enumerate(values) if isinstance(v, BankingDecided)]
-    assert await models.apply(plans) == len(plans)
+    assert await models.apply(plans, EPOCH) == len(plans)
     view = await models.learner("u1")
     assert view["known"] and view["xp"] == await models.user_xp("u1")
     assert [row["exerciseSourcedId"] for row in view["exercises"]] == ["ex1"]
@@ -40,7 +46,7 @@ async def test_the_learner_view_lists_every_exercise_with_its_attempts_and_evide
                               if r["reason"] == "awarded"}
 
     await models.client.delete(keys.exercises("u1"))  # an index lost (or keys from before it existed)
-    assert await models.apply(plans) == 0  # nothing is newer, yet the index comes back
+    assert await models.apply(plans, EPOCH) == 0  # nothing is newer, yet the index comes back
     assert [row["exerciseSourcedId"] for row in (await models.learner("u1"))["exercises"]] == ["ex1"]
 
 

@@ -177,7 +177,8 @@ def test_compose_secrets_script_makes_every_secret_once_private_and_valid(tmp_pa
     first = {p.name: p.read_text() for p in made.iterdir()}
     assert set(first) == set(compose()["secrets"])
     assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
-    assert len(ApiTokens.parse(first["api-tokens"]).scopes) == 1
+    tokens = {secret.reveal(): scopes for secret, _, scopes in ApiTokens.parse(first["api-tokens"]).scopes}
+    assert len(tokens) == 2 and tokens[first["metrics-token"].strip()] == {"operations"}  # Prometheus's: metrics only
     password = first["redis-password"].strip()
     assert len(password) >= 32 and first["redis-url"].strip() == f"redis://:{password}@redis:6379/0"
     env = {"XPBANK_GATEWAY_TOKENS_FILE": str(made / "gateway-tokens"), "XPBANK_REDIS_URL_FILE": str(made / "redis-url")}
@@ -223,7 +224,7 @@ def test_commands_are_xpbank_subcommands():
     assert all("command" not in c for c in containers()), "keep the image's xpbank entrypoint: use args"
     assert [c for c in commands if not parses(c)] == []
     assert not parses(["topics", "delete"])  # the check itself can fail
-    assert sorted(map(" ".join, commands)) == ["gateway", "gateway", "projector", "projector", "sink caliper",
+    assert sorted(map(" ".join, commands)) == ["api", "gateway", "gateway", "projector", "projector", "sink caliper",
                                                 "sink caliper", "sink oneroster", "sink oneroster", "topics create",
                                                 "topics create", "worker", "worker", "worker"]
     [job] = kind("Job")
@@ -320,13 +321,12 @@ def test_selectors_match_pod_labels(workload):
             assert source["configMapRef"]["name"] in {m["metadata"]["name"] for m in kind("ConfigMap")}
 
 
-def test_services_select_the_workers():
-    [sts] = kind("StatefulSet")
-    labels = sts["spec"]["template"]["metadata"]["labels"]
-    services = [s for s in kind("Service") if s["spec"]["selector"]["app.kubernetes.io/component"] != "gateway"]
-    assert len(services) == 2
-    for service in services:
-        assert service["spec"]["selector"].items() <= labels.items()
+def test_the_worker_service_selects_the_workers_and_the_api_service_the_api_pods():
+    templates = {doc["metadata"]["name"]: doc["spec"]["template"]["metadata"]["labels"]
+                 for doc in kind("StatefulSet") + kind("Deployment")}
+    services = {s["metadata"]["name"]: s["spec"]["selector"] for s in kind("Service")}
+    for service, workload in (("xpbank-worker", "xpbank-worker"), ("xpbank-api", "xpbank-api")):
+        assert [name for name, labels in templates.items() if services[service].items() <= labels.items()] == [workload]
 
 
 def test_kustomization_lists_every_manifest():

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from xpbank.read.api import attempt_view, health, render_metrics
+from xpbank.read.latency import Histogram
 from xpbank.config import Settings
 from xpbank.core.attempts import OpenAttempt
 from xpbank.contract.outputs import (
@@ -100,7 +101,9 @@ def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
     simulator, _ = seed002()
     counts = simulator.counts.copy()
     counts.update({"records_in:learning.caliper.v1": 3, "clamped_ms": 1500, "awards": 2})
-    text = render_metrics(counts, {"t.learning.caliper.v1": 4}, {"pairs": 2})
+    latency = Histogram()
+    latency.observe_since([1_000, 9_000, None], now_ms=10_000)  # 9 s and 1 s old; an unstamped output is skipped
+    text = render_metrics(counts, {("t.learning.caliper.v1", 0): 4, ("t.learning.caliper.v1", 1): 0}, {"pairs": 2}, latency, ready=False)
     samples = {}
     for line in text.splitlines():
         if not line.startswith("#"):
@@ -109,8 +112,15 @@ def test_metrics_are_prometheus_text_with_every_dead_letter_reason():
     assert samples['xpbank_records_in_total{topic="learning.caliper.v1"}'] == 3
     assert samples["xpbank_clamped_seconds_total"] == 1.5
     assert samples["xpbank_awards_total"] == 2
-    assert samples['xpbank_consumer_lag{topic="t.learning.caliper.v1"}'] == 4
+    assert samples['xpbank_consumer_lag{topic="t.learning.caliper.v1",partition="0"}'] == 4
+    assert samples['xpbank_consumer_lag{topic="t.learning.caliper.v1",partition="1"}'] == 0
+    assert samples['xpbank_output_latency_seconds_bucket{le="1"}'] == 1  # cumulative buckets
+    assert samples['xpbank_output_latency_seconds_bucket{le="5"}'] == 1
+    assert samples['xpbank_output_latency_seconds_bucket{le="10"}'] == 2
+    assert samples['xpbank_output_latency_seconds_bucket{le="+Inf"}'] == 2
+    assert (samples["xpbank_output_latency_seconds_count"], samples["xpbank_output_latency_seconds_sum"]) == (2, 10)
     assert samples['xpbank_table_keys{table="pairs"}'] == 2
+    assert samples["xpbank_worker_ready"] == 0
     for reason in REASONS:
         assert samples[f'xpbank_dead_letters_total{{reason="{reason}"}}'] == simulator.counts.get(f"dead_letters:{reason}", 0)
     assert samples['xpbank_dead_letters_total{reason="malformed_json"}'] == 1

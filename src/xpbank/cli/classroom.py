@@ -64,13 +64,15 @@ def classroom(
     lessons: int = 3,
     pace: float = 1.0,
     mistakes: bool = True,
+    first_learner: int = 0,
 ) -> Iterator[Arrival]:
     """Every learner works through the lessons in order; `pace` scales the waits. By
-    default the class began 45 minutes ago (records reach brokers that delete by time)."""
+    default the class began 45 minutes ago (records reach brokers that delete by time).
+    Learners are numbered from `first_learner` (`learner-000`, ...)."""
     rng = random.Random(seed)
     start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
     arrivals = [Arrival(0.0, course_record(course_id, units, lessons) | {"timestamp": format_time(start)})]
-    for n in range(learners):
+    for n in range(first_learner, first_learner + learners):
         arrivals += _learner(rng, f"learner-{n:03d}", start, course_id, units, lessons, pace, mistakes)
     arrivals.sort(key=lambda a: a.offset)
     yield from arrivals

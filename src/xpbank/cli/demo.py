@@ -4,6 +4,7 @@ facts and dead letters printed as they happen."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 from collections import Counter
@@ -19,7 +20,7 @@ from xpbank.kafka.clients import partitions_of
 from xpbank.kafka.admin import group_lag
 from xpbank.runtime.topology import app_id, create_topics, input_topics
 from xpbank.cli.records import parse_line
-from xpbank.contract.topics import BANKED, DEAD_LETTERS, FACTS
+from xpbank.contract.topics import BANKED, CURRICULUM, DEAD_LETTERS, FACTS
 
 BOLD, DIM, GREEN, YELLOW, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[33m", "\033[31m", "\033[0m"
 
@@ -29,8 +30,9 @@ def _paint(text: str, color: str, enabled: bool) -> str:
 
 
 async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, seed: int = 7,
-                   gateway: tuple[str, str] | None = None) -> None:
-    """`gateway`: (url, token) to send through `xpbank gateway` instead of to Kafka."""
+                   gateway: tuple[str, str] | None = None, trickle: bool = False) -> None:
+    """`gateway`: (url, token) to send through `xpbank gateway` instead of to Kafka;
+    `trickle`: afterwards, one more learner at a time until interrupted."""
     await create_topics(settings)
     color = sys.stdout.isatty()
     start = datetime.now(UTC)
@@ -53,6 +55,25 @@ async def run_demo(settings: Settings, learners: int = 50, speed: float = 30.0, 
     for user, xp in summary.most_common(5):
         print(f"  {user:<14} {xp:>4} XP")
     print("see every fact: .venv/bin/xpbank facts | head")
+    if trickle:
+        await trickle_learners(settings, learners, speed, seed, gateway, color)
+
+
+async def trickle_learners(settings: Settings, first: int, speed: float, seed: int, gateway: tuple[str, str] | None,
+                           color: bool) -> None:
+    """One new learner after another through the same course, until cancelled (Ctrl-C):
+    the page and the API keep moving after the demo."""
+    print(_paint("\na learner now and then keeps the page moving; Ctrl-C stops", BOLD, color), flush=True)
+    watcher = asyncio.create_task(watch(settings, color))
+    try:
+        for number in itertools.count(first):
+            arrivals = [a for a in classroom(learners=1, seed=seed + number, start=datetime.now(UTC), pace=1 / speed,
+                                             first_learner=number) if a.line["topic"] != CURRICULUM]
+            print(_paint(f"trickle: learner-{number:03d} starts the course", DIM, color), flush=True)
+            await (post_live(*gateway, arrivals, color) if gateway else produce_live(settings, arrivals))
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def caught_up(settings: Settings, timeout: float) -> bool:

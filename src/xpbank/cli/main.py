@@ -14,6 +14,7 @@ import orjson
 from xpbank.config import ENGINES, ConfigError, Settings
 from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
+from xpbank.cli import dead_letters, generations
 from xpbank.cli.records import RecordLineError, output_line, read_lines
 from xpbank.cli.sinks import add_sink_parser
 
@@ -94,7 +95,7 @@ def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.read.projector import main_projector
+    from xpbank.read.projector_main import main_projector
 
     main_projector(settings)
     return 0
@@ -182,7 +183,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if not token:
             raise ConfigError("--via-gateway needs a token: --token, or XPBANK_GATEWAY_TOKENS")
         gateway = (args.via_gateway or default_url(), token)
-    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed, gateway=gateway))
+    asyncio.run(run_demo(settings, learners=args.learners, speed=args.speed, seed=args.seed, gateway=gateway,
+                         trickle=args.trickle))
     return 0
 
 
@@ -325,6 +327,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--via-gateway", nargs="?", const="", default=None, metavar="URL",
                    help="send over HTTP through `xpbank gateway` (default http://127.0.0.1:$XPBANK_GATEWAY_PORT)")
     s.add_argument("--token", help="the gateway's bearer token (default: the first of XPBANK_GATEWAY_TOKENS)")
+    s.add_argument("--trickle", action="store_true", help="then one more learner at a time, until Ctrl-C")
     s.set_defaults(run=cmd_demo)
     s = sub.add_parser("projector", help="run the read-model projector on its own (facts and attempts into Redis)")
     s.set_defaults(run=cmd_projector)
@@ -336,6 +339,8 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_projections_rebuild)
     s = sub.add_parser("facts", help="print the current facts (latest per factId)")
     s.set_defaults(run=cmd_facts)
+    dead_letters.add_parser(sub)
+    generations.add_parser(sub)
     add_sink_parser(sub)
     return p
 

@@ -13,7 +13,9 @@ import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch, KafkaError, OutOfOrderSequenceNumber, ProducerClosed, ProducerFenced, UnknownProducerId,
+)
 
 from xpbank.gateway.problems import Refused
 from xpbank.gateway.settings import GatewaySettings
@@ -26,6 +28,9 @@ MAX_BATCH_BYTES = 256 * 1024
 RETRY_AFTER_FULL = "1"
 RETRY_AFTER_DOWN = "5"
 HEALTH_CACHE_SECONDS = 1.0
+# An idempotent producer whose sequence the broker lost (a broker restarted with records
+# in flight) fails every later send with these: only a new producer (a new id) goes on.
+STUCK = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced, ProducerClosed)
 
 Outgoing = tuple[bytes, bytes | None, int]  # key, value, timestamp ms
 
@@ -84,6 +89,7 @@ class Sender:
         self.last_error = "not connected yet"
         self._connecting: asyncio.Task | None = None
         self._health: tuple[float, bool] = (0.0, False)
+        self.replaced = 0  # producers replaced after they got stuck
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -154,6 +160,7 @@ class Sender:
             await acked
         except KafkaError as exc:
             lease.track(futures, acked)  # the records taken so far keep their bytes leased
+            self._replace_if_stuck(producer, [exc])
             raise Refused(503, f"the broker did not take the records: {type(exc).__name__}",
                           headers={"Retry-After": RETRY_AFTER_DOWN}) from None
         finally:
@@ -162,8 +169,22 @@ class Sender:
             raise self._slow()
         failed = [f.exception() for f in futures if f.exception() is not None]
         if failed:
+            self._replace_if_stuck(producer, failed)
             raise Refused(503, f"the broker did not acknowledge {len(failed)} of {len(futures)} records: "
                                f"{type(failed[0]).__name__}", headers={"Retry-After": RETRY_AFTER_DOWN})
+
+    def _replace_if_stuck(self, producer: AIOKafkaProducer, errors: list[BaseException]) -> None:
+        """A producer stuck on a lost sequence is replaced (503 meanwhile): a new one has a
+        new producer id. Records it took are still settled (failed) by the old one."""
+        stuck = next((e for e in errors if isinstance(e, STUCK)), None)
+        if stuck is None or self.producer is not producer:
+            return
+        self.producer, self.last_error = None, f"{type(stuck).__name__}: a new producer is being started"
+        self.replaced += 1
+        log.warning("the producer is stuck (%s): starting a new one", type(stuck).__name__)
+        loop = asyncio.get_running_loop()
+        loop.create_task(producer.stop())
+        self._connecting = loop.create_task(self._connect())
 
     def _unreachable(self) -> Refused:
         return Refused(503, f"the broker is unreachable ({self.last_error})", headers={"Retry-After": RETRY_AFTER_DOWN})

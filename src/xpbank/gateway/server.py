@@ -14,6 +14,7 @@ import uvloop
 from aiohttp import web
 
 from xpbank.config import DEFAULTS
+from xpbank.kafka.background import throttle_library_logs
 from xpbank.gateway.access_log import AccessLines, AccessLogger
 from xpbank.gateway.app import TRAFFIC, create_app
 from xpbank.gateway.settings import GatewaySettings
@@ -65,6 +66,7 @@ def run(settings: GatewaySettings, loglevel: str = "INFO", loop: str = "uvloop")
     framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
     for name in ("aiokafka", "aiohttp"):
         logging.getLogger(name).setLevel(framework)
+    throttle_library_logs()
     if loop == "uvloop":
         uvloop.run(serve(settings))
     else:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xpbank.config import DEFAULTS, ConfigError, Secret, Settings, _int
+from xpbank.config import DEFAULTS, ApiTokens, ConfigError, Rereadable, Secret, Settings, _int
 
 KINDS = ("caliper", "submissions", "masteries", "curriculum")
 
@@ -47,6 +47,28 @@ class Tokens:
         return found
 
 
+class Rotating:
+    """Tokens whose file is read again when it changes (rotation without a restart),
+    with the interface of `Tokens`."""
+
+    def __init__(self, source: Rereadable[Tokens]) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source.get())
+
+    def __repr__(self) -> str:
+        return f"Tokens({len(self)} tokens, from {self.source.variable})"
+
+    def grant(self, presented: str) -> Grant | None:
+        return self.source.get().grant(presented)
+
+
+def operators_of(tokens: ApiTokens) -> Tokens:
+    """The API tokens with the operations scope: they may read the gateway's /metrics."""
+    return Tokens([(secret, Grant(name, frozenset())) for secret, name, scopes in tokens.scopes if "operations" in scopes])
+
+
 def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GATEWAY_TOKENS_FILE") -> Tokens:
     """`plain`: comma-separated tokens that may send everything. `file_text`: a JSON object
     `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional)."""
@@ -71,6 +93,13 @@ def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GAT
     return Tokens(entries)
 
 
+def _reread(plain: str, file_text: str) -> Tokens:
+    tokens = parse_tokens(plain, file_text)
+    if not len(tokens):  # none left would refuse every request: a half-written file, most likely
+        raise ConfigError("XPBANK_GATEWAY_TOKENS_FILE holds no token")
+    return tokens
+
+
 def _grant(spec: object, n: int, file_name: str) -> Grant:
     if not isinstance(spec, dict):
         raise ConfigError(f"{file_name}: token {n} needs an object {{\"name\", \"may\", \"sensor\"}}")
@@ -88,10 +117,10 @@ def _grant(spec: object, n: int, file_name: str) -> Grant:
 class GatewaySettings:
     base: Settings  # broker, security, topic prefix, payload limit
     port: int
-    tokens: Tokens
+    tokens: Tokens | Rotating
     buffer_bytes: int
     ack_timeout_seconds: float
-    operators: Tokens = Tokens([])  # XPBANK_API_TOKENS with the operations scope: may read /metrics
+    operators: Tokens | Rotating = Tokens([])  # XPBANK_API_TOKENS with the operations scope: may read /metrics
 
     @property
     def max_payload_bytes(self) -> int:
@@ -108,7 +137,8 @@ class GatewaySettings:
                 file_text = Path(path).read_text()
             except OSError as exc:
                 raise ConfigError(f"XPBANK_GATEWAY_TOKENS_FILE={path!r} cannot be read ({exc.strerror})") from None
-        tokens = parse_tokens(env.get("XPBANK_GATEWAY_TOKENS") or DEFAULTS["XPBANK_GATEWAY_TOKENS"], file_text)
+        plain = env.get("XPBANK_GATEWAY_TOKENS") or DEFAULTS["XPBANK_GATEWAY_TOKENS"]
+        tokens = parse_tokens(plain, file_text)
         if not len(tokens):
             raise ConfigError("the gateway needs tokens: set XPBANK_GATEWAY_TOKENS (comma-separated) "
                               "or XPBANK_GATEWAY_TOKENS_FILE")
@@ -116,8 +146,12 @@ class GatewaySettings:
         if buffer_bytes < base.rules.max_payload_bytes:
             raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below XPBANK_MAX_PAYLOAD_BYTES="
                               f"{base.rules.max_payload_bytes}: a request of the largest size would never fit")
-        operators = Tokens([(secret, Grant(name, frozenset())) for secret, name, scopes in base.api_tokens.scopes
-                            if "operations" in scopes])
+        operators = operators_of(base.api_tokens)
+        if path:  # token files are read again when they change
+            tokens = Rotating(Rereadable(path, lambda text: _reread(plain, text), "XPBANK_GATEWAY_TOKENS_FILE", tokens))
+        if base.api_tokens_file:
+            operators = Rotating(Rereadable(base.api_tokens_file, lambda text: operators_of(ApiTokens.reread(text)),
+                                            "XPBANK_API_TOKENS_FILE", operators))
         return cls(base=base, port=_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
                    ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators)
 

@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, OffsetSpec, ResourceType,
 )
 
 from xpbank.config import Settings
+from xpbank.kafka import group_reads
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.contract.topics import TopicSetup
 
@@ -269,34 +270,18 @@ class Admin:
             await asyncio.sleep(0.5)
 
     async def committed(self, group: str, retry_for: float = 60.0) -> dict[tuple[str, int], int]:
-        """The group's committed offsets (next to read). A fresh broker creates
-        __consumer_offsets lazily: until then the coordinator lookup fails with a
-        retriable error, which means "not yet", not "broken"."""
-        deadline = time.monotonic() + retry_for
-        while True:
-            [future] = self.client.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=self.timeout).values()
-            try:
-                result = await asyncio.wrap_future(future)
-            except KafkaException as exc:
-                if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                    return {}
-                if not _retriable(exc) or time.monotonic() > deadline:
-                    raise KafkaUnavailable(explain(exc, f"cannot read the offsets of group {group}")) from None
-                await asyncio.sleep(0.5)
-                continue
-            return {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or [] if tp.offset >= 0}
+        """The group's committed offsets (next to read), through `groups` (aiokafka): a
+        fresh broker creates __consumer_offsets lazily, and until then the coordinator
+        answers "not yet", which is asked again for `retry_for` seconds."""
+        try:
+            return await group_reads.committed(self.settings, group, min(self.timeout, 15), retry_for)
+        except group_reads.GroupUnavailable as exc:
+            raise KafkaUnavailable(str(exc)) from None
 
     async def members(self, group: str) -> dict[str, set[tuple[str, int]]]:
         """The partitions assigned to each member of a consumer group (by its static
-        instance id, else its member id)."""
-        [future] = self.client.describe_consumer_groups([group], request_timeout=self.timeout).values()
-        try:
-            described = await asyncio.wrap_future(future)
-        except KafkaException as exc:
-            raise KafkaUnavailable(explain(exc, f"cannot describe group {group}")) from None
-        return {m.group_instance_id or m.member_id: {(tp.topic, tp.partition) for tp in m.assignment.topic_partitions}
-                for m in described.members}
+        instance id, else its client id)."""
+        return {name: set(tps) for name, tps in (await self.group(group)).members.items()}
 
     async def lag(self, group: str, topics: Iterable[str]) -> dict[str, int]:
         """Records of `topics` not yet committed by `group`, per topic. Counted from the
@@ -316,18 +301,11 @@ class Admin:
     async def group(self, group: str) -> GroupView:
         """A consumer group's state (Stable, PreparingRebalance, Empty, ...) and the
         partitions each member holds; a group the broker does not know is Dead, no members."""
-        [future] = self.client.describe_consumer_groups([group], request_timeout=self.timeout).values()
         try:
-            described = await asyncio.wrap_future(future)
-        except KafkaException as exc:
-            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
-                return GroupView(group, "Dead", {})
-            raise KafkaUnavailable(explain(exc, f"cannot describe group {group}")) from None
-        state = getattr(described.state, "name", str(described.state))
-        return GroupView(group, GROUP_STATES.get(state, state.title()), {
-            m.group_instance_id or m.member_id: tuple(sorted((tp.topic, tp.partition)
-                                                             for tp in m.assignment.topic_partitions))
-            for m in described.members})
+            state, members = await group_reads.described(self.settings, group, min(self.timeout, 15))
+        except group_reads.GroupUnavailable as exc:
+            raise KafkaUnavailable(str(exc)) from None
+        return GroupView(group, state, members)
 
 
 @dataclass(frozen=True)
@@ -352,8 +330,6 @@ def partition_lag(starts: dict[tuple[str, int], int], ends: dict[tuple[str, int]
 
 
 # librdkafka's ConsumerGroupState names, as Kafka itself spells them
-GROUP_STATES = {"STABLE": "Stable", "PREPARING_REBALANCING": "PreparingRebalance",
-                "COMPLETING_REBALANCING": "CompletingRebalance", "EMPTY": "Empty", "DEAD": "Dead", "UNKNOWN": "Unknown"}
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def _chunks(records: Iterable[InputRecord], size: int) -> Iterable[list[InputRec
 async def partitions_of(settings: Settings, full_name: str) -> list[int]:
     found = await Admin(settings).partitions([full_name])
     if not found:
-        raise SystemExit(f"topic {full_name!r} does not exist on {settings.broker}")
+        raise KafkaUnavailable(f"topic {full_name!r} does not exist on {settings.broker}")
     return [p for _, p in found]
 
 

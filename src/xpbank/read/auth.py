@@ -6,9 +6,21 @@ from __future__ import annotations
 
 import hmac
 
-from xpbank.config import ApiTokens
+from xpbank.config import ApiTokens, Rereadable, Settings
 
 LEARNERS, OPERATIONS = "learners", "operations"
+_token_files: dict[str, Rereadable[ApiTokens]] = {}
+
+
+def current_tokens(settings: Settings) -> ApiTokens:
+    """The API's tokens now. XPBANK_API_TOKENS_FILE is read again when it changes, so
+    tokens rotate without a restart (docs/operations.md, Rotate tokens)."""
+    path = settings.api_tokens_file
+    if not path:
+        return settings.api_tokens
+    if path not in _token_files:
+        _token_files[path] = Rereadable(path, ApiTokens.reread, "XPBANK_API_TOKENS_FILE", settings.api_tokens)
+    return _token_files[path].get()
 
 
 def scope_of(path: str, metrics_public: bool) -> str | None:

@@ -19,6 +19,13 @@ Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
 - `exercises:{user}`                 set: every exercise with an attempt event or a decision (so
   the web page lists a learner's exercises without scanning the keyspace); added to by
   every attempt and decision upsert, applied or not, so redelivery and rebuilds keep it
+- `meta`                             hash: `epoch` (set when a rebuild starts), `state`
+  (`rebuilding` / `ready`), `since`, `reason`: absent means the read models were lost
+  (or never built), and readers answer 503 until a rebuild is done
+- `positions`                        hash: `{topic}/{partition}` -> the next offset to project,
+  written by every upsert in the same script as its data, so whatever Redis keeps (a
+  replica, a restored snapshot) says from where to project again
+- `rebuild-lock`                     the projector rebuilding holds it (SET NX with a TTL)
 
 A fact is applied only when its (generation, revision) is greater than the stored
 one, the same rule as every fact consumer (SPEC §3.5), so totals are the sum over the
@@ -77,6 +84,18 @@ class Keys:
         return f"{self.prefix}exercises:{user}"
 
     @property
+    def meta(self) -> str:
+        return f"{self.prefix}meta"
+
+    @property
+    def positions(self) -> str:
+        return f"{self.prefix}positions"
+
+    @property
+    def rebuild_lock(self) -> str:
+        return f"{self.prefix}rebuild-lock"
+
+    @property
     def pattern(self) -> str:
         """Every key of these read models (for SCAN); `*` etc. in the prefix are escaped."""
         escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
@@ -88,6 +107,12 @@ class Upsert:
     script: Literal["fact", "attempt", "decision"]
     keys: tuple[str, ...]
     args: tuple[str | int, ...]
+    source: tuple[str, int] | None = None  # (the record's "{topic}/{partition}", its offset + 1)
+
+
+def position_field(topic: str, partition: int) -> str:
+    """A partition's field in the `positions` hash (topic names never hold a `/`)."""
+    return f"{topic}/{partition}"
 
 
 def plan_fact(keys: Keys, fact: XpFact) -> Upsert:

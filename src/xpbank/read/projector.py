@@ -1,38 +1,55 @@
 """The projector: follows `xp.facts.v1`, `xp.attempts.v1` and `xp.decisions.v1` into the
 Redis read models.
 
-At least once: a batch's offsets are committed only after Redis applied it, and every
-upsert is idempotent (`projection.py`). It runs as a task of `xpbank worker` (unless
-`XPBANK_PROJECTOR=0`) or on its own as `xpbank projector`. A projector failure never
-touches a decision: it logs, waits and starts again."""
+At least once, and positioned by Redis itself: every upsert records its record's offset
+in Redis in the same script as its data, and before each batch the projector compares
+those positions with what it fetched. Redis behind (a replica that missed writes, an
+older snapshot) sends the partition back to Redis's position; Redis without its `meta`
+hash (restarted without persistence, FLUSHALL, never built) is rebuilt from the topics by
+one projector at a time (the rebuild lock), while readers answer 503. Offsets are also
+committed to the group after each batch, for lag and alerts.
+
+It runs as a task of `xpbank worker` (unless `XPBANK_PROJECTOR=0`) or on its own as
+`xpbank projector`, which serves /healthz and /metrics on XPBANK_PROJECTOR_PORT. A
+failure never touches a decision: it reports, waits and starts again."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from typing import Annotated
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import Field, TypeAdapter, ValidationError
 
-from xpbank.kafka.connection import aiokafka_options
-from xpbank.config import Settings
-from xpbank.kafka.clients import read_topic
+from xpbank.config import DEFAULTS, Settings
 from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
 from xpbank.contract.topics import ATTEMPTS, DECISIONS, FACTS, base_name
-from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_decision, plan_fact
-from xpbank.read.read_models import ReadModels
+from xpbank.kafka.admin import Admin
+from xpbank.kafka.background import keep_running
+from xpbank.kafka.connection import aiokafka_options
+from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_decision, plan_fact, position_field
+from xpbank.read.read_models import EpochChanged, ReadModels, Status
 
 log = logging.getLogger("xpbank.projector")
 ATTEMPT_EVENT = TypeAdapter(Annotated[AttemptEvent, Field(discriminator="type")])
+LOCK_MS = 30_000  # the rebuild lock outlives a stalled rebuilder by this much
+BATCH = 2000
 
 
 def projector_group(settings: Settings) -> str:
-    return f"{settings.topic_prefix}xpbank-projector"
+    """One group per set of read models: a second projector with its own
+    XPBANK_REDIS_PREFIX (the reader switch of a replay) reads every output record again
+    into its own keys instead of sharing the live projector's partitions. The default
+    prefix keeps the group name projectors have always had."""
+    group = f"{settings.topic_prefix}xpbank-projector"
+    return group if settings.redis_prefix == DEFAULTS["XPBANK_REDIS_PREFIX"] else f"{group}-{settings.redis_prefix}"
 
 
 def projected_topics(settings: Settings) -> list[str]:
@@ -56,97 +73,301 @@ def plan(keys: Keys, topic: str, value: bytes | None, offset: int) -> Upsert | N
 
 
 def plans(settings: Settings, keys: Keys, messages: Iterable, metrics: Counter) -> list[Upsert]:
+    """The messages' upserts, each carrying its record's position."""
     planned = []
     for m in messages:
         topic = base_name(m.topic, settings.topic_prefix)
         metrics[f"projector_in:{topic}"] += 1
         upsert = plan(keys, topic, m.value, m.offset)
         if upsert is not None:
-            planned.append(upsert)
+            planned.append(dataclasses.replace(upsert, source=(position_field(m.topic, m.partition), m.offset + 1)))
     return planned
 
 
-async def project(settings: Settings, metrics: Counter | None = None) -> None:
-    """Follow the output topics forever (until cancelled), restarting after failures."""
-    metrics = Counter() if metrics is None else metrics
-    while True:
+@dataclasses.dataclass
+class Health:
+    """What the projector knows of itself, for /healthz, /metrics and the page."""
+
+    redis_up: bool | None = None
+    rebuilding: bool = False
+    ready: bool = False  # the read models are ready and this projector follows them
+    lag: dict[tuple[str, int], int] = dataclasses.field(default_factory=dict)
+    problem: str = "starting"
+
+
+class Projector:
+    def __init__(self, settings: Settings, metrics: Counter | None = None) -> None:
+        self.settings = settings
+        self.metrics = Counter() if metrics is None else metrics
+        self.health = Health()
+
+    async def run(self) -> None:
+        """Follow the output topics until cancelled, starting again after failures."""
+
+        async def follow() -> None:
+            try:
+                await self._follow()
+            except Exception as exc:
+                self.metrics["projector_errors"] += 1
+                self.health.ready, self.health.problem = False, f"{type(exc).__name__}: {exc}"[:300]
+                if _is_redis_error(exc):
+                    self.health.redis_up = False
+                raise
+
+        await keep_running("projector", follow, self.metrics, first_wait=2.0, longest_wait=15.0)
+
+    async def _follow(self) -> None:
+        models = ReadModels.connect(self.settings)
+        consumer = AIOKafkaConsumer(
+            *projected_topics(self.settings), **aiokafka_options(self.settings),
+            group_id=projector_group(self.settings),
+            group_instance_id=f"{self.settings.instance_id}-projector" if self.settings.instance_id else None,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed",  # outputs of an aborted transaction (exactly-once) never count
+            session_timeout_ms=10000, heartbeat_interval_ms=1000)
         try:
-            await _follow(settings, metrics)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # Redis or the broker away: a read model may lag, never a decision
-            metrics["projector_errors"] += 1
-            log.warning("projector stopped (%s: %s); starting again in 2 s", type(exc).__name__, exc)
-            await asyncio.sleep(2)
+            await models.client.ping()
+            self.health.redis_up = True
+            await consumer.start()
+            log.info("projector following %s into %s (prefix %r)", ", ".join(projected_topics(self.settings)),
+                     self.settings.redis_display, self.settings.redis_prefix)
+            await self._loop(models, consumer)
+        finally:
+            self.health.ready = False
+            await consumer.stop()
+            await models.close()
+
+    async def _loop(self, models: ReadModels, consumer: AIOKafkaConsumer) -> None:
+        epoch: str | None = None
+        rewound: set[str] = set()  # partitions with no position, sent back to their beginning
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            status = await models.status()
+            self.health.redis_up = True
+            if not status.ready:
+                self.health.ready, self.health.problem = False, status.problem()
+                await self.repair(models, status)
+                epoch = None
+                continue
+            if status.epoch != epoch:  # (re)built: go on from where it left every partition
+                epoch, rewound = status.epoch, set()
+                await self._resync(consumer, models, rewound)
+                continue
+            self.health.ready, self.health.problem = True, ""
+            messages = await self._unapplied(consumer, models, batch, rewound)
+            try:
+                self.metrics["projector_applied"] += await models.apply(
+                    plans(self.settings, models.keys, messages, self.metrics), epoch)
+                await models.advance(_ends(messages), epoch)
+            except EpochChanged:
+                epoch = None
+                continue
+            await consumer.commit()
+            await self._measure_lag(consumer)
+
+    async def _unapplied(self, consumer: AIOKafkaConsumer, models: ReadModels, batch: dict,
+                         rewound: set[str]) -> list:
+        """The batch's records Redis has not applied yet, in topic-partition order. A
+        partition whose Redis position is behind the batch is sent back there (Redis lost
+        them: the group commits only what Redis applied); one without a position, to its
+        beginning (once per epoch)."""
+        if not batch:
+            return []
+        positions = await models.positions()
+        kept = []
+        for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition)):
+            field = position_field(tp.topic, tp.partition)
+            held = positions.get(field)
+            first = batch[tp][0].offset
+            if held is None and field in rewound:
+                held = first  # read from its beginning
+            if held is None or held < first:
+                if held is not None:
+                    self._lost(field, held, first)
+                await _seek(consumer, tp, held)
+                if held is None:
+                    rewound.add(field)
+                continue
+            kept.extend(m for m in batch[tp] if m.offset >= held)
+        return kept
+
+    def _lost(self, field: str, held: int | None, reached: int) -> None:
+        self.metrics["read_models_losses"] += 1
+        log.warning("Redis lost projected records of %s (it holds up to offset %s, the projector had reached %d): "
+                    "projecting them again", field, held, reached)
+
+    async def _resync(self, consumer: AIOKafkaConsumer, models: ReadModels, rewound: set[str]) -> None:
+        """Every assigned partition to the position Redis holds for it (or its beginning)."""
+        positions = await models.positions()
+        for tp in consumer.assignment():
+            field = position_field(tp.topic, tp.partition)
+            await _seek(consumer, tp, positions.get(field))
+            if field not in positions:
+                rewound.add(field)
+
+    async def repair(self, models: ReadModels, status: Status) -> None:
+        """Read models not ready: rebuild them (lost, or a rebuild left unfinished), or check
+        what a restarted or failed-over Redis kept, rebuilding if it lost anything. One
+        projector at a time (the lock); the others wait."""
+        token = uuid.uuid4().hex
+        if not await models.lock(token, LOCK_MS):
+            await asyncio.sleep(1)  # another projector repairs
+            return
+        try:
+            if status.epoch is None:
+                await self._rebuild(models, token, "Redis holds no read models")
+            elif not status.complete:
+                await self._rebuild(models, token, "a rebuild was left unfinished")
+            else:
+                await self._check(models, token, status)
+        finally:
+            await models.unlock(token)
+
+    async def _check(self, models: ReadModels, token: str, status: Status) -> None:
+        committed = await Admin(self.settings).committed(projector_group(self.settings), retry_for=10)
+        positions = await models.positions()
+        behind = {position_field(t, p): (positions.get(position_field(t, p)), offset)
+                  for (t, p), offset in committed.items() if (positions.get(position_field(t, p)) or 0) < offset}
+        if not behind:
+            await models.finish_rebuild(status.epoch, status.running)
+            log.warning("Redis restarted or failed over: it kept every projected record")
+            return
+        for field, (held, offset) in sorted(behind.items()):
+            self._lost(field, held, offset)
+        await self._rebuild(models, token, f"Redis came back without records it had applied ({len(behind)} partitions)")
+
+    async def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        lag = {}
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag[(base_name(tp.topic, self.settings.topic_prefix), tp.partition)] = max(0, end - await consumer.position(tp))
+        self.health.lag = lag
+
+    # ---- rebuilding -------------------------------------------------------------------------
+    async def rebuild(self, models: ReadModels, reason: str, progress=None) -> dict[str, int]:
+        """Rebuild the read models from the beginning of the topics, once the rebuild lock
+        is free (`xpbank projections rebuild`)."""
+        token = uuid.uuid4().hex
+        while not await models.lock(token, LOCK_MS):
+            await asyncio.sleep(1)
+        try:
+            return await self._rebuild(models, token, reason, progress)
+        finally:
+            await models.unlock(token)
+
+    async def _rebuild(self, models: ReadModels, token: str, reason: str, progress=None) -> dict[str, int]:
+        """Holding the lock: a new epoch (readers answer 503), every key deleted, every
+        record projected from the beginning to the topics' ends, then ready."""
+        epoch, server = uuid.uuid4().hex, (await models.status()).running
+        self.health.rebuilding, self.health.ready = True, False
+        self.metrics["read_models_rebuilds"] += 1
+        started, counts = time.monotonic(), Counter()
+        try:
+            await models.begin_rebuild(epoch, reason)
+            log.warning("rebuilding the read models from the topics (%s) as epoch %s", reason, epoch[:8])
+            counts["keys_deleted"] = await models.clear()
+            async for messages, ends in _read_to_end(self.settings, projected_topics(self.settings)):
+                if not await models.keep_lock(token, LOCK_MS):
+                    raise RuntimeError("the rebuild lock expired: another projector took the rebuild over")
+                counts["applied"] += await models.apply(plans(self.settings, models.keys, messages, counts), epoch)
+                await models.advance(ends, epoch)
+                (progress or _log_progress)(counts, started)
+            await models.finish_rebuild(epoch, server)
+            log.warning("read models rebuilt: %d records read, %d upserts applied in %.1f s",
+                        sum(v for k, v in counts.items() if k.startswith("projector_in:")), counts["applied"],
+                        time.monotonic() - started)
+            return dict(counts)
+        finally:
+            self.health.rebuilding = False
 
 
-async def _follow(settings: Settings, metrics: Counter) -> None:
-    models = ReadModels.connect(settings)
-    consumer = AIOKafkaConsumer(
-        *projected_topics(settings),
-        **aiokafka_options(settings),
-        group_id=projector_group(settings),
-        group_instance_id=f"{settings.instance_id}-projector" if settings.instance_id else None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",  # outputs of an aborted transaction (exactly-once) never count
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=1000,
-    )
+def _read_so_far(counts: Counter, started: float) -> str:
+    read = sum(v for k, v in counts.items() if k.startswith("projector_in:"))
+    return f"rebuild: {read:,} records read, {counts['applied']:,} applied ({time.monotonic() - started:.0f}s)"
+
+
+_logged = [0.0]
+
+
+def _log_progress(counts: Counter, started: float) -> None:
+    """A live projector's rebuild: its progress in the log every 10 s."""
+    if time.monotonic() - _logged[0] >= 10:
+        _logged[0] = time.monotonic()
+        log.info(_read_so_far(counts, started))
+
+
+def _print_progress(counts: Counter, started: float) -> None:
+    print("\r" + _read_so_far(counts, started), end="", file=sys.stderr, flush=True)
+
+
+def _ends(messages: list) -> dict[str, int]:
+    """The next offset of each partition after these messages."""
+    ends: dict[str, int] = {}
+    for m in messages:
+        field = position_field(m.topic, m.partition)
+        ends[field] = max(ends.get(field, 0), m.offset + 1)
+    return ends
+
+
+async def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int | None) -> None:
+    if offset is None:
+        await consumer.seek_to_beginning(tp)
+    else:
+        consumer.seek(tp, offset)
+
+
+async def _read_to_end(settings: Settings, topics: list[str]):
+    """Batches of every record of `topics` from the beginning up to their ends as they
+    are now (topics not created yet are empty), each with the partitions it completes
+    (position field -> end offset)."""
+    found = await Admin(settings).partitions(topics)
+    if not found:
+        return
+    consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
     await consumer.start()
     try:
-        await models.client.ping()
-        log.info("projector following %s into %s (prefix %r)", ", ".join(projected_topics(settings)),
-                 settings.redis_display, settings.redis_prefix)
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
-            messages = [m for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition)) for m in batch[tp]]
-            if not messages:
-                continue
-            metrics["projector_applied"] += await models.apply(plans(settings, models.keys, messages, metrics))
-            await consumer.commit()
+        assigned = [TopicPartition(t, p) for t, p in found]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        remaining = set(assigned)
+        while remaining:
+            done = {}
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+                    if ends[tp]:  # (an empty partition has no position to hold: absent reads from 0)
+                        done[position_field(tp.topic, tp.partition)] = ends[tp]
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=BATCH) if remaining else {}
+            messages = [m for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition))
+                        for m in batch[tp] if m.offset < ends[tp]]
+            if messages or done:
+                yield messages, done
     finally:
         await consumer.stop()
-        await models.close()
 
 
-async def rebuild(settings: Settings, batch: int = 2000) -> dict[str, int]:
-    """Delete every read-model key under the prefix, then project both output topics
-    from the beginning (no consumer group) up to their current end. Run it with the
-    projectors stopped: a live projector writing between the delete and the end could
-    leave a total counting a fact that was deleted."""
+def _is_redis_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("redis")
+
+
+async def project(settings: Settings, metrics: Counter | None = None) -> None:
+    """The projector as a task of another process (the worker's)."""
+    await Projector(settings, metrics).run()
+
+
+async def rebuild(settings: Settings) -> dict[str, int]:
+    """`xpbank projections rebuild`: rebuild now (after any rebuild under way). Live
+    projectors pause meanwhile and go on from where the rebuild left every partition."""
     models = ReadModels.connect(settings)
-    counts: Counter = Counter()
-    started = time.monotonic()
     try:
-        counts["keys_deleted"] = await models.clear()
-        print(f"deleted {counts['keys_deleted']:,} keys under {settings.redis_prefix!r}", file=sys.stderr)
-        for full in projected_topics(settings):
-            pending = []
-            async for message in read_topic(settings, full):
-                pending.append(message)
-                if len(pending) >= batch:
-                    counts["applied"] += await models.apply(plans(settings, models.keys, pending, counts))
-                    pending.clear()
-                    _progress(counts, started)
-            counts["applied"] += await models.apply(plans(settings, models.keys, pending, counts))
-            _progress(counts, started)
+        holder = await models.lock_holder()
+        if holder is not None:
+            print("another projector is rebuilding the read models: waiting for it to finish", file=sys.stderr)
+        counts = await Projector(settings).rebuild(models, "xpbank projections rebuild", _print_progress)
         print(file=sys.stderr)
+        return counts
     finally:
         await models.close()
-    return dict(counts)
-
-
-def _progress(counts: Counter, started: float) -> None:
-    read = sum(v for k, v in counts.items() if k.startswith("projector_in:"))
-    print(f"\rrebuild: {read:,} records read, {counts['applied']:,} applied ({time.monotonic() - started:.0f}s)",
-          end="", file=sys.stderr, flush=True)
-
-
-def main_projector(settings: Settings) -> None:
-    """`xpbank projector`: the projector on its own, until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    for name in ("aiokafka", "kafka"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    asyncio.run(project(settings))
-

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from xpbank.config import Settings
+from xpbank.kafka.background import throttle_library_logs
 from xpbank.contract.outputs import Explanation
 from xpbank.core.explain import explain_banking
-from xpbank.read.api import problem
-from xpbank.read.auth import authorize, bearer, scope_of
-from xpbank.read.read_models import ReadModels
+from xpbank.read.api import problem, render_metrics
+from xpbank.read.auth import authorize, bearer, current_tokens, scope_of
+from xpbank.read.read_models import ReadModels, ReadModelsUnavailable
 from xpbank.read.ui import session
 
 log = logging.getLogger("xpbank.api")
@@ -78,11 +79,11 @@ def build(settings: Settings, host: Host) -> web.Application:
         scope = scope_of(request.path, settings.metrics_public)
         if scope is not None:
             if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
-                return session.exchange(request, settings.api_tokens)
+                return session.exchange(request, current_tokens(settings))
             presented = bearer(request.headers.get("Authorization")) or session.cookie_token(request)
-            status, request["token_name"] = authorize(settings.api_tokens, presented, scope)
+            status, request["token_name"] = authorize(current_tokens(settings), presented, scope)
             if status != 200 and session.is_page(request.path):  # a browser: to the login form
-                return session.refused_page(request, status, settings.api_tokens, presented)
+                return session.refused_page(request, status, current_tokens(settings), presented)
             if status == 401:
                 return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
             if status == 403:
@@ -91,6 +92,8 @@ def build(settings: Settings, host: Host) -> web.Application:
             return await handler(request)
         except web.HTTPException as exc:
             return problem_response(exc.status, exc.reason)
+        except ReadModelsUnavailable as exc:  # lost or being rebuilt: never a wrong total
+            return problem_response(503, str(exc), **{"Retry-After": "5"})
         except Exception as exc:  # noqa: BLE001 - Redis away and the like: say so, never crash
             if isinstance(exc, OSError | ConnectionError | TimeoutError) or type(exc).__module__.startswith("redis"):
                 return problem_response(503, f"read models unavailable: {type(exc).__name__}", **{"Retry-After": "2"})
@@ -163,21 +166,34 @@ def main_api(settings: Settings, watch: Watch | None = None) -> None:
     import signal
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    throttle_library_logs()
 
     async def run() -> None:
         models = ReadModels.connect(settings)
+        seen: dict[str, bool | None] = {"redis": None, "ready": None}
 
         async def readiness() -> tuple[int, dict]:
+            """Ready while Redis answers and holds complete read models."""
             try:
-                await models.client.ping()
-                return 200, {"ready": True, "readModels": True}
-            except Exception:  # noqa: BLE001 - Redis away: not ready
-                return 503, {"ready": False, "readModels": False}
+                status = await models.status()
+            except Exception as exc:  # noqa: BLE001 - Redis away: not ready
+                seen.update(redis=False, ready=False)
+                return 503, {"ready": False, "redisReachable": False, "readModels": "unknown",
+                             "problem": f"Redis does not answer: {type(exc).__name__}"}
+            seen.update(redis=True, ready=status.ready)
+            body = {"ready": status.ready, "redisReachable": True,
+                    "readModels": status.name}
+            if not status.ready:
+                body["problem"] = status.problem()
+            return (200 if status.ready else 503), body
 
-        async def no_metrics() -> str:
-            return ""
+        async def api_metrics() -> str:
+            await readiness()
+            return render_metrics({}, None, {}, gauges={
+                "xpbank_redis_up": None if seen["redis"] is None else int(seen["redis"]),
+                "xpbank_read_models_ready": None if seen["ready"] is None else int(seen["ready"])})
 
-        runner = await serve(settings, Host(readiness, no_metrics, watch=watch))
+        runner = await serve(settings, Host(readiness, api_metrics, watch=watch))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

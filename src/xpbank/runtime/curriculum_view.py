@@ -10,12 +10,15 @@ import asyncio
 import threading
 import logging
 
+from collections import Counter
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.contract import codec
 from xpbank.config import Settings
 from xpbank.contract.events import CourseDeleted, CourseUpserted
+from xpbank.kafka.background import keep_running
 from xpbank.kafka.clients import partitions_of
 from xpbank.contract.topics import CURRICULUM
 
@@ -45,13 +48,18 @@ class CurriculumView:
                 else:
                     self.courses[event.courseSourcedId] = event
 
-    async def follow(self) -> None:
-        """Read the topic from the beginning and keep following it."""
+    async def follow(self, metrics: Counter | None = None) -> None:
+        """Read the topic from the beginning and keep following it; a broker away makes
+        it start again (from the beginning: a compacted topic, and courses replace each
+        other) rather than end."""
+        await keep_running("curriculum view", self._follow, metrics)
+
+    async def _follow(self) -> None:
         name = self.settings.topic_prefix + CURRICULUM
+        assigned = [TopicPartition(name, p) for p in await partitions_of(self.settings, name)]
         consumer = AIOKafkaConsumer(**aiokafka_options(self.settings), group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            assigned = [TopicPartition(name, p) for p in await partitions_of(self.settings, name)]
             consumer.assign(assigned)
             await consumer.seek_to_beginning(*assigned)
             ends = await consumer.end_offsets(assigned)

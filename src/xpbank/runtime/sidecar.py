@@ -10,6 +10,8 @@ import threading
 from collections import Counter
 
 from xpbank.config import Settings
+from xpbank.kafka.background import BrokerProbe, keep_running
+from xpbank.read.projector import Projector
 from xpbank.read.server import Host, serve
 from xpbank.runtime.curriculum_view import CurriculumView
 
@@ -18,9 +20,9 @@ log = logging.getLogger("xpbank")
 
 class Sidecar:
     def __init__(self, settings: Settings, curriculum: CurriculumView, host: Host | None, metrics: Counter,
-                 projector: bool) -> None:
+                 projector: Projector | None, probe: BrokerProbe) -> None:
         self.settings, self.curriculum, self.host, self.metrics = settings, curriculum, host, metrics
-        self.projector = projector
+        self.projector, self.probe = projector, probe
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
         self.failure: BaseException | None = None
@@ -49,11 +51,10 @@ class Sidecar:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        tasks = [asyncio.create_task(self.curriculum.follow(), name="curriculum")]
-        if self.projector:
-            from xpbank.read.projector import project
-
-            tasks.append(asyncio.create_task(project(self.settings, self.metrics), name="projector"))
+        tasks = [asyncio.create_task(self.curriculum.follow(self.metrics), name="curriculum"),
+                 asyncio.create_task(keep_running("broker check", self.probe.run, self.metrics), name="broker check")]
+        if self.projector is not None:
+            tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
         runner = await serve(self.settings, self.host) if self.host is not None else None
         self.started.set()
         try:

@@ -20,6 +20,7 @@ from xpbank.config import Settings
 from xpbank.contract.topics import FACTS, SINKS, sink_group
 from xpbank.kafka.admin import Admin
 from xpbank.read.api import problem
+from xpbank.read.auth import current_tokens
 from xpbank.read.projector import projected_topics, projector_group
 from xpbank.read.read_models import ReadModels
 from xpbank.read.ui import session
@@ -114,11 +115,12 @@ class Overview:
         return {"healthStatus": status, "health": health, "engine": engine}
 
     async def _redis(self) -> dict:
+        """Whether Redis answers, and whether the read models it holds are complete."""
         try:
-            await asyncio.wait_for(self.read_models().client.ping(), 3)
-            return {"ok": True}
+            status = await asyncio.wait_for(self.read_models().status(), 3)
         except Exception as exc:  # noqa: BLE001 - Redis away: said on the page
             return {"ok": False, "error": problem_text(exc)}
+        return {"ok": True, "state": status.name, **({} if status.ready else {"problem": status.problem()})}
 
 
 def page(name: str) -> Callable:
@@ -148,7 +150,7 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
         return session.redirect("/ui/")
 
     async def login(request: web.Request) -> web.Response:
-        return await session.login(request, settings.api_tokens)
+        return await session.login(request, current_tokens(settings))
 
     async def search(request: web.Request) -> web.StreamResponse:
         wanted = request.query.get("sourcedId", "").strip()

@@ -16,9 +16,12 @@ import faust
 from xpbank.config import Settings
 from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TOPICS
 from xpbank.kafka.admin import Admin
+from xpbank.kafka.background import BrokerProbe, guarded, keep_running
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
+from xpbank.read.projector import Projector
+from xpbank.read.latency import Histogram
 from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
@@ -39,7 +42,15 @@ STALL_CHECK_SECONDS = 5.0  # a partition with no progress across two checks is r
 @dataclass
 class Wiring:
     app: faust.App
+    probe: BrokerProbe
     metrics: Counter = field(default_factory=Counter)
+    latency: Histogram = field(default_factory=Histogram)  # record timestamp -> outputs published
+    projector: Projector | None = None  # the read models' projector, when this worker runs it
+    assigned: bool = False  # partitions were assigned once (Faust's recovery looks complete before)
+
+    @property
+    def recovered(self) -> bool:
+        return self.assigned and self.app.tables.recovery.completed.is_set()
 
 
 def create_app(settings: Settings, *, web: bool = True) -> Wiring:
@@ -60,7 +71,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
-        broker_session_timeout=10,
+        broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=1,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
@@ -86,14 +97,26 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
     checkpoint = Checkpoint(app, tables)
     learner_topics = set(learner_inputs.topics)
     store = TableStore(checkpoint, curriculum_view)
-    wiring = Wiring(app)
+    wiring = Wiring(app, BrokerProbe(settings))
+    metrics = wiring.metrics
+    checkpoint.latency = wiring.latency
     rules = settings.rules
     if web:
         add_api(wiring, tables, curriculum_view, settings, input_topics(settings))
+    if web and settings.projector:  # a replay leaves the read models to the live projector
+        wiring.projector = Projector(settings, metrics)
+
+        @app.task
+        async def project() -> None:
+            await wiring.projector.run()
 
     @app.task
     async def follow_curriculum() -> None:
-        await curriculum_view.follow()
+        await curriculum_view.follow(metrics)
+
+    @app.task
+    async def watch_broker() -> None:
+        await keep_running("broker check", wiring.probe.run, metrics)
 
     gaps = GapReader(settings)
     checkpoint.failpoint = failpoint = Failpoint()
@@ -110,8 +133,10 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         buffered = BufferedStore(store)
         handled = handle_record(buffered, record, rules, owner=owner, rekeyed=is_copy)
         for user in sorted(handled.foreign_users):  # route to the learner's own partition
-            checkpoint.sent(await rekeyed.send(key=user.encode(), value=message.value, force=True,
-                                               headers=origin_headers(record), timestamp=message.timestamp))
+            def copy(user: str = user):
+                return rekeyed.send(key=user.encode(), value=message.value, force=True,
+                                    headers=origin_headers(record), timestamp=message.timestamp)
+            checkpoint.sent(await copy(), copy)
         checkpoint.hold(message.partition, outbox.pending(handled.outputs, settings.topic_prefix))
         ledger.processed(message.topic, message.partition, message.offset)
         buffered.set_position(DELIVERED, ledger_key(message.topic, message.partition), message.offset)
@@ -126,20 +151,23 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             # (Waited for here, not before iterating: faust delivers meanwhile.)
             await curriculum_view.ready.wait()
             async with checkpoint.lock:
-                await learner(event.message)
+                # a broker away makes these wait and try again (the same record, the same
+                # checkpoint: both are safe to repeat), never end the worker
+                await keep_running("learner record", lambda: learner(event.message), metrics)
                 if failpoint.stalled_partition is not None and failpoint.stalls(
                         event.message.topic, event.message.partition, caliper_name):
                     app.consumer.pause_partitions({event.message.tp})  # (tests) fetched no more
                 if checkpoint.due:
-                    await checkpoint.flush()
+                    await keep_running("checkpoint", checkpoint.flush, metrics)
                 elif checkpoint.held and not publishing_soon:
                     publishing_soon.append(app.add_future(publish_soon()))  # (crashes the worker if it fails)
 
     publishing_soon: list = []
 
+    @guarded("checkpoint", metrics)
     async def publish_soon() -> None:
         """Held outputs leave within `outputs_within` even when no record follows soon
-        (the idle timer alone would take up to its period)."""
+        (the idle timer alone would take up to its period; if this fails, it tries again)."""
         await asyncio.sleep(checkpoint.outputs_within)
         publishing_soon.clear()
         if checkpoint.held:
@@ -168,6 +196,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         await process(message)
 
     @app.timer(checkpoint.every_seconds / 2)
+    @guarded("checkpoint", metrics)
     async def checkpoint_when_idle() -> None:
         """A stream that goes quiet still gets its state written and its outputs published,
         and a partition taken over with no new records still gets its outbox published."""
@@ -183,9 +212,14 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
 
     @app.on_partitions_revoked.connect
     async def checkpoint_before_revocation(app, revoked, **kwargs) -> None:
-        """The next owner recovers the revoked partitions from their changelogs."""
+        """The next owner recovers the revoked partitions from their changelogs (what a
+        failed last checkpoint left, it reads again from the committed offsets)."""
         async with checkpoint.lock:
-            await checkpoint.settle()
+            try:
+                await checkpoint.settle()
+            except Exception as exc:  # noqa: BLE001 - the broker away: the next owner reads those records again
+                log.warning("last checkpoint before a revocation not written (%s: %s): the records since are read "
+                            "again", type(exc).__name__, exc)
             checkpoint.forget({tp.partition for tp in revoked if tp.topic in learner_topics})
 
     @app.on_partitions_assigned.connect
@@ -193,6 +227,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         """A stop can leave a durable outbox unpublished: published before the partition's
         next record, or by the idle timer once the tables are recovered."""
         checkpoint.unrecovered |= {tp.partition for tp in assigned if tp.topic in learner_topics}
+        wiring.assigned = True
 
     last_check: dict = {}
     kicked: dict = {}  # partition -> kicks in a row
@@ -220,15 +255,21 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         wiring.metrics["stall_take_overs"] += 1
 
     @app.timer(STALL_CHECK_SECONDS)
+    @guarded("continuity watchdog", metrics)
     async def unstall_partitions() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set() or not app.consumer.flow_active:
+        if (app.rebalancing or not app.tables.recovery.completed.is_set() or not app.consumer.flow_active
+                or not wiring.probe.up):
             last_check.clear()  # progress is only compared across a calm stretch
             return
         assigned = [tp for tp in app.consumer.assignment() if tp.topic in learner_topics]
-        ends = await gaps.end_offsets(assigned)
-        if not admin:
-            admin.append(Admin(settings))
-        committed = await admin[0].committed(ident)
+        try:
+            ends = await gaps.end_offsets(assigned)
+            if not admin:
+                admin.append(Admin(settings))
+            committed = await admin[0].committed(ident, retry_for=5)
+        except Exception:
+            last_check.clear()  # the broker away: compare again from the next calm check
+            raise
         now = {tp: Progress(committed.get(tp), ledger.last(tp.topic, tp.partition), ends[tp])
                for tp in assigned}
         kicks = stalled(last_check, now)
@@ -268,8 +309,12 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
             record = input_record(m.topic, m.partition, m.offset, m.key, m.value, from_seconds(m.timestamp),
                                   settings.topic_prefix)
             handled = handle_record(store, record, rules)
-            for acknowledged in await send(topics, handled.outputs):
-                await acknowledged
+
+            async def publish() -> None:  # dead letters; sent again if the broker did not take them
+                for acknowledged in await send(topics, handled.outputs):
+                    await acknowledged
+
+            await keep_running("curriculum dead letters", publish, metrics)
             observe(wiring.metrics, record, handled)
 
     return wiring

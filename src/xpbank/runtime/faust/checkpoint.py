@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from faust.types import TP
 
@@ -43,7 +43,7 @@ class Checkpoint:
         self.tables = tables  # name -> faust.Table with bytes keys and values
         self.every_records, self.every_seconds, self.outputs_within = every_records, every_seconds, outputs_within
         self.changed: dict[tuple[str, bytes], tuple[int, bytes]] = {}  # (table, key) -> (partition, value)
-        self.outputs: list[Awaitable] = []  # re-keyed copies: acknowledged before the state
+        self.outputs: list[list] = []  # re-keyed copies [acknowledgement or None, resend]: acknowledged before the state
         self.held: dict[int, list] = {}  # partition -> outputs waiting for this checkpoint
         self.published: set[int] = set()  # partitions whose durable outbox is published: emptied next time
         self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
@@ -51,6 +51,7 @@ class Checkpoint:
         self.records = 0
         self.since: float | None = None
         self.failpoint = None
+        self.latency = None  # a read.latency.Histogram: record timestamp -> outputs acknowledged
         self.lock = asyncio.Lock()  # a record is processed, or a checkpoint written, never both at once
         self.flushes = 0
 
@@ -67,9 +68,10 @@ class Checkpoint:
     def put(self, table: str, key: bytes, value: bytes, partition: int) -> None:
         self.changed[(table, key)] = (partition, value)
 
-    def sent(self, acknowledged: Awaitable) -> None:
-        """A re-keyed copy sent now, to be acknowledged before the next checkpoint's state."""
-        self.outputs.append(acknowledged)
+    def sent(self, acknowledged: Awaitable, resend: Callable[[], Awaitable[Awaitable]]) -> None:
+        """A re-keyed copy sent now, to be acknowledged before the next checkpoint's state;
+        `resend` sends it again should it fail (a copy sent twice is recognised)."""
+        self.outputs.append([acknowledged, resend])
 
     def hold(self, partition: int, items: list) -> None:
         """A record's outputs: into the partition's outbox, written with its state."""
@@ -98,27 +100,41 @@ class Checkpoint:
     # ---- the checkpoint ------------------------------------------------------------------
     async def flush(self) -> None:
         """Copies acknowledged; the changelog (state and outboxes) acknowledged: durable;
-        the local stores; then the outboxes published. Call with `lock` held."""
+        the local stores; then the outboxes published. Call with `lock` held. A failure
+        (the broker away) forgets nothing: the next flush writes and publishes it all again
+        (the same keys and values, the same outputs)."""
         if not self.pending:
             return
-        outputs, self.outputs = self.outputs, []
-        if outputs:
-            await asyncio.gather(*outputs)
-        changed, self.changed = self.changed, {}
-        held, self.held, self.held_since = self.held, {}, None
-        self.records, self.since = 0, None
+        await self._copies_acknowledged()
+        changed, held = dict(self.changed), {partition: list(items) for partition, items in self.held.items()}
         for partition in self.published - held.keys():  # published last time: emptied with this state
             changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, b"")
         for partition, items in held.items():
             changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, outbox.encode(items))
-        self.published = set()
         if changed:
             await self._write(changed)
+        self.changed, self.published, self.records, self.since = {}, set(), 0, None
         if held:
             if self.failpoint is not None and self.failpoint.hit():
                 self.failpoint.crash()  # durable, not yet published: the next owner publishes it
             await self.publish(held)
+        self.held, self.held_since = {}, None
         self.flushes += 1
+
+    async def _copies_acknowledged(self) -> None:
+        """Every re-keyed copy acknowledged; one that failed is sent again, and the
+        failure raised (the next flush waits for the new send)."""
+        failed = None
+        for entry in self.outputs:
+            if entry[0] is None:
+                entry[0] = await entry[1]()
+        results = await asyncio.gather(*(entry[0] for entry in self.outputs), return_exceptions=True)
+        for entry, result in zip(self.outputs, results):
+            if isinstance(result, BaseException):
+                entry[0], failed = None, result
+        if failed is not None:
+            raise failed
+        self.outputs = []
 
     async def settle(self) -> None:
         """A checkpoint, and one more that empties the outboxes it published: before a
@@ -134,6 +150,8 @@ class Checkpoint:
                  for items in held.values() for topic, key, value, ts in items]
         await asyncio.gather(*sends)
         self.published.update(held)
+        if self.latency is not None:
+            self.latency.observe_since(ts for items in held.values() for _, _, _, ts in items)
 
     async def recover(self, partition: int) -> int:
         """Publish what a stop left in a partition's outbox before anything else of the
@@ -146,9 +164,13 @@ class Checkpoint:
         return len(items)
 
     def forget(self, partitions: set[int]) -> None:
-        """Partitions revoked after a checkpoint: their outboxes are their next owner's."""
+        """Partitions revoked: their outboxes and state are their next owner's. What a
+        failed last checkpoint left of them is dropped: the next owner reads those records
+        again from the committed offsets (it must never reach their changelogs from here)."""
         self.published -= partitions
         self.unrecovered -= partitions
+        self.changed = {key: value for key, value in self.changed.items() if value[0] not in partitions}
+        self.held = {partition: items for partition, items in self.held.items() if partition not in partitions}
 
     async def _write(self, changed: dict[tuple[str, bytes], tuple[int, bytes]]) -> None:
         producer = self.app.producer

@@ -68,11 +68,16 @@ class GapReader:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self.consumer is None:
-            self.consumer = AIOKafkaConsumer(
+            consumer = AIOKafkaConsumer(
                 **aiokafka_options(self.settings), group_id=None,
                 enable_auto_commit=False, auto_offset_reset="earliest",
             )
-            await self.consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:  # the broker away: the next call starts a new one
+                await consumer.stop()
+                raise
+            self.consumer = consumer
         return self.consumer
 
     async def log_start(self, topic: str, partition: int) -> int:

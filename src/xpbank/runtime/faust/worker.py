@@ -10,6 +10,7 @@ import time
 
 from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.admin import group_lag
+from xpbank.kafka.background import guarded, throttle_library_logs
 from xpbank.runtime.faust.app import create_app
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
@@ -30,6 +31,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
 
     if risky:
         @app.timer(RETENTION_WARNING_SECONDS, on_leader=False)
+        @guarded("retention warning", wiring.metrics)
         async def warn_finite_retention() -> None:
             for drift in risky:
                 log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
@@ -39,22 +41,17 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
         framework_level = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(framework_level)
+        throttle_library_logs()
         logging.getLogger("xpbank").info(
             "worker ready to consume group=%s generation=%d partitions=%d store=%s web=:%d",
             group, settings.rules.generation, settings.partitions, settings.store, settings.web_port,
         )
 
-    if settings.projector and not until_caught_up:
-        from xpbank.read.projector import project
-
-        @app.task
-        async def projector() -> None:  # the read models; a replay leaves them to the live projector
-            await project(settings, wiring.metrics)
-
     if until_caught_up:
         started = time.monotonic()
 
         @app.timer(1.0)
+        @guarded("replay progress", wiring.metrics)
         async def stop_when_caught_up() -> None:
             lag = sum((await group_lag(settings, group, input_topics(settings))).values())
             progress = wiring.metrics.total() - wiring.metrics.get("records_out:xp.facts.v1", 0)

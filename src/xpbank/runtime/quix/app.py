@@ -33,6 +33,7 @@ from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TO
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
+from xpbank.read.latency import Histogram
 from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
@@ -97,11 +98,14 @@ class QuixEngine:
         self.held_since: float | None = None
         self.idle = False  # the last poll brought no record
         self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
+        self.latency = Histogram()  # record timestamp -> outputs published
+        self.unobserved: list[int | None] = []  # timestamps of outputs produced, published with the next commit
         connection = ConnectionConfig.from_librdkafka_dict(librdkafka_config(settings))
         # fetch.wait.max.ms: an offset query waits behind the consumer's long poll on the
         # same connection, and Quix asks for every assigned partition's watermarks one by
         # one on every assignment: 500 ms each (the default) made a rebalance take 10 s
-        consumer_extra = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 1000, "fetch.wait.max.ms": 50}
+        consumer_extra = {"session.timeout.ms": settings.session_timeout_seconds * 1000, "heartbeat.interval.ms": 1000,
+                          "fetch.wait.max.ms": 50}
         producer_extra = {"linger.ms": 5}
         if settings.instance_id:  # static membership: a restart takes its partitions back at once
             consumer_extra["group.instance.id"] = settings.instance_id
@@ -186,6 +190,7 @@ class QuixEngine:
             ts = None if out.timestamp is None else int(out.timestamp.timestamp() * 1000)
             self.producer.produce(topic=self.outputs[out.topic], key=None if out.key is None else out.key.encode(),
                                   value=codec.encode(out.value), timestamp=ts)
+            self.unobserved.append(ts)
 
     # ---- the outbox (at least once) ------------------------------------------------------
     def commit_checkpoint(self, force: bool = False, revoking: bool = False) -> None:
@@ -199,6 +204,9 @@ class QuixEngine:
         self._write_outboxes({partition: outbox.encode(items) for partition, items in held.items()})
         before = context.checkpoint
         self._commit_checkpoint(force=force, revoking=revoking)
+        if self.unobserved and context.checkpoint is not before:  # flushed (and committed, exactly once)
+            self.latency.observe_since(self.unobserved)
+            self.unobserved = []
         if not held or context.checkpoint is before:
             return
         self.held, self.held_since = {}, None
@@ -232,6 +240,7 @@ class QuixEngine:
         for topic, key, value, ts in items:
             produce(topic=topic, key=key, value=value, timestamp=ts)
         self.producer.flush()
+        self.latency.observe_since(ts for _, _, _, ts in items)
 
     def on_processing_error(self, exc, row, logger) -> bool:
         """`handle_record` never raises on input: anything here is a bug. Stop the worker

@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 
 from xpbank.config import Settings
-from xpbank.kafka.admin import group_lag
-from xpbank.read.api import health, render_metrics
+from xpbank.kafka.background import BrokerProbe, throttle_library_logs
+from xpbank.kafka.lag import PartitionLagProbe
+from xpbank.read.api import health, projector_gauges, projector_health, render_metrics
+from xpbank.read.latency import Histogram
+from xpbank.read.projector import Projector
 from xpbank.read.server import Host, Watch
 from xpbank.read.ui.views import engine_status
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.quix.app import QuixEngine
 from xpbank.runtime.sidecar import Sidecar
-from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, input_topics, prepare_topics
+from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
 log = logging.getLogger("xpbank")
 QUIET_LOGGERS = ("quixstreams", "aiokafka", "aiohttp", "kafka")
@@ -29,40 +34,93 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     framework = logging.getLevelName(settings_level(loglevel))
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(framework)
+    throttle_library_logs()
     risky = prepare_topics(settings)
     metrics: Counter = Counter()
     curriculum = CurriculumView(settings)
-    engine = QuixEngine(settings, curriculum, metrics)
+    probe = BrokerProbe(settings)
+    running = Running(settings, curriculum, metrics)
+    projector = Projector(settings, metrics) if settings.projector and not until_caught_up else None
+    lag_probe = PartitionLagProbe(settings, running.group, input_topics(settings))
 
     async def readiness() -> tuple[int, dict]:
-        return health(engine.ever_assigned and not engine.recovering, engine.rebalancing, curriculum.ready_now())
+        engine = running.engine
+        status, body = health(engine is not None and engine.ever_assigned and not engine.recovering,
+                              engine is None or engine.rebalancing, curriculum.ready_now(), probe.up, probe.problem)
+        return status, body | projector_health(projector)
 
     async def metrics_text() -> str:
         try:
-            lag = await asyncio.wait_for(group_lag(settings, engine.group, input_topics(settings)), 5)
+            lag = await asyncio.wait_for(lag_probe.lag(), 5)
         except Exception:  # noqa: BLE001 - the rest of the metrics still count
             lag = None
-        return render_metrics(metrics, lag, {})
+        gauges, projector_lag = projector_gauges(projector)
+        return render_metrics(metrics, lag, {}, running.latency, ready=(await readiness())[0] == 200,
+                              projector_lag=projector_lag,
+                              gauges={"xpbank_broker_up": None if probe.up is None else int(probe.up), **gauges})
 
     async def status() -> dict:
-        return engine_status("quix", settings.instance_id, engine.ever_assigned and not engine.recovering,
-                             engine.rebalancing, curriculum.ready_now(), metrics)
+        engine = running.engine
+        return engine_status("quix", settings.instance_id, engine is not None and engine.ever_assigned
+                             and not engine.recovering, engine is None or engine.rebalancing, curriculum.ready_now(),
+                             metrics)
 
-    host = Host(readiness, metrics_text, status=status, watch=Watch(engine.group, tuple(input_topics(settings))))
-    sidecar = Sidecar(settings, curriculum, None if until_caught_up else host, metrics,
-                      projector=settings.projector and not until_caught_up)
+    host = Host(readiness, metrics_text, status=status, watch=Watch(running.group, tuple(input_topics(settings))))
+    sidecar = Sidecar(settings, curriculum, None if until_caught_up else host, metrics, projector=projector,
+                      probe=probe)
     sidecar.start()
     log.info("worker ready to consume group=%s generation=%d partitions=%d engine=quix guarantee=%s web=:%d",
-             engine.group, settings.rules.generation, settings.partitions, settings.processing_guarantee,
+             running.group, settings.rules.generation, settings.partitions, settings.processing_guarantee,
              settings.web_port)
-    if not curriculum.loaded.wait(120):
-        sidecar.stop()
-        raise SystemExit("xpbank: the curriculum topic was not read to its end within 120 s")
-    engine.context.dataframe_registry.register_periodic_task(Periodic(engine, risky, until_caught_up, settings))
     try:
-        engine.app.run()  # until SIGTERM/SIGINT (or caught up): Quix commits once more as it stops
+        while not curriculum.loaded.wait(5):  # a broker away at the start is waited for
+            log.info("waiting for the curriculum topic to be read to its end")
+        running.run(lambda engine: Periodic(engine, risky, until_caught_up, settings))
     finally:
         sidecar.stop()
+
+
+class Running:
+    """The Quix engine, started again in this process when it fails: librdkafka makes some
+    errors fatal to a client (a static member fenced after a broker restart: "Commit
+    failed: Local: Fatal error"), and only a new consumer gets past them. Its state is
+    the committed one, so records since the last checkpoint are processed again."""
+
+    def __init__(self, settings: Settings, curriculum: CurriculumView, metrics: Counter) -> None:
+        self.settings, self.curriculum, self.metrics = settings, curriculum, metrics
+        self.group = app_id(settings)
+        self.engine: QuixEngine | None = None
+        self.stopping = threading.Event()
+        self.latency = Histogram()  # record timestamp -> outputs published, across engine restarts
+
+    def run(self, periodic) -> None:
+        wait = 1.0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.engine = engine = QuixEngine(self.settings, self.curriculum, self.metrics)  # asks the broker
+                engine.latency = self.latency
+                engine.context.dataframe_registry.register_periodic_task(periodic(engine))
+                engine.app.run()  # until SIGTERM/SIGINT (or caught up): Quix commits once more as it stops
+                return
+            except Exception as exc:  # noqa: BLE001 - the worker stays up; the engine starts again
+                self.metrics["engine_restarts"] += 1
+                self.engine = None
+                wait = 1.0 if time.monotonic() - started > 60 else min(wait * 2, 30.0)
+                log.warning("the Quix engine stopped (%s: %s); starting it again in %.0f s", type(exc).__name__,
+                            str(exc)[:300], wait)
+            self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, stopping on SIGTERM/SIGINT (Quix's own handlers are gone with its run)."""
+        def stop(*_) -> None:
+            self.stopping.set()
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.stopping.wait(seconds)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def settings_level(loglevel: str) -> int:
@@ -98,7 +156,12 @@ class Periodic:
         generation = self.settings.rules.generation
         print(f"\rreplay generation {generation}: {processed:,} records processed ({now - self.started:.0f}s)",
               end="", file=sys.stderr, flush=True)
-        self.calm = self.calm + 1 if engine.caught_up() else 0
+        try:
+            caught_up = engine.caught_up()
+        except Exception as exc:  # noqa: BLE001 - the broker away: not caught up, ask again next time
+            log.debug("caught-up check failed: %s", exc)
+            caught_up = False
+        self.calm = self.calm + 1 if caught_up else 0
         if self.calm >= 2:
             print(f"\nreplay generation {generation}: caught up", file=sys.stderr, flush=True)
             engine.app.stop()

@@ -22,7 +22,7 @@
       document.getElementById('learner').hidden = true;
       state('empty', `Learner “${user}” is unknown: the read models hold no XP, attempt or banking decision for this sourcedId. Check the spelling; a learner appears once their first attempt or fact is processed.`);
     } else if (result.status === 503) {
-      state('error', `The read models (Redis) do not answer: ${detail(result)}. Retrying every 10 s…`);
+      state('error', `The read models (Redis) cannot answer now: ${detail(result)}. Retrying every 10 s…`);
     } else if (result.status === 0) {
       state('error', 'No xpbank process answers here: the worker (or xpbank api) serving this page stopped. Retrying every 10 s…');
     } else {

@@ -76,6 +76,8 @@
       state('warn', `The worker group is rebalancing (${o.group.state}): partitions are moving between workers.`);
     } else if (o.readModels && !o.readModels.ok) {
       state('error', `Redis (the read models) does not answer: ${o.readModels.error}. Decisions go on; learner pages wait.`);
+    } else if (o.readModels && o.readModels.state !== 'ready') {
+      state('warn', `Redis lost the read models: ${o.readModels.problem} Decisions go on; learner pages wait.`);
     } else if (live.state === 'error') {
       state('error', `The live figures stopped: ${live.problem}. Retrying…`);
     } else if (live.state === 'waiting for topics') {
@@ -149,6 +151,9 @@
     const redis = document.getElementById('read-models');
     redis.replaceChildren();
     fact(redis, 'Redis', o.readModels.ok ? 'answers' : o.readModels.error, !o.readModels.ok);
+    if (o.readModels.ok) {
+      fact(redis, 'read models', o.readModels.state, o.readModels.state !== 'ready');
+    }
     const pr = o.projector;
     fact(redis, 'projector lag', pr.error ? pr.error : number(pr.total), Boolean(pr.error) || pr.total > 0);
     renderSinks(o.sinks || []);
