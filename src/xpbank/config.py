@@ -62,10 +62,39 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "1000",
     "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "16777216",
     "XPBANK_UI_MAX_STREAMS": "32",
+    # the write-back sinks (SPEC §3.7, docs/write-back.md)
+    "XPBANK_ONEROSTER_URL": "",
+    "XPBANK_ONEROSTER_KINDS": "banked",
+    "XPBANK_ONEROSTER_LINE_ITEM_ID": "{resource}",
+    "XPBANK_ONEROSTER_RESULT_ID": "",
+    "XPBANK_ONEROSTER_EXERCISE_RESULT_ID": "",
+    "XPBANK_ONEROSTER_TOKEN": "",
+    "XPBANK_ONEROSTER_TOKEN_URL": "",
+    "XPBANK_ONEROSTER_CLIENT_ID": "",
+    "XPBANK_ONEROSTER_CLIENT_SECRET": "",
+    "XPBANK_ONEROSTER_RATE": "0",
+    "XPBANK_ONEROSTER_CONCURRENCY": "8",
+    "XPBANK_ONEROSTER_SINK_PORT": "6071",
+    "XPBANK_CALIPER_SINK_URL": "",
+    "XPBANK_CALIPER_SINK_TOKEN": "",
+    "XPBANK_CALIPER_SINK_TOKEN_URL": "",
+    "XPBANK_CALIPER_SINK_CLIENT_ID": "",
+    "XPBANK_CALIPER_SINK_CLIENT_SECRET": "",
+    "XPBANK_CALIPER_ACTOR_ID": "",
+    "XPBANK_CALIPER_ACTIVITY_ID": "urn:xpbank:resources:{resource}",
+    "XPBANK_CALIPER_SENSOR": "urn:xpbank:sinks:caliper",
+    "XPBANK_CALIPER_BATCH_SIZE": "100",
+    "XPBANK_CALIPER_RATE": "0",
+    "XPBANK_CALIPER_CONCURRENCY": "4",
+    "XPBANK_CALIPER_SINK_PORT": "6072",
+    "XPBANK_SINK_TIMEOUT_SECONDS": "30",
+    "XPBANK_SINK_BACKOFF_MAX_SECONDS": "60",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
-SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS")
+SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS",
+           "XPBANK_ONEROSTER_TOKEN", "XPBANK_ONEROSTER_CLIENT_ID", "XPBANK_ONEROSTER_CLIENT_SECRET",
+           "XPBANK_CALIPER_SINK_TOKEN", "XPBANK_CALIPER_SINK_CLIENT_ID", "XPBANK_CALIPER_SINK_CLIENT_SECRET")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
@@ -119,13 +148,43 @@ DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_tabl
     "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests per second per gateway token (a token bucket); past it: 429",
     "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes per second per gateway token; past it: 429",
     "XPBANK_UI_MAX_STREAMS": "live-page event streams one API process serves at once; past it: 503",
+    "XPBANK_ONEROSTER_URL": "base URL of the OneRoster 1.2 API (`xpbank sink oneroster` needs it)",
+    "XPBANK_ONEROSTER_KINDS": "facts written as results: `banked`, or `banked,exercise`",
+    "XPBANK_ONEROSTER_LINE_ITEM_ID": "line item sourcedId over `{resource}` (replaced system: `{resource}_ali`)",
+    "XPBANK_ONEROSTER_RESULT_ID": "banked result sourcedId over `{user}`, `{resource}`, `{lineItem}`; empty: uuid5 of the factId",
+    "XPBANK_ONEROSTER_EXERCISE_RESULT_ID": "exercise result sourcedId, the same plus `{attempt}`; empty: uuid5 of the factId",
+    "XPBANK_ONEROSTER_TOKEN": "bearer token of the OneRoster API (or `_FILE`); never logged",
+    "XPBANK_ONEROSTER_TOKEN_URL": "OAuth2 token endpoint (client credentials) instead of a token",
+    "XPBANK_ONEROSTER_CLIENT_ID": "OAuth2 client id (or `_FILE`)",
+    "XPBANK_ONEROSTER_CLIENT_SECRET": "OAuth2 client secret (or `_FILE`); never logged",
+    "XPBANK_ONEROSTER_RATE": "requests per second at most (`0`: no limit)",
+    "XPBANK_ONEROSTER_CONCURRENCY": "requests in flight at most (one per result at a time)",
+    "XPBANK_ONEROSTER_SINK_PORT": "`/metrics` and `/healthz` of `xpbank sink oneroster`",
+    "XPBANK_CALIPER_SINK_URL": "URL the Caliper envelopes are POSTed to (`xpbank sink caliper` needs it)",
+    "XPBANK_CALIPER_SINK_TOKEN": "bearer token of the events API (or `_FILE`); never logged",
+    "XPBANK_CALIPER_SINK_TOKEN_URL": "OAuth2 token endpoint (client credentials) instead of a token",
+    "XPBANK_CALIPER_SINK_CLIENT_ID": "OAuth2 client id (or `_FILE`)",
+    "XPBANK_CALIPER_SINK_CLIENT_SECRET": "OAuth2 client secret (or `_FILE`); never logged",
+    "XPBANK_CALIPER_ACTOR_ID": "actor IRI over `{user}`; empty: `XPBANK_ONEROSTER_URL` + `/ims/oneroster/rostering/v1p2/users/{user}`",
+    "XPBANK_CALIPER_ACTIVITY_ID": "the activity's IRI over `{resource}`",
+    "XPBANK_CALIPER_SENSOR": "the envelopes' `sensor` IRI",
+    "XPBANK_CALIPER_BATCH_SIZE": "events per envelope at most",
+    "XPBANK_CALIPER_RATE": "requests per second at most (`0`: no limit)",
+    "XPBANK_CALIPER_CONCURRENCY": "envelopes in flight at most",
+    "XPBANK_CALIPER_SINK_PORT": "`/metrics` and `/healthz` of `xpbank sink caliper`",
+    "XPBANK_SINK_TIMEOUT_SECONDS": "a sink's request without an answer by then is retried",
+    "XPBANK_SINK_BACKOFF_MAX_SECONDS": "longest wait between two retries (a `Retry-After` is honoured up to an hour)",
 }
 
+SINK_SETTINGS = ("XPBANK_ONEROSTER_", "XPBANK_CALIPER_", "XPBANK_SINK_")  # also tabled in docs/write-back.md
 
-def markdown_table() -> str:
-    """docs/configuration.md's table (a unit test keeps them equal)."""
+
+def markdown_table(prefixes: tuple[str, ...] = ()) -> str:
+    """docs/configuration.md's table, or the rows of the names starting with `prefixes`
+    (docs/write-back.md's); a unit test keeps them equal."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
-        f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
+        f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS
+        if not prefixes or name.startswith(prefixes))
 
 
 class ConfigError(ValueError):

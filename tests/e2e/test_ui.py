@@ -110,6 +110,8 @@ def test_the_overview_shows_the_awards_the_lag_and_dead_letters_as_text(classroo
     assert text_of(driver, "#members-count") == "1"
     assert len(driver.find_elements("css selector", "#awards tbody tr")) == min(awards, 25)
     assert "ready\nyes" in text_of(driver, "#process")
+    wait(driver, lambda d: [row.split()[:3] for row in text_of(d, "#sinks tbody").splitlines()]
+         == [["oneroster", "never", "run"], ["caliper", "never", "run"]], what="both write-back sinks, never run")
 
     produce(classroom.env, [{"topic": "learning.caliper.v1", "key": "learner-001", "raw": XSS}])  # live, now
     wait(driver, lambda d: any(XSS in p.text for p in d.find_elements("css selector", "#dl-latest pre.payload")),

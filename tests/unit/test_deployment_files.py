@@ -44,6 +44,9 @@ SECRET_SAMPLES = {
     "kafka-username": "xpbank",
     "kafka-password": "pw",
     "kafka-ca.crt": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    "oneroster-token": "t-or", "caliper-token": "t-ca",  # the write-back servers' (test_sink_deployment.py)
+    "oneroster-client-id": "xpbank", "oneroster-client-secret": "s", "caliper-client-id": "xpbank",
+    "caliper-client-secret": "s",
 }
 SECRET_DIRS = ("/run/secrets/", "/etc/xpbank/", "/etc/xpbank-gateway/")
 _samples = tempfile.TemporaryDirectory(prefix="xpbank-secrets-")
@@ -221,7 +224,8 @@ def test_commands_are_xpbank_subcommands():
     assert all("command" not in c for c in containers()), "keep the image's xpbank entrypoint: use args"
     assert [c for c in commands if not parses(c)] == []
     assert not parses(["topics", "delete"])  # the check itself can fail
-    assert sorted(map(" ".join, commands)) == ["api", "gateway", "gateway", "projector", "projector", "topics create",
+    assert sorted(map(" ".join, commands)) == ["api", "gateway", "gateway", "projector", "projector", "sink caliper",
+                                                "sink caliper", "sink oneroster", "sink oneroster", "topics create",
                                                 "topics create", "worker", "worker", "worker"]
     [job] = kind("Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics", "create"]

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from xpbank.config import Settings
+from xpbank.contract.topics import FACTS, SINKS, sink_group
 from xpbank.kafka.admin import Admin
 from xpbank.read.api import problem
 from xpbank.read.auth import current_tokens
@@ -24,7 +25,7 @@ from xpbank.read.projector import projected_topics, projector_group
 from xpbank.read.read_models import ReadModels
 from xpbank.read.ui import session
 from xpbank.read.ui.live import LiveTail
-from xpbank.read.ui.views import explained_rows, lag_rows
+from xpbank.read.ui.views import explained_rows, lag_rows, sink_row
 from xpbank.web.limits import ClientError, read_body
 
 log = logging.getLogger("xpbank.ui")
@@ -61,9 +62,10 @@ class Overview:
     async def _cluster(self) -> dict:
         if self.admin is None:
             self.admin = Admin(self.settings, timeout=5)
-        lag, group, projector, process, redis = await asyncio.gather(
-            self._lag(), self._group(), self._projector(), self._process(), self._redis())
-        return {"lag": lag, "group": group, "projector": projector, "process": process, "readModels": redis}
+        lag, group, projector, process, redis, *sinks = await asyncio.gather(
+            self._lag(), self._group(), self._projector(), self._process(), self._redis(), *map(self._sink, SINKS))
+        return {"lag": lag, "group": group, "projector": projector, "process": process, "readModels": redis,
+                "sinks": sinks}
 
     async def _lag(self) -> dict:
         watch = self.host.watch
@@ -97,6 +99,17 @@ class Overview:
             return {"group": group, "error": problem_text(exc)}
         lag = lag_rows(rows)
         return {"group": group, "total": lag["total"], "perTopic": lag["perTopic"]}
+
+    async def _sink(self, sink: str) -> dict:
+        """A write-back sink, from its consumer group's members and lag on the facts."""
+        group = sink_group(self.settings.topic_prefix, sink)
+        try:
+            found, rows = await asyncio.wait_for(asyncio.gather(
+                self.admin.group(group), self.admin.partition_lag(group, [self.settings.topic_prefix + FACTS])),
+                KAFKA_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the broker away: said on the page
+            return {"sink": sink, "group": group, "error": problem_text(exc)}
+        return sink_row(sink, group, found.state, len(found.members), lag_rows(rows))
 
     async def _process(self) -> dict:
         status, health = await self.host.health()
