@@ -141,6 +141,21 @@ def test_refusals_for_good_are_dead_lettered_with_request_and_response_and_a_401
         assert counted['xpbank_sink_dead_letters_total{sink="oneroster"}'] == len(oneroster)
         assert sinks[1].metrics()['xpbank_sink_dead_letters_total{sink="caliper"}'] == len(caliper)
         assert sinks[0].get("/healthz")[0] == 200 and fresh.violations() == []
+
+        # the servers fixed: the refused facts are re-driven to the sinks, once
+        fresh.store.faults.refused_actors, fresh.store.faults.refused_results = set(), set()
+        redriven = xpbank(env, "dead-letters", "redrive", "--reason", "refused")
+        assert redriven.returncode == 0, redriven.stderr.decode()
+        assert f"{len(letters)} re-driven" in redriven.stderr.decode() or \
+            f"{len({(d['topic'], d['partition'], d['offset']) for d in letters})} re-driven" in redriven.stderr.decode()
+        wait_sinks_caught_up(settings)
+        assert fresh.store.xp_earned_per_learner() == want  # the refused learner's XP arrived too
+        held = fresh.store.snapshot()[0][refused_id]
+        assert held["metadata"]["xp"] == latest[refused_result.factId].xp
+        again = xpbank(env, "dead-letters", "redrive", "--reason", "refused")
+        assert again.returncode == 0 and b"0 re-driven," in again.stderr, again.stderr.decode()
+        listed = xpbank(env, "dead-letters", "list", "--reason", "refused").stdout.decode()
+        assert listed.count("re-driven to xp.facts.v1/") == len(letters)
     finally:
         for sink in sinks:
             sink.stop()

@@ -26,6 +26,7 @@ import orjson
 
 from xpbank.contract.outputs import XpFact
 from xpbank.contract.times import format_time
+from xpbank.kafka.redrive import HEADER as REDRIVE_HEADER
 from xpbank.sinks.analytics import Sent, batches, change, envelope, xp_earned, xp_earned_event
 from xpbank.sinks.consumer import Batch
 from xpbank.sinks.dead_letters import DeadLetters, read_fact
@@ -35,6 +36,11 @@ from xpbank.sinks.sent import Held, SentStore, record_key, record_value
 from xpbank.sinks.settings import CaliperSettings
 
 log = logging.getLogger("xpbank.sinks")
+
+
+def redriven(record) -> bool:
+    """The record was sent again by `xpbank dead-letters redrive` (kafka/sink_letters.py)."""
+    return any(name == REDRIVE_HEADER for name, _ in record.headers or ())
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,21 @@ class CaliperSink:
             for record in records:
                 fact = await read_fact(record, partition, self.dead_letters)
                 if fact is not None:
-                    self.decide(fact, (partition, record.offset), steps, touched, ahead)
+                    self.decide(fact, (partition, record.offset), steps, touched, ahead, redriven(record))
         await self.store.write(ahead)  # written ahead: before anything is sent
         refused = await self.deliver(steps)
         await self.store.write(self.settle(touched, refused))
         self.resend = []
 
-    def decide(self, fact: XpFact, origin: tuple[int, int], steps: list[Step], touched: set[str], ahead: list) -> None:
+    def decide(self, fact: XpFact, origin: tuple[int, int], steps: list[Step], touched: set[str], ahead: list,
+               redrive: bool = False) -> None:
         """A fact newer than what is held becomes the held state, its record to write
-        ahead and, when its xp changed, a step with its event."""
+        ahead and, when its xp changed, a step with its event. A re-driven one (`xpbank
+        dead-letters redrive`) may be the revision held: what of it was refused is sent."""
         before = self.held.get(fact.factId)
         value = change(before.sent if before else None, fact)
+        if value is None and redrive and (fact.generation, fact.revision) == (before.sent.generation, before.sent.revision):
+            value = fact.xp - before.sent.xp
         if value is None:
             self.metrics.skipped["not newer"] += 1
             return
