@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup prism kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
-	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C"
+	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C (SINKS=1: the sinks too)"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
 	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
@@ -19,6 +19,7 @@ help:
 	@echo "                       (docs/operations.md, Secured clusters)"
 	@echo "make kafka-up-cluster - three brokers on 127.0.0.1:9192-9194; make redis-up-cluster - a Redis Cluster on 7101-7106"
 	@echo "                       then: set -a; . .run/kafka-cluster/cluster.env; . .run/redis-cluster/cluster.env; set +a"
+	@echo "make prism  - Stoplight Prism (npm ci, pinned) for the write-back tests: deploy/prism/"
 	@echo "other: setup kafka-up kafka-down kafka-down-secure kafka-down-cluster redis-up redis-down redis-down-secure"
 	@echo "       redis-down-cluster schemas"
 	@echo "       test-unit test-integration test-e2e bench clean"
@@ -72,6 +73,10 @@ redis-down-cluster:
 
 services: kafka-up redis-up
 
+# The contract servers of the write-back tests (the e2e fixtures run this too).
+prism:
+	@bash deploy/prism/prism.sh ensure >/dev/null
+
 schemas: setup
 	$(PY) -m xpbank.contract.schemas schemas
 
@@ -99,9 +104,10 @@ bench: setup
 	$(PY) -m bench
 
 # Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
+# SINKS=1 also starts both write-back sinks (docs/write-back.md); by default neither runs.
 DEMO_ARGS ?=
 run: setup
-	@bash deploy/run.sh $(DEMO_ARGS)
+	@SINKS=$(SINKS) bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
 	rm -rf .run/worker* data .pytest_cache .hypothesis

@@ -13,6 +13,7 @@ import orjson
 
 from bench.cluster import replication_rows, replication_summary
 from bench.gateway import gateway_rows, summary as gateway_summary
+from bench.sinks import sink_rows, summary as sinks_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS_100K = 100_000
@@ -75,7 +76,8 @@ def results(f: dict, host: dict) -> dict:
         out["read_models"] = {k: f["read_models"][k] for k in ("bytes_per_learner", "keys_per_learner",
                                                                "records_per_learner", "cluster_slot_metas_bytes",
                                                                "upserts_per_s")}
-    return out | (gateway_summary(f["gateway"]) if "gateway" in f else {})
+    return (out | (gateway_summary(f["gateway"]) if "gateway" in f else {})
+            | (sinks_summary(f["sinks"]) if "sinks" in f else {}))
 
 
 def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
@@ -127,6 +129,7 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
              f"{e['bytes_per_pair']:,.0f} B / {e['rss_mb_per_100k_pairs']:,.1f} MB", "", ""),
         ]
     out += gateway_rows(s) if "gateway_single_requests_per_s" in s else []
+    out += sink_rows(s) if "sink_oneroster_results_per_s" in s else []
     if "read_models" in s:
         r = s["read_models"]
         out.append(("read models: Redis per classroom learner (keys; a cluster's slot metas, once)",

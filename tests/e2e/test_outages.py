@@ -32,6 +32,7 @@ from xpbank.config import Settings
 
 pytestmark = pytest.mark.e2e
 BROKER_DOWN_SECONDS = 20  # longer than the group session timeout (10 s): members expire
+LONG_OUTAGE_SECONDS = 100
 
 
 class RedisServer:
@@ -156,7 +157,21 @@ def alive(*processes) -> None:
 
 @both_engines
 def test_a_broker_restart_under_load_stops_no_process(engine, redis_url, tmp_path):
-    own = Broker(tmp_path / "kafka", 19900 if engine == "faust" else 19910).up()  # restarted: not the shared one
+    broker_restart_under_load(engine, redis_url, tmp_path, BROKER_DOWN_SECONDS, 19900 if engine == "faust" else 19910)
+
+
+@pytest.mark.slow
+@both_engines
+def test_a_long_broker_outage_stops_no_process(engine, redis_url, tmp_path):
+    """Longer than the clients' request timeouts (aiokafka's 40 s) and many sessions."""
+    broker_restart_under_load(engine, redis_url, tmp_path, LONG_OUTAGE_SECONDS, 19920 if engine == "faust" else 19930)
+
+
+def broker_restart_under_load(engine: str, redis_url: str, tmp_path: Path, down_seconds: float, port: int) -> None:
+    """A worker (with records in flight), a projector, an API and a gateway while the
+    broker is down for `down_seconds`: none exits, each says so while it lasts, and
+    afterwards the facts equal `simulate`'s and the API serves their sums."""
+    own = Broker(tmp_path / "kafka", port).up()  # restarted: not the shared one
     env, tag = make_env(own.url, redis_url, tmp_path)
     env |= {"XPBANK_ENGINE": engine, "XPBANK_PROJECTOR": "0"}
     settings = Settings.from_env(env)
@@ -186,10 +201,10 @@ def test_a_broker_restart_under_load_stops_no_process(engine, redis_url, tmp_pat
             ops = {"Authorization": f"Bearer {env['XPBANK_API_TOKENS']}"}
             assert "xpbank_gateway_broker_up 0" in gateway.request("GET", "/metrics", headers=ops)[2].decode()
             assert "error" in overview(api)["lag"]  # the page: "Kafka does not answer"
-        eventually(outage_shows, timeout=BROKER_DOWN_SECONDS, every=1)
+        eventually(outage_shows, timeout=down_seconds, every=1)
         status, _, _ = gateway.post("/caliper/v1p2", envelope([timeback_time_spent("gateway-learner")]))
         assert status == 503
-        time.sleep(max(0.0, BROKER_DOWN_SECONDS - (time.monotonic() - down_at)))
+        time.sleep(max(0.0, down_seconds - (time.monotonic() - down_at)))
         alive(worker, projector, api, gateway)
 
         own.up()
@@ -294,3 +309,41 @@ def test_redis_away_emptied_or_back_with_older_data_loses_nothing(env, settings,
         alive(worker)
     finally:
         worker.stop()
+
+
+@pytest.mark.slow
+@both_engines
+def test_a_worker_asked_to_stop_while_the_broker_is_away_stops_within_its_grace(engine, redis_url, tmp_path):
+    """Its last commit and flush cannot reach the broker: it exits anyway (as kill -9
+    would: at least once from its last checkpoint) within the grace, well inside
+    Kubernetes' 30 s, and a worker started after the broker is back decides the rest."""
+    own = Broker(tmp_path / "kafka", 19940 if engine == "faust" else 19950).up()
+    env, tag = make_env(own.url, redis_url, tmp_path)
+    env |= {"XPBANK_ENGINE": engine}
+    settings = Settings.from_env(env)
+    lines = classroom_log(learners=8, seed=31)
+    worker = Worker(env, "w", tmp_path)
+    try:
+        assert xpbank(env, "topics", "create").returncode == 0
+        produce(env, lines[: len(lines) // 2])
+        worker.start()
+        wait_caught_up(settings)
+        produce(env, lines[len(lines) // 2:])
+        assert own.run("down").returncode == 0
+        eventually(lambda: _unready(worker), timeout=30)
+        started = time.monotonic()
+        worker.stop(timeout=60)
+        assert not worker.alive() and time.monotonic() - started < 30, worker.log()[-2000:]
+        own.up()
+        worker.start()
+        wait_caught_up(settings, timeout=240)
+        assert_matches_simulate(settings, lines)
+    finally:
+        worker.stop()
+        own.run("down", "--purge")
+        drop_redis_keys(redis_url, tag)
+
+
+def _unready(process: Worker) -> None:
+    status, body = health(process)
+    assert status == 503 and body["brokerReachable"] is False

@@ -4,7 +4,10 @@ arguments. The Redis edge (`read_models.py`) runs each plan as one atomic Lua sc
 
 Read models only ever follow the output topics; no decision reads them.
 
-Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
+Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`; `{user}` and
+`{exercise}` are the ids as `identifiers.redis_part` writes them, `%`, `:`, `{`, `}`
+percent-encoded, so keys of different (user, exercise) pairs never meet; a fact key ends
+with the whole factId, itself escaped per SPEC §2.5):
 - `fact:{factId}`            hash: generation, revision, xp, date, user, kind, resource
 - `xp:{user}`                the learner's total XP (integer string)
 - `xp-by-date:{user}`        hash: UTC date -> XP of that date (dates with 0 XP are absent)
@@ -53,6 +56,7 @@ from typing import Literal
 
 import orjson
 
+from xpbank.contract.identifiers import redis_part
 from xpbank.contract.outputs import (
     AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, AttemptProgressed, BankingDecided, XpFact,
 )
@@ -67,10 +71,9 @@ class Keys:
     cluster: bool = False  # a Redis Cluster: each learner's keys in one hash slot
 
     def _user(self, user: str) -> str:
-        """A learner's component of a key: on a cluster a hash tag, so every key of a
-        learner (and the meta guarding them) is in one slot. (Any encoding of the id
-        goes inside the braces.)"""
-        return f"{{{user}}}" if self.cluster else user
+        """A learner's component of a key; on a cluster a hash tag, so every key of a
+        learner (and the meta guarding them) is in one slot (`redis_part` encodes `{`, `}`)."""
+        return f"{{{redis_part(user)}}}" if self.cluster else redis_part(user)
 
     def fact(self, fact_id: str, user: str) -> str:
         return f"{self.prefix}fact:{self._user(user)}:{fact_id}" if self.cluster else f"{self.prefix}fact:{fact_id}"
@@ -86,19 +89,19 @@ class Keys:
 
     def active_attempt(self, user: str, exercise: str) -> str:
         """The pointer the web app reads (seed 003): `assess:active:{user}:{exercise}`."""
-        return f"{self.prefix}assess:active:{self._user(user)}:{exercise}"
+        return f"{self.prefix}assess:active:{self._user(user)}:{redis_part(exercise)}"
 
     def last_attempt_event(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}assess:last:{self._user(user)}:{exercise}"
+        return f"{self.prefix}assess:last:{self._user(user)}:{redis_part(exercise)}"
 
     def open_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-open:{self._user(user)}:{exercise}"
+        return f"{self.prefix}attempt-open:{self._user(user)}:{redis_part(exercise)}"
 
     def done_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-done:{self._user(user)}:{exercise}"
+        return f"{self.prefix}attempt-done:{self._user(user)}:{redis_part(exercise)}"
 
     def decision(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}decision:{self._user(user)}:{exercise}"
+        return f"{self.prefix}decision:{self._user(user)}:{redis_part(exercise)}"
 
     def exercises(self, user: str) -> str:
         return f"{self.prefix}exercises:{self._user(user)}"

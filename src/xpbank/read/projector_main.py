@@ -10,7 +10,7 @@ import signal
 
 from xpbank.config import Settings
 from xpbank.kafka.background import BrokerProbe, keep_running, throttle_library_logs
-from xpbank.read.api import render_metrics
+from xpbank.read.api import projector_gauges, projector_health, render_metrics
 from xpbank.read.projector import Projector
 from xpbank.read.status_server import serve_status
 
@@ -18,23 +18,19 @@ log = logging.getLogger("xpbank.projector")
 
 
 def readiness(projector: Projector, probe: BrokerProbe) -> tuple[int, dict]:
-    health = projector.health
-    state = "rebuilding" if health.rebuilding else "ready" if health.ready else "unavailable"
-    ready = bool(probe.up) and bool(health.redis_up) and health.ready
-    body = {"ready": ready, "brokerReachable": probe.up, "redisReachable": health.redis_up, "readModels": state}
-    problems = [p for p in (probe.problem and f"broker: {probe.problem}", health.problem) if p]
-    if problems:
-        body["problem"] = "; ".join(problems)
+    """Ready while the broker and Redis answer and the read models are complete."""
+    read_side = projector_health(projector)
+    ready = bool(probe.up) and bool(projector.health.redis_up) and projector.health.ready
+    body = {"ready": ready, "brokerReachable": probe.up, **read_side}
+    if probe.problem:
+        body["brokerProblem"] = probe.problem
     return (200 if ready else 503), body
 
 
 def metrics_text(projector: Projector, probe: BrokerProbe) -> str:
-    health = projector.health
-    gauges = {"xpbank_broker_up": None if probe.up is None else int(probe.up),
-              "xpbank_redis_up": None if health.redis_up is None else int(health.redis_up),
-              "xpbank_read_models_rebuilding": int(health.rebuilding),
-              "xpbank_read_models_ready": int(health.ready)}
-    return render_metrics(projector.metrics, None, {}, gauges=gauges, projector_lag=health.lag)
+    gauges, lag = projector_gauges(projector)
+    return render_metrics(projector.metrics, None, {}, projector_lag=lag,
+                          gauges={"xpbank_broker_up": None if probe.up is None else int(probe.up), **gauges})
 
 
 def main_projector(settings: Settings) -> None:
