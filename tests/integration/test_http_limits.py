@@ -66,11 +66,16 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, every: float) -> No
 
 
 async def until_closed(reader: asyncio.StreamReader, limit: float = 10.0) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and when it did."""
+    """Everything the server sends until it closes the connection, and when it did. A
+    client still sending when the server closes gets a reset after what it was sent (the
+    server's kernel answers the late bytes with RST): that is a close too."""
     got = b""
     async with asyncio.timeout(limit):
-        while chunk := await reader.read(4096):
-            got += chunk
+        try:
+            while chunk := await reader.read(4096):
+                got += chunk
+        except ConnectionResetError:
+            pass
     return got, time.monotonic()
 
 

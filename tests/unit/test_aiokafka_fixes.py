@@ -1,13 +1,19 @@
-"""The aiokafka change of xpbank.kafka.aiokafka_fixes: what it relies on is still there
-(a pinned aiokafka that moved would fail here), and a failed metadata update is followed
-by a wait that doubles up to its bound and starts over after a success."""
+"""The aiokafka changes of xpbank.kafka.aiokafka_fixes: what they rely on is still there
+(a pinned aiokafka that moved would fail here); a failed metadata update is followed by a
+wait that doubles up to its bound and starts over after a success; a commit left alone
+by its cancelled caller fails without a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import inspect
 
 import aiokafka
+import pytest
 from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.errors import KafkaConnectionError
 
 from xpbank.kafka import aiokafka_fixes
 
@@ -36,6 +42,35 @@ async def test_failed_updates_wait_longer_each_time_and_a_success_resets(monkeyp
 
 
 def test_installing_it_twice_keeps_one_backoff():
-    aiokafka_fixes.back_off_failed_metadata_updates()
-    aiokafka_fixes.back_off_failed_metadata_updates()
+    aiokafka_fixes.install_aiokafka_fixes()
+    aiokafka_fixes.install_aiokafka_fixes()
     assert AIOKafkaClient._metadata_update is aiokafka_fixes._metadata_update_with_backoff
+
+
+def test_the_commit_is_still_shielded_where_it_was_read():
+    source = inspect.getsource(GroupCoordinator.commit_offsets)
+    assert "asyncio.shield(self._do_commit_offsets(" in source
+    assert list(inspect.signature(aiokafka_fixes._original_commit).parameters) == ["self", "assignment", "offsets"]
+
+
+async def test_a_shielded_commit_that_fails_after_its_caller_was_cancelled_logs_nothing(monkeypatch):
+    unretrieved, release = [], asyncio.Event()
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: unretrieved.append(context))
+
+    async def original(self, assignment, offsets):
+        await release.wait()
+        raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+
+    monkeypatch.setattr(aiokafka_fixes, "_original_commit", original)
+    coordinator = object.__new__(GroupCoordinator)
+    caller = asyncio.ensure_future(asyncio.shield(aiokafka_fixes._commit_retrieved(coordinator, None, {})))
+    await asyncio.sleep(0)
+    caller.cancel()  # the worker stops; the shielded commit goes on
+    release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    del caller
+    gc.collect()
+    assert unretrieved == []
+    with pytest.raises(KafkaConnectionError):  # awaited, the failure is still raised
+        await asyncio.shield(aiokafka_fixes._commit_retrieved(coordinator, None, {}))

@@ -27,6 +27,7 @@ class Record:
     value: bytes | None
     key: bytes
     offset: int
+    headers: tuple = ()  # as aiokafka's ConsumerRecord
 
 
 class Crash(Exception):

@@ -178,9 +178,9 @@ def throttle_library_logs(window: float = 30.0) -> None:
     """Install the throttle on every handler of the root logger (once), and aiokafka's
     backoff after failed metadata updates (`aiokafka_fixes`): a process waiting for its
     broker neither floods its log nor spins."""
-    from xpbank.kafka.aiokafka_fixes import back_off_failed_metadata_updates
+    from xpbank.kafka.aiokafka_fixes import install_aiokafka_fixes
 
-    back_off_failed_metadata_updates()
+    install_aiokafka_fixes()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, ThrottledLogs) for f in handler.filters):
             handler.addFilter(ThrottledLogs(window))
