@@ -10,12 +10,23 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import redis
 from confluent_kafka.admin import AdminClient
 from redis.cluster import ClusterNode, RedisCluster
 
 from tests.conftest import ROOT, read_env_file, run_root
+
+
+def alive(pid: int) -> bool:
+    """A running process: not gone, nor a zombie (the scripts' daemons are reparented to an
+    init that may reap them a while after they died, and `kill -0` still finds a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class KafkaCluster:
@@ -41,10 +52,9 @@ class KafkaCluster:
         path = run_root() / "kafka-cluster" / f"broker-{broker}.pid"
         try:
             pid = int(path.read_text())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if alive(pid) else None
 
     def kill9(self, broker: int) -> None:
         pid = self.pid(broker)
@@ -105,10 +115,9 @@ class RedisClusterNodes:
     def pid(self, node: int) -> int | None:
         try:
             pid = int((run_root() / "redis-cluster" / f"node-{node}.pid").read_text())
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return pid if alive(pid) else None
 
     def node(self, node: int) -> redis.Redis:
         return redis.Redis(port=self.ports[node], socket_timeout=5, socket_connect_timeout=2)

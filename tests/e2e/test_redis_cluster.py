@@ -30,6 +30,10 @@ def roles(nodes, wanted: dict[int, str]) -> None:
     assert {n: nodes.role(n) for n in wanted} == wanted
 
 
+def down(nodes, node: int) -> None:
+    assert nodes.pid(node) is None, f"node {node} still runs"
+
+
 def master_of(nodes, client, key: str) -> int:
     """The node (1-6) serving `key`'s slot now."""
     port = client.get_node_from_key(key).port
@@ -101,7 +105,7 @@ def test_read_models_on_a_redis_cluster_lose_nothing_when_a_shard_fails_over_is_
                     client.shutdown(save=True)
                 except redis.ConnectionError:
                     pass  # it closes the connection as it goes
-            assert nodes.pid(behind) is None
+            eventually(lambda: down(nodes, behind), timeout=15, every=0.1)  # (its connection closes first)
             produce(env, parts[3])
             wait_caught_up(settings)
             wait_projected(settings)
