@@ -226,15 +226,16 @@ def xpbank(env: dict[str, str], *args: str, input: bytes | None = None, timeout:
 # ---- the clusters of the slow tier (tests/clusters.py): fixed ports, so one fixture each ----
 @pytest.fixture(scope="session")
 def kafka_cluster():
-    """make kafka-up-cluster's three brokers (127.0.0.1:9192-9194); stopped at the end if
-    the session started them."""
+    """make kafka-up-cluster's three brokers (127.0.0.1:9192-9194); stopped at the end, with
+    the session's topics purged, if the session started them (dead topics would slow every
+    later start and `wait_in_sync`)."""
     from tests.clusters import KafkaCluster
 
     cluster = KafkaCluster()
     running = cluster.running()
     yield cluster.up()
     if not running:
-        cluster.run("down")
+        cluster.run("down", "--purge")
 
 
 @pytest.fixture

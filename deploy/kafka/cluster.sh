@@ -4,7 +4,7 @@
 #
 #   bash deploy/kafka/cluster.sh up             start every broker that is down (leaves the others alone)
 #   bash deploy/kafka/cluster.sh down [N]       stop every broker (or broker N, e.g. for a rolling restart); keeps data
-#   bash deploy/kafka/cluster.sh down --purge   stop them and delete the data: the next `up` is a new cluster
+#   bash deploy/kafka/cluster.sh down --purge   kill them (-9: no controlled shutdown) and delete the data: the next `up` is a new cluster
 #   bash deploy/kafka/cluster.sh status         exit 0 if all three answer
 #
 # Brokers on 127.0.0.1:${XPBANK_KAFKA_CLUSTER_PORT:-9192} and the two ports after it (controllers on
@@ -239,7 +239,14 @@ cmd_down() {
   local n pid
   for n in "${BROKERS[@]}"; do
     [[ -z "$ONLY" || "$ONLY" == "$n" ]] || continue
-    if pid="$(our_pid "$n")"; then stop_pid "$NAME" "$pid" 30; fi
+    if pid="$(our_pid "$n")"; then
+      # (a purge throws the data away: no controlled shutdown, ~10 s a broker, to wait for)
+      if ((PURGE)); then kill -KILL "$pid"; else stop_pid "$NAME" "$pid" 30; fi
+    fi
+  done
+  for n in "${BROKERS[@]}"; do
+    [[ -z "$ONLY" || "$ONLY" == "$n" ]] || continue
+    while our_pid "$n" >/dev/null; do sleep 0.1; done
     rm -f "$(pid_file_of "$n")"
   done
   if ((PURGE)); then

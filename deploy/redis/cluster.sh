@@ -192,10 +192,11 @@ cmd_down() {
   exec 9>"$RUN_DIR/.lock"
   flock 9
   local n pid
-  for n in "${NODES[@]}"; do
-    if pid="$(our_pid "$n")"; then stop_pid "$NAME" "$pid" 10; fi
-    rm -f "$(pid_file_of "$n")"
+  for n in "${NODES[@]}"; do  # all at once: each waits for its own exit
+    if pid="$(our_pid "$n")"; then stop_pid "$NAME" "$pid" 10 & fi
   done
+  wait
+  for n in "${NODES[@]}"; do rm -f "$(pid_file_of "$n")"; done
   if ((PURGE)); then
     rm -rf "${NODES[@]/#/$RUN_DIR/node-}" "$ENV_FILE" "$RUN_DIR/create.log"
     log "stopped; the cluster is forgotten (the next up creates a new one)"
