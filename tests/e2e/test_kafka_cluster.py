@@ -23,6 +23,7 @@ from tests.e2e.test_gateway_flow import requests_of
 from tests.gateway_proc import Gateway, records
 from xpbank.cli.classroom import classroom
 from xpbank.config import Settings
+from xpbank.contract.topics import TOPICS
 from xpbank.kafka.admin import Admin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -145,8 +146,9 @@ def test_the_broker_leading_the_busiest_partitions_killed_mid_stream_loses_no_ac
     requests, direct = a_classroom(learners=8, seed=31)
     worker, gateway = start(env, tmp_path)
     try:
-        assert {s.replication for s in asyncio.run(Admin(settings).describe(
-            [settings.topic_prefix + "learning.caliper.v1"])).values()} == {3}
+        described = asyncio.run(Admin(settings).describe([spec.full_name(settings.topic_prefix) for spec in TOPICS]))
+        assert len(described) == len(TOPICS)  # `topics create` on the cluster: three replicas, two in sync for a write
+        assert {(d.replication, d.configs.get("min.insync.replicas")) for d in described.values()} == {(3, "2")}
         sender = Sender(gateway, requests, pause=0.15).start()
         sender.until_sent(0.15)
         victim, led = busiest_leader(cluster, settings)
