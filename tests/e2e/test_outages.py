@@ -347,3 +347,49 @@ def test_a_worker_asked_to_stop_while_the_broker_is_away_stops_within_its_grace(
 def _unready(process: Worker) -> None:
     status, body = health(process)
     assert status == 503 and body["brokerReachable"] is False
+
+
+@pytest.mark.slow
+@both_engines
+def test_a_worker_started_while_the_broker_is_away_waits_for_it_unready(engine, redis_url, tmp_path):
+    """A pod restarted during a broker maintenance waits for the broker (503 on /healthz
+    with the cause, its port open for a liveness probe), never exits into a crash loop,
+    then starts and decides as if nothing happened."""
+    own = Broker(tmp_path / "kafka", 19960 if engine == "faust" else 19970).up()
+    env, tag = make_env(own.url, redis_url, tmp_path)
+    env |= {"XPBANK_ENGINE": engine, "XPBANK_PROJECTOR": "0"}
+    settings = Settings.from_env(env)
+    lines = classroom_log(learners=3, seed=5)
+    worker = Worker(env, "w", tmp_path)
+    try:
+        assert xpbank(env, "topics", "create").returncode == 0
+        produce(env, lines)
+        assert own.run("down").returncode == 0
+        assert subprocess.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{own.port}"],
+                              capture_output=True).returncode != 0  # the fault is there: nothing listens
+        worker.start()
+        eventually(lambda: _waiting(worker), timeout=60)  # the first check gives up after 15 s
+        time.sleep(20)  # past every start-up check: still there, still waiting
+        assert worker.alive(), f"the worker exited while its broker was away:\n{worker.log()[-2000:]}"
+        _waiting(worker)
+        own.up()
+        wait_caught_up(settings, timeout=240)
+        assert_matches_simulate(settings, lines)
+        eventually(lambda: _ready(worker), timeout=60)
+        assert "waiting for the broker" in worker.log() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        own.run("down", "--purge")
+        drop_redis_keys(redis_url, tag)
+
+
+def _waiting(process: Worker) -> None:
+    answer = health(process)
+    assert answer is not None, "nothing answers on the worker's port yet"
+    status, body = answer
+    assert status == 503 and body["brokerReachable"] is False and "no broker answers" in body["brokerProblem"], body
+
+
+def _ready(process: Worker) -> None:
+    answer = health(process)
+    assert answer is not None and answer[0] == 200, answer

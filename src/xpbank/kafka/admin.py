@@ -39,6 +39,11 @@ class KafkaUnavailable(RuntimeError):
     """The broker could not be reached or refused the connection; says why."""
 
 
+class BrokerAway(KafkaUnavailable):
+    """No broker answered in time (down, restarting, unreachable): worth waiting for,
+    unlike a broker that answers and refuses us."""
+
+
 @dataclass(frozen=True)
 class Drift:
     topic: str
@@ -176,7 +181,7 @@ class Admin:
                     raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {self.problems[-1]}") from None
                 if time.monotonic() > deadline:
                     cause = self.problems[-1] if self.problems else explain(exc, "unavailable")
-                    raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {cause}") from None
+                    raise BrokerAway(f"cannot use the broker at {self.settings.broker}: {cause}") from None
 
     async def broker_configs(self) -> dict[str, str]:
         """The configs of one broker of the cluster (its defaults for every topic)."""

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from xpbank.config import DEFAULTS, Settings
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS, caliper_sent_setup, registry_setups
 from xpbank.kafka.admin import Admin, create_missing
+from xpbank.kafka.background import BrokerProbe, throttle_library_logs
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.sinks.caliper import CaliperSink
 from xpbank.sinks.consumer import SetupRefused, follow
@@ -95,31 +96,13 @@ async def run(settings: OneRosterSettings | CaliperSettings, until_caught_up: bo
 async def watch_broker(base: Settings, health: Health, every: float = 5.0) -> None:
     """/healthz says whether the broker answers (the consumer itself waits out an outage
     quietly), checked every few seconds with a metadata request."""
-    admin = Admin(base, timeout=every)
+    probe = BrokerProbe(base, every=every, timeout=every)
     while True:
-        try:
-            await admin.metadata()
+        if await probe.check():
             health.broker_answered()
-        except Exception as exc:  # noqa: BLE001 - KafkaUnavailable and the like: reported, never fatal
-            health.broker_failed(f"the broker does not answer: {exc}"[:300])
+        else:
+            health.broker_failed(f"the broker does not answer: {probe.problem}"[:300])
         await asyncio.sleep(every)
-
-
-class Repeats(logging.Filter):
-    """Lets a library's message through once per `every` seconds: during a broker outage
-    aiokafka logs each failed connection, ten a second."""
-
-    def __init__(self, every: float = 30.0) -> None:
-        super().__init__()
-        self.every, self.seen = every, {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.msg)
-        last = self.seen.get(key)
-        if last is not None and record.created - last < self.every:
-            return False
-        self.seen[key] = record.created
-        return True
 
 
 def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, loglevel: str = "INFO") -> None:
@@ -127,9 +110,7 @@ def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, l
     faulthandler.register(signal.SIGUSR1)  # kill -USR1: every thread's stack in the log, the sink goes on
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
     framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
-    repeats = Repeats()
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(lambda record: not record.name.startswith("aiokafka") or repeats.filter(record))
+    throttle_library_logs()  # aiokafka logs each failed connection during an outage; and its fixes
     for noisy in ("aiokafka", "kafka", "aiohttp"):
         logging.getLogger(noisy).setLevel(framework)
 

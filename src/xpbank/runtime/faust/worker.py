@@ -12,6 +12,7 @@ from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.background import exit_if_not_stopped_within, guarded, throttle_library_logs
 from xpbank.runtime.faust.app import create_app
+from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
@@ -22,6 +23,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     """Run a worker in this process. With `until_caught_up` (replay), stop once every
     input record present has been processed and committed."""
     BoundedStopWorker = bounded_stop_worker()
+    wait_for_broker(settings, None if until_caught_up else settings.web_port)
     risky = prepare_topics(settings)
     wiring = create_app(settings, web=not until_caught_up)
     os.makedirs(wiring.app.conf.datadir, exist_ok=True)

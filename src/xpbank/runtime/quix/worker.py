@@ -23,6 +23,7 @@ from xpbank.read.ui.views import engine_status
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.quix.app import QuixEngine
 from xpbank.runtime.sidecar import Sidecar
+from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
 log = logging.getLogger("xpbank")
@@ -35,6 +36,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(framework)
     throttle_library_logs()
+    wait_for_broker(settings, None if until_caught_up else settings.web_port)
     risky = prepare_topics(settings)
     metrics: Counter = Counter()
     curriculum = CurriculumView(settings)
