@@ -13,7 +13,7 @@ on generated classrooms, and the e2e tests compare the workers with it.
 
 from __future__ import annotations
 
-from tests.oracle.decode import Limits
+from tests.oracle.fields import Limits
 from tests.oracle.model import Oracle
 from tests.oracle.records import Record, from_lines
 

@@ -4,7 +4,7 @@ rules of the oracle (`model.Oracle` mixes them in)."""
 from __future__ import annotations
 
 from tests.oracle import curriculum, outputs
-from tests.oracle.decode import Refused, Submission
+from tests.oracle.events import Refused, Submission
 from tests.oracle.records import MASTERY
 from tests.oracle.state import CompletedAttempt, ExerciseState, OpenAttempt, exercise_xp
 

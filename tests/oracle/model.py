@@ -11,9 +11,9 @@ import orjson
 
 from tests.oracle import curriculum, outputs
 from tests.oracle.attempts import AttemptRules
-from tests.oracle.decode import (
-    CourseDelete, CourseUpsert, Ignored, Limits, Mastery, Refused, Submission, TimeSpent, decode,
-)
+from tests.oracle.decode import decode
+from tests.oracle.events import CourseDelete, CourseUpsert, Ignored, Mastery, Refused, Submission, TimeSpent
+from tests.oracle.fields import Limits
 from tests.oracle.records import MASTERY, Record
 from tests.oracle.state import Decision, ExerciseState, minutes_for
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
-from tests.oracle.decode import Mastery
+from tests.oracle.events import Mastery
 
 ATTEMPT_FACTOR = {1: Fraction(1), 2: Fraction(1, 2), 3: Fraction(1, 4)}  # §3.3; 0 from attempt 4
 
