@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup mutate kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C"
@@ -17,6 +17,7 @@ help:
 	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
 	@echo "                       then: set -a; . .run/kafka/secure.env; . .run/redis/secure.env; set +a"
 	@echo "                       (docs/operations.md, Secured clusters)"
+	@echo "make mutate - mutation testing of the decisions (core/, processing/); results in docs/mutation.md"
 	@echo "other: setup kafka-up kafka-down kafka-down-secure redis-up redis-down redis-down-secure schemas"
 	@echo "       test-unit test-integration test-e2e bench clean"
 
@@ -81,10 +82,17 @@ bench: setup
 	@bash bench/wrk.sh
 	$(PY) -m bench
 
+# Mutation testing of core/ and processing/ (docs/mutation.md); not in `make test` nor CI.
+# Hypothesis properties run at a fifth of their examples, derandomized (tests/budget.py).
+mutate: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mutation]'
+	XPBANK_HYPOTHESIS_SCALE=0.2 $(VENV)/bin/mutmut run --max-children $${MUTATE_JOBS:-2}
+	$(VENV)/bin/mutmut results
+
 # Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
 DEMO_ARGS ?=
 run: setup
 	@bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
-	rm -rf .run/worker* data .pytest_cache .hypothesis
+	rm -rf .run/worker* data .pytest_cache .hypothesis mutants

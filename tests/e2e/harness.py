@@ -331,6 +331,18 @@ class Stream:
         assert not self.thread.is_alive() and self.error is None, self.error
 
 
+def uncommitted_on(settings: Settings, partitions) -> int:
+    """Records of `partitions` the worker group has not committed, now (the end offsets
+    and the group's commits read together: the moment is short)."""
+    admin = Admin(settings)
+
+    async def positions() -> tuple[dict, dict]:
+        return await asyncio.gather(admin.offsets(partitions, earliest=False), admin.committed(app_id(settings)))
+
+    ends, done = asyncio.run(positions())
+    return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
+
+
 def in_flight_after(settings: Settings, burst: list[dict], act, *, measured_after: bool = False) -> int:
     """Produce `burst` (and wait for the broker's acknowledgement), then at once `act` (a
     kill or a stop): returns the records the worker group had not committed at that

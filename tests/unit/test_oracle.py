@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.budget import examples
 from tests.builders import attempt, course, heartbeat, of_type, resource, simulate
 from tests.generated_classrooms import classrooms
 from tests.oracle import run, run_lines, views
@@ -27,7 +28,7 @@ from xpbank.read.api import attempt_view
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 # A fixed sequence of examples (derandomized, no example database): the same run each time.
-AGREEMENT = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+AGREEMENT = settings(max_examples=examples(200), deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
