@@ -12,6 +12,7 @@ schedule, and the printed one again."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
@@ -26,11 +27,13 @@ from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import read_models, sums_of_current_facts, wait_projected
 from xpbank.config import Settings
+from xpbank.kafka.admin import KafkaUnavailable
+from xpbank.kafka.clients import broker_answers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BATCHES = 12
 DEFAULT_SEED = 20261203
-BROKER_PORT = 19292  # this test's own broker (and 19293 its controller), restarted below
+BROKER_PORT = 19292  # the chaos run's own broker (19293 its controller); +4 and +5 for the start-up test
 
 
 @both_engines
@@ -70,6 +73,9 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
                 kills.append((number, victim.log_path.stem, left))
                 down[victim] = number + rng.randrange(1, 3)
             if number == restart_broker_after:
+                # only once every live worker has started: a worker starting during an outage exits
+                # (the xfail below) and would fail this run for that known reason, at random
+                eventually(lambda: settled(settings, alive), timeout=120)
                 print(f"batch {number}: broker restart")
                 assert own.run("down").returncode == 0
                 time.sleep(rng.uniform(1, 4))
@@ -96,22 +102,58 @@ def test_random_kills_and_a_broker_restart_lose_nothing_and_duplicate_no_fact(br
         drop_redis_keys(redis_url, tag)
 
 
+@both_engines
+@pytest.mark.xfail(strict=True, reason="product bug: a worker started while its broker is down exits 1 (prepare_topics: "
+                   "'cannot use the broker ... no broker answers' after 15 s; Faust also at once when its producer "
+                   "cannot bootstrap), where docs/operations.md (Outages) says no process exits")
+def test_a_worker_started_while_its_broker_is_down_waits_for_it(redis_url, tmp_path, engine):
+    """A pod restarted during a broker maintenance must wait for the broker (unready),
+    not exit into a crash loop, then decide as if nothing happened."""
+    own = Broker(tmp_path / "kafka", BROKER_PORT + 4).up()
+    env, tag = make_env(own.url, redis_url, tmp_path)
+    env |= {"XPBANK_PROJECTOR": "0", "XPBANK_ENGINE": engine}
+    settings = Settings.from_env(env)
+    lines = classroom_log(learners=2, seed=5)
+    worker = Worker(env, "w", tmp_path)
+    try:
+        assert xpbank(env, "topics", "create").returncode == 0
+        produce(env, lines)
+        assert own.run("down").returncode == 0
+        assert not asyncio.run(broker_answers(own.url.removeprefix("kafka://")))  # the fault is there
+        worker.start()
+        deadline = time.monotonic() + 30  # longer than any start-up check of the broker waits
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert worker.alive(), f"the worker exited while its broker was down:\n{worker.log()[-2000:]}"
+        own.up()
+        wait_caught_up(settings)
+        assert_matches_simulate(settings, lines)
+    finally:
+        worker.stop()
+        own.run("down", "--purge")
+        drop_redis_keys(redis_url, tag)
+
+
 def kill_with_records_in_flight(settings: Settings, victim: Worker, alive: list[Worker], batch: list[dict]) -> int:
     """Once every live worker holds learner partitions (no rebalance under way), produce
     `batch` (acknowledged by the broker) and kill -9 `victim` at once. Returns the records
     of the victim's partitions still uncommitted after the kill: exact, as a dead worker
     commits nothing more, and what its successor must process again."""
-    names = {w.env["XPBANK_INSTANCE_ID"] for w in alive}
-
-    def settled() -> set:
-        held = members_by_name(settings)
-        assert set(held) == names and all(held.values()), f"the group is settling: {held}"
-        return held[victim.env["XPBANK_INSTANCE_ID"]]
-
-    partitions = eventually(settled, timeout=120)
+    partitions = eventually(lambda: settled(settings, alive), timeout=120)[victim.env["XPBANK_INSTANCE_ID"]]
     Stream(settings, batch, batch=len(batch), pause=0).run()  # in this process: the kill follows the ack at once
     victim.kill9()
     return uncommitted_on(settings, partitions)
+
+
+def settled(settings: Settings, alive: list[Worker]) -> dict[str, set]:
+    """The partitions each live worker holds, once the group is exactly the live workers
+    and each holds learner partitions (AssertionError while it settles)."""
+    try:
+        held = members_by_name(settings)
+    except KafkaUnavailable as exc:  # a fresh or restarted broker: the group's coordinator is not up yet
+        raise AssertionError(str(exc)) from None
+    assert set(held) == {w.env["XPBANK_INSTANCE_ID"] for w in alive} and all(held.values()), f"settling: {held}"
+    return held
 
 
 def none_died_on_its_own(workers: list[Worker], projector: Worker, killed: dict) -> None:
