@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup mutate kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup mutate prism kafka-up kafka-down kafka-up-secure kafka-down-secure redis-up redis-down redis-up-secure redis-down-secure services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
-	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C"
+	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C (SINKS=1: the sinks too)"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
 	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
@@ -17,6 +17,7 @@ help:
 	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
 	@echo "                       then: set -a; . .run/kafka/secure.env; . .run/redis/secure.env; set +a"
 	@echo "                       (docs/operations.md, Secured clusters)"
+	@echo "make prism  - Stoplight Prism (npm ci, pinned) for the write-back tests: deploy/prism/"
 	@echo "make mutate - mutation testing of the decisions (core/, processing/); results in docs/mutation.md"
 	@echo "other: setup kafka-up kafka-down kafka-down-secure redis-up redis-down redis-down-secure schemas"
 	@echo "       test-unit test-integration test-e2e bench clean"
@@ -56,6 +57,10 @@ redis-down-secure:
 
 services: kafka-up redis-up
 
+# The contract servers of the write-back tests (the e2e fixtures run this too).
+prism:
+	@bash deploy/prism/prism.sh ensure >/dev/null
+
 schemas: setup
 	$(PY) -m xpbank.contract.schemas schemas
 
@@ -90,9 +95,10 @@ mutate: setup
 	$(VENV)/bin/mutmut results
 
 # Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
+# SINKS=1 also starts both write-back sinks (docs/write-back.md); by default neither runs.
 DEMO_ARGS ?=
 run: setup
-	@bash deploy/run.sh $(DEMO_ARGS)
+	@SINKS=$(SINKS) bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
 	rm -rf .run/worker* data .pytest_cache .hypothesis mutants

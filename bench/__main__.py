@@ -2,7 +2,7 @@
 in-process; per shape (single heartbeats, 20-event envelopes) the raw ceiling, the peer
 programs and xpbank on both engines (Quix at least once and exactly once) over the same
 records; per engine the state size, recovery of 100k pairs, replay and latency; the
-gateway. Prints a table and writes bench/results/latest.json and YYYY-MM-DD.md.
+gateway; the write-back sinks. Prints a table and writes bench/results/latest.json and YYYY-MM-DD.md.
 
 BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run; BENCH_ENGINES
 (default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose."""
@@ -21,6 +21,7 @@ from bench.broker import delete_prefix, ensure_broker
 from bench.core import core
 from bench.gateway import gateway_figures
 from bench.report import machine, results, write
+from bench.sinks import sinks_figures
 from bench.scenarios import HOUR, latency, peer, produce_shape, say, state_and_recovery, worker
 
 EVENTS = 200_000  # per ingest shape
@@ -85,6 +86,7 @@ def main() -> int:
                     env(f"l{engine[0]}", XPBANK_ENGINE=engine), tmp, max(int(200 * scale), 20), 2000.0,
                     int(os.environ.get("BENCH_LATENCY_PER_RECORD", "20")), 0.2, timeout)
             figures["gateway"] = gateway_figures(broker.split("://", 1)[-1], scale, say)  # issue 13
+            figures["sinks"] = sinks_figures(broker.split("://", 1)[-1], scale, say)  # issue 20
         except BaseException:
             keep = Path(__file__).parent / "results" / f"failed-{run}"
             os.system(f"mkdir -p {keep} && cp {tmp}/*.log {keep}/ 2>/dev/null")

@@ -205,7 +205,10 @@ async def loadgen(url: str, bodies: list[bytes], count: int, connections: int, r
 class GatewayProc:
     def __init__(self, env: dict[str, str], tmp: Path, loop: str) -> None:
         self.port, self.token = free_port(), uuid.uuid4().hex
-        env = env | {"XPBANK_GATEWAY_PORT": str(self.port), "XPBANK_GATEWAY_TOKENS": self.token}
+        env = env | {"XPBANK_GATEWAY_PORT": str(self.port), "XPBANK_GATEWAY_TOKENS": self.token,
+                     # one token drives every connection: its rates must not be what is measured
+                     "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "1000000",
+                     "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": str(1 << 40), "XPBANK_GATEWAY_READS_PER_TOKEN": "1024"}
         self.proc = Proc([str(Path(__file__).resolve().parents[1] / ".venv/bin/xpbank"), "gateway", "--loop", loop],
                          env, tmp / f"gateway-{loop}-{self.port}.log")
 

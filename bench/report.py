@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from bench.gateway import gateway_rows, summary as gateway_summary
+from bench.sinks import sink_rows, summary as sinks_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS_100K = 100_000
@@ -68,7 +69,8 @@ def results(f: dict, host: dict) -> dict:
         out["engines"]["quix"]["exactly_once"] = {
             "single_records_per_s": round(single["quix_exactly_once"]["records_per_s"]),
             "envelope_events_per_s": round(envelope["quix_exactly_once"]["events_per_s"])}
-    return out | (gateway_summary(f["gateway"]) if "gateway" in f else {})
+    return (out | (gateway_summary(f["gateway"]) if "gateway" in f else {})
+            | (sinks_summary(f["sinks"]) if "sinks" in f else {}))
 
 
 def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
@@ -119,7 +121,8 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str]]:
             (f"{engine}: state bytes per pair / RSS per 100k pairs",
              f"{e['bytes_per_pair']:,.0f} B / {e['rss_mb_per_100k_pairs']:,.1f} MB", "", ""),
         ]
-    return out + (gateway_rows(s) if "gateway_single_requests_per_s" in s else [])
+    return (out + (gateway_rows(s) if "gateway_single_requests_per_s" in s else [])
+            + (sink_rows(s) if "sink_oneroster_results_per_s" in s else []))
 
 
 def markdown(s: dict, f: dict) -> str:

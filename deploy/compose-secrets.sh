@@ -5,6 +5,8 @@
 #   metrics-token     Prometheus's token (operations scope only): deploy/prometheus/prometheus.yml
 #   gateway-tokens    the gateway's tokens: {"<token>": {"name": ..., "may": [...]}}
 #   redis-password    Redis's requirepass; redis-url: the URL the xpbank services use
+#   oneroster-token, caliper-token   the write-back servers' bearer tokens (profile sinks):
+#                     made as placeholders; write the tokens your servers issued over them
 # The directory is private (700); its files are readable by the containers' user.
 set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/secrets"
@@ -21,3 +23,5 @@ make_secret gateway-tokens "{\"$(token)\": {\"name\": \"sensors\", \"may\": [\"c
 password="$(token)"
 make_secret redis-password "$password"
 make_secret redis-url "redis://:$(cat "$dir/redis-password")@redis:6379/0"
+make_secret oneroster-token "replace-with-the-gradebook-token"
+make_secret caliper-token "replace-with-the-analytics-token"

@@ -5,6 +5,9 @@
 # trickle of learners, until Ctrl-C. Ctrl-C stops what this script started, and only that.
 # Arguments go to `xpbank demo` (make run DEMO_ARGS="--learners 10"). Tokens: the API's
 # in $RUN/api-token, the gateway's in $RUN/gateway-token (made once, random), unless set.
+# `make run SINKS=1` also starts both write-back sinks (docs/write-back.md): against
+# XPBANK_ONEROSTER_URL and XPBANK_CALIPER_SINK_URL when set, else against a local stand-in
+# server on XPBANK_SINK_STORE_PORT (6073; `python -m tests.sink_store`, kept in memory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XPBANK=.venv/bin/xpbank
@@ -14,7 +17,7 @@ export XPBANK_DATA_DIR="${XPBANK_DATA_DIR:-$RUN/worker-data}"
 kafka_port="${XPBANK_KAFKA_PORT:-9092}"
 redis_port="${XPBANK_REDIS_PORT:-6379}"
 started=()  # the services this script started: stopped again on the way out
-children=()  # the worker and the gateway
+children=()  # the worker and the gateway (and with SINKS=1 the sinks and their stand-in server)
 
 answers() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
@@ -27,7 +30,7 @@ stop_everything() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  ((${#children[@]})) && echo "worker and gateway stopped"
+  ((${#children[@]})) && echo "worker and gateway stopped$([[ "${SINKS:-0}" == 1 ]] && echo ', sinks too')"
   local service
   for service in "${started[@]}"; do bash "deploy/$service/$service.sh" down >/dev/null && echo "$service stopped"; done
   return 0
@@ -65,6 +68,23 @@ fi
 echo "starting the gateway (log: $RUN/gateway.log)"
 $XPBANK gateway > "$RUN/gateway.log" 2>&1 &
 children+=($!)
+if [[ "${SINKS:-0}" == 1 ]]; then
+  if [[ -z "${XPBANK_ONEROSTER_URL:-}${XPBANK_CALIPER_SINK_URL:-}" ]]; then
+    [[ -s "$RUN/sink-token" ]] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/sink-token")
+    store="http://127.0.0.1:${XPBANK_SINK_STORE_PORT:-6073}"
+    echo "starting a stand-in gradebook and analytics server on $store (log: $RUN/sink-store.log)"
+    .venv/bin/python -m tests.sink_store --port "${XPBANK_SINK_STORE_PORT:-6073}" --token "$(cat "$RUN/sink-token")" \
+      > "$RUN/sink-store.log" 2>&1 &
+    children+=($!)
+    export XPBANK_ONEROSTER_URL="$store" XPBANK_CALIPER_SINK_URL="$store/caliper/event"
+    export XPBANK_ONEROSTER_TOKEN_FILE="$RUN/sink-token" XPBANK_CALIPER_SINK_TOKEN_FILE="$RUN/sink-token"
+  fi
+  for sink in oneroster caliper; do
+    echo "starting xpbank sink $sink (log: $RUN/sink-$sink.log)"
+    $XPBANK sink "$sink" > "$RUN/sink-$sink.log" 2>&1 &
+    children+=($!)
+  done
+fi
 port="${XPBANK_WEB_PORT:-6066}"
 api="http://127.0.0.1:$port"
 for _ in $(seq 1 120); do  # ready: tables recovered and the curriculum loaded
@@ -84,6 +104,9 @@ echo "page: $api/ui/?token=$quoted   (in a browser: the live overview and learne
 echo "gateway: $gw   (POST /caliper/v1p2 with Authorization: Bearer \$(cat $RUN/gateway-token); see README)"
 echo "API: $api   (GET /users/{user}/xp, /users/{user}/exercises/{exercise}/attempt, .../explain, /healthz, /metrics)"
 echo "try: curl -s -H \"$auth\" $api/users/learner-000/xp"
+if [[ "${SINKS:-0}" == 1 ]]; then
+  echo "sinks: curl -s 127.0.0.1:${XPBANK_ONEROSTER_SINK_PORT:-6071}/healthz (oneroster), 127.0.0.1:${XPBANK_CALIPER_SINK_PORT:-6072}/healthz (caliper)"
+fi
 echo "everything stays up until Ctrl-C, which stops what this started"
 echo
 $XPBANK demo --via-gateway "$gw" --trickle "$@"

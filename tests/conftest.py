@@ -113,6 +113,17 @@ def secure_broker() -> dict[str, str]:
     return read_env_file(path)
 
 
+@pytest.fixture(scope="session")
+def secure_gateway_broker(secure_broker) -> dict[str, str]:
+    """The settings of the gateway's own user on the secured broker (`xpbank-gateway`: it
+    may only produce to the input topics), from .run/kafka/secure-gateway.env; `up
+    --secure` again (idempotent) gives a broker started before that user existed its user."""
+    path = run_root() / "kafka" / "secure-gateway.env"
+    if not (path.exists() and asyncio.run(_secure_broker_answers(read_env_file(path)))):
+        _start("deploy/kafka/kafka.sh", "--secure")
+    return read_env_file(path)
+
+
 def _secure_redis_answers(settings: dict[str, str]) -> bool:
     try:
         secured = Settings.from_env(settings)

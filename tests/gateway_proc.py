@@ -16,8 +16,9 @@ import orjson
 from tests.conftest import ROOT
 from xpbank.config import Settings
 from xpbank.kafka.clients import read_topic
+from xpbank.read.read_models import ReadModels
 
-TOKEN = "test-token-all"  # may send everything
+TOKEN = "test-token-all-0123456789abcdef0123456789"  # may send everything
 
 
 def free_port() -> int:
@@ -27,16 +28,18 @@ def free_port() -> int:
 
 
 class Gateway:
+    COMMAND, PORT_VARIABLE = "gateway", "XPBANK_GATEWAY_PORT"
+
     def __init__(self, env: dict[str, str], tmp: Path, name: str = "gateway", **extra: str) -> None:
         self.port = free_port()
-        self.env = env | {"XPBANK_GATEWAY_PORT": str(self.port), "XPBANK_GATEWAY_TOKENS": TOKEN, **extra}
+        self.env = env | {self.PORT_VARIABLE: str(self.port), "XPBANK_GATEWAY_TOKENS": TOKEN, **extra}
         self.log_path = tmp / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self, ready: bool = True) -> Gateway:
         """Start; with `ready`, until /healthz says the broker is reachable (else until it answers)."""
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), "gateway"], env=self.env, stdout=log,
+        self.process = subprocess.Popen([str(ROOT / ".venv/bin/xpbank"), self.COMMAND], env=self.env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 30
         while True:
@@ -85,6 +88,37 @@ class Gateway:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class Api(Gateway):
+    """`xpbank api` (the read API alone, ready while Redis answers): the env's
+    XPBANK_API_TOKENS token reads it."""
+
+    COMMAND, PORT_VARIABLE = "api", "XPBANK_WEB_PORT"
+
+    def __init__(self, env: dict[str, str], tmp: Path, name: str = "api", **extra: str) -> None:
+        super().__init__(env, tmp, name, **extra)
+        self.token = self.env["XPBANK_API_TOKENS"]
+
+    def start(self, ready: bool = True) -> Api:
+        """Its (empty) read models marked complete first (`read_models_built`)."""
+        read_models_built(Settings.from_env(self.env))
+        super().start(ready)
+        return self
+
+
+def read_models_built(settings: Settings) -> None:
+    """Mark the (empty) read models under the settings' prefix complete, as a projector's
+    rebuild leaves them: until then an API answers 503 (lost or never built)."""
+    async def mark_complete() -> None:
+        models = ReadModels.connect(settings)
+        try:
+            await models.begin_rebuild("tests", "a test's empty read models")
+            await models.finish_rebuild("tests", (await models.status()).running)
+        finally:
+            await models.close()
+
+    asyncio.run(mark_complete())
 
 
 def records(settings: Settings, topic: str) -> list:

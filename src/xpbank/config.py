@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,14 +54,52 @@ DEFAULTS: dict[str, str] = {
     "XPBANK_GATEWAY_TOKENS_FILE": "",
     "XPBANK_GATEWAY_BUFFER_BYTES": "33554432",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "10",
+    "XPBANK_MAX_ID_LENGTH": "512",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "1000",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "10",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "16384",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "16",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "1000",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "16777216",
+    "XPBANK_UI_MAX_STREAMS": "32",
+    # the write-back sinks (SPEC §3.7, docs/write-back.md)
+    "XPBANK_ONEROSTER_URL": "",
+    "XPBANK_ONEROSTER_KINDS": "banked",
+    "XPBANK_ONEROSTER_LINE_ITEM_ID": "{resource}",
+    "XPBANK_ONEROSTER_RESULT_ID": "",
+    "XPBANK_ONEROSTER_EXERCISE_RESULT_ID": "",
+    "XPBANK_ONEROSTER_TOKEN": "",
+    "XPBANK_ONEROSTER_TOKEN_URL": "",
+    "XPBANK_ONEROSTER_CLIENT_ID": "",
+    "XPBANK_ONEROSTER_CLIENT_SECRET": "",
+    "XPBANK_ONEROSTER_RATE": "0",
+    "XPBANK_ONEROSTER_CONCURRENCY": "8",
+    "XPBANK_ONEROSTER_SINK_PORT": "6071",
+    "XPBANK_CALIPER_SINK_URL": "",
+    "XPBANK_CALIPER_SINK_TOKEN": "",
+    "XPBANK_CALIPER_SINK_TOKEN_URL": "",
+    "XPBANK_CALIPER_SINK_CLIENT_ID": "",
+    "XPBANK_CALIPER_SINK_CLIENT_SECRET": "",
+    "XPBANK_CALIPER_ACTOR_ID": "",
+    "XPBANK_CALIPER_ACTIVITY_ID": "urn:xpbank:resources:{resource}",
+    "XPBANK_CALIPER_SENSOR": "urn:xpbank:sinks:caliper",
+    "XPBANK_CALIPER_BATCH_SIZE": "100",
+    "XPBANK_CALIPER_RATE": "0",
+    "XPBANK_CALIPER_CONCURRENCY": "4",
+    "XPBANK_CALIPER_SINK_PORT": "6072",
+    "XPBANK_SINK_TIMEOUT_SECONDS": "30",
+    "XPBANK_SINK_BACKOFF_MAX_SECONDS": "60",
 }
 
 # Secrets may also come from a file (`NAME_FILE`, e.g. a mounted Kubernetes Secret).
-SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS")
+SECRETS = ("XPBANK_KAFKA_USERNAME", "XPBANK_KAFKA_PASSWORD", "XPBANK_REDIS_URL", "XPBANK_API_TOKENS",
+           "XPBANK_ONEROSTER_TOKEN", "XPBANK_ONEROSTER_CLIENT_ID", "XPBANK_ONEROSTER_CLIENT_SECRET",
+           "XPBANK_CALIPER_SINK_TOKEN", "XPBANK_CALIPER_SINK_CLIENT_ID", "XPBANK_CALIPER_SINK_CLIENT_SECRET")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
+MIN_TOKEN_LENGTH = 32  # every bearer token (API, web page, gateway): not guessable over the network
 
 DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)
     "XPBANK_BROKER": "Kafka bootstrap server(s), `kafka://host:port` (several: `;`)",
@@ -99,15 +138,53 @@ DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_tabl
     "XPBANK_GATEWAY_PORT": "the HTTP port of `xpbank gateway`",
     "XPBANK_GATEWAY_TOKENS": "gateway bearer tokens that may send everything, comma-separated; never logged",
     "XPBANK_GATEWAY_TOKENS_FILE": "JSON file of gateway tokens limited to kinds and a sensor",
-    "XPBANK_GATEWAY_BUFFER_BYTES": "request bytes the gateway holds for the broker; past it: 503",
+    "XPBANK_GATEWAY_BUFFER_BYTES": "bytes of records (keys and values) the gateway holds until the broker acknowledges them; past it: 503",
     "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS": "the gateway answers 503 when the broker has not acknowledged by then",
+    "XPBANK_MAX_ID_LENGTH": "longer ids, or ids with control characters, are `schema_violation` (gateway: 422; SPEC §2.5)",
+    "XPBANK_MAX_EVENTS_PER_ENVELOPE": "larger envelopes are `schema_violation` (gateway: 413, also for arrays)",
+    "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS": "both HTTP servers: a request head arrives within this from its first byte, else 408 and closed",
+    "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND": "both HTTP servers: a slower body (after the header timeout's grace) is answered 408",
+    "XPBANK_GATEWAY_READS_PER_TOKEN": "bodies one gateway token uploads at once; past it: 429",
+    "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND": "requests per second per gateway token (a token bucket); past it: 429",
+    "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND": "body bytes per second per gateway token; past it: 429",
+    "XPBANK_UI_MAX_STREAMS": "live-page event streams one API process serves at once; past it: 503",
+    "XPBANK_ONEROSTER_URL": "base URL of the OneRoster 1.2 API (`xpbank sink oneroster` needs it)",
+    "XPBANK_ONEROSTER_KINDS": "facts written as results: `banked`, or `banked,exercise`",
+    "XPBANK_ONEROSTER_LINE_ITEM_ID": "line item sourcedId over `{resource}` (replaced system: `{resource}_ali`)",
+    "XPBANK_ONEROSTER_RESULT_ID": "banked result sourcedId over `{user}`, `{resource}`, `{lineItem}`; empty: uuid5 of the factId",
+    "XPBANK_ONEROSTER_EXERCISE_RESULT_ID": "exercise result sourcedId, the same plus `{attempt}`; empty: uuid5 of the factId",
+    "XPBANK_ONEROSTER_TOKEN": "bearer token of the OneRoster API (or `_FILE`); never logged",
+    "XPBANK_ONEROSTER_TOKEN_URL": "OAuth2 token endpoint (client credentials) instead of a token",
+    "XPBANK_ONEROSTER_CLIENT_ID": "OAuth2 client id (or `_FILE`)",
+    "XPBANK_ONEROSTER_CLIENT_SECRET": "OAuth2 client secret (or `_FILE`); never logged",
+    "XPBANK_ONEROSTER_RATE": "requests per second at most (`0`: no limit)",
+    "XPBANK_ONEROSTER_CONCURRENCY": "requests in flight at most (one per result at a time)",
+    "XPBANK_ONEROSTER_SINK_PORT": "`/metrics` and `/healthz` of `xpbank sink oneroster`",
+    "XPBANK_CALIPER_SINK_URL": "URL the Caliper envelopes are POSTed to (`xpbank sink caliper` needs it)",
+    "XPBANK_CALIPER_SINK_TOKEN": "bearer token of the events API (or `_FILE`); never logged",
+    "XPBANK_CALIPER_SINK_TOKEN_URL": "OAuth2 token endpoint (client credentials) instead of a token",
+    "XPBANK_CALIPER_SINK_CLIENT_ID": "OAuth2 client id (or `_FILE`)",
+    "XPBANK_CALIPER_SINK_CLIENT_SECRET": "OAuth2 client secret (or `_FILE`); never logged",
+    "XPBANK_CALIPER_ACTOR_ID": "actor IRI over `{user}`; empty: `XPBANK_ONEROSTER_URL` + `/ims/oneroster/rostering/v1p2/users/{user}`",
+    "XPBANK_CALIPER_ACTIVITY_ID": "the activity's IRI over `{resource}`",
+    "XPBANK_CALIPER_SENSOR": "the envelopes' `sensor` IRI",
+    "XPBANK_CALIPER_BATCH_SIZE": "events per envelope at most",
+    "XPBANK_CALIPER_RATE": "requests per second at most (`0`: no limit)",
+    "XPBANK_CALIPER_CONCURRENCY": "envelopes in flight at most",
+    "XPBANK_CALIPER_SINK_PORT": "`/metrics` and `/healthz` of `xpbank sink caliper`",
+    "XPBANK_SINK_TIMEOUT_SECONDS": "a sink's request without an answer by then is retried",
+    "XPBANK_SINK_BACKOFF_MAX_SECONDS": "longest wait between two retries (a `Retry-After` is honoured up to an hour)",
 }
 
+SINK_SETTINGS = ("XPBANK_ONEROSTER_", "XPBANK_CALIPER_", "XPBANK_SINK_")  # also tabled in docs/write-back.md
 
-def markdown_table() -> str:
-    """docs/configuration.md's table (a unit test keeps them equal)."""
+
+def markdown_table(prefixes: tuple[str, ...] = ()) -> str:
+    """docs/configuration.md's table, or the rows of the names starting with `prefixes`
+    (docs/write-back.md's); a unit test keeps them equal."""
     return "| variable | default | meaning |\n|---|---|---|\n" + "".join(
-        f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS)
+        f"| `{name}` | `{DEFAULTS[name] or '(empty)'}` | {DESCRIPTIONS[name]} |\n" for name in DEFAULTS
+        if not prefixes or name.startswith(prefixes))
 
 
 class ConfigError(ValueError):
@@ -148,10 +225,27 @@ def _text(env: Mapping[str, str], name: str) -> str:
         raise ConfigError(f"{name} and {name}_FILE are both set: use one")
     if path:
         try:
-            return Path(path).read_text().strip()
+            text = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path!r} cannot be read ({exc.strerror})") from None
+        warn_if_shared(f"{name}_FILE", path)
+        return text
     return direct if direct is not None else DEFAULTS[name]
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_if_shared(name: str, path: str) -> None:
+    """Warn (once per process) when a secret's file may be read by its group or others."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and (name, path) not in _WARNED:
+        _WARNED.add((name, path))
+        logging.getLogger("xpbank.config").warning(
+            "%s=%s can be read by its group or others (mode %s): chmod 600 it", name, path, oct(mode & 0o777))
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -245,9 +339,14 @@ class ApiTokens:
                 if not granted or not granted <= set(SCOPES):
                     raise ConfigError(f"{name}: token {n} needs scopes among {', '.join(SCOPES)}")
                 entries.append((Secret(token), str(spec.get("name", f"token-{n}")), granted))
-            return cls(tuple(entries))
-        tokens = [t.strip() for t in text.split(",") if t.strip()]
-        return cls(tuple((Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)))
+        else:
+            tokens = [t.strip() for t in text.split(",") if t.strip()]
+            entries = [(Secret(t), f"token-{n}", frozenset(SCOPES)) for n, t in enumerate(tokens, 1)]
+        for token, token_name, _ in entries:
+            if len(token.reveal()) < MIN_TOKEN_LENGTH:
+                raise ConfigError(f"{name}: token {token_name} is shorter than {MIN_TOKEN_LENGTH} characters "
+                                  "(guessable; make one with: openssl rand -hex 24)")
+        return cls(tuple(entries))
 
     @classmethod
     def reread(cls, text: str) -> ApiTokens:
@@ -396,6 +495,8 @@ class Settings:
                 max_unanchored_seconds=_int(env, "XPBANK_MAX_UNANCHORED_SECONDS"),
                 max_payload_bytes=_int(env, "XPBANK_MAX_PAYLOAD_BYTES", minimum=1),
                 generation=_int(env, "XPBANK_GENERATION", minimum=1),
+                max_id_length=_int(env, "XPBANK_MAX_ID_LENGTH", minimum=64),  # urn:uuid ids (45) fit
+                max_events_per_envelope=_int(env, "XPBANK_MAX_EVENTS_PER_ENVELOPE", minimum=1),
             ),
         )
 

@@ -1,5 +1,6 @@
-"""Monitoring against live processes: workers of both engines, a projector on its own and
-a gateway are scraped while a classroom streams through them. Every metric an alert rule
+"""Monitoring against live processes: workers of both engines, a projector on its own, a
+gateway and both write-back sinks (against the test store) are scraped while a classroom
+streams through them. Every metric an alert rule
 (deploy/prometheus/rules) or a dashboard panel (deploy/grafana/xpbank.json) names must be
 one the processes export, and the workers export lag per partition and the output
 latency histogram."""
@@ -18,6 +19,8 @@ import yaml
 
 from tests.conftest import ROOT, xpbank
 from tests.e2e.harness import Worker, free_port, produce, wait_caught_up
+from tests.e2e.sinks_harness import SinkProc, wait_sinks_caught_up
+from tests.sink_store import Store, StoreServer
 from tests.gateway_proc import Gateway
 from xpbank.cli.classroom import classroom
 from xpbank.config import Settings
@@ -81,13 +84,21 @@ def scraped(broker, redis_url, tmp_path_factory) -> dict[str, str | None]:
         gateway = Gateway(env, tmp)
         started.append(gateway)
         gateway.start()
+        store = StoreServer(Store(tokens={"t-sink"}), free_port())
+        started.append(store.start())
+        sink_env = env | {"XPBANK_ONEROSTER_URL": store.url, "XPBANK_ONEROSTER_TOKEN": "t-sink",
+                          "XPBANK_CALIPER_SINK_URL": store.url + "/caliper/event", "XPBANK_CALIPER_SINK_TOKEN": "t-sink"}
+        sinks = {name: SinkProc(sink_env, name, tmp).start() for name in ("oneroster", "caliper")}
+        started += sinks.values()
         produce(env, [a.line for a in classroom(learners=3, seed=11, pace=0.01)])
         for engine in ("faust", "quix"):
             wait_caught_up(Settings.from_env(env | {"XPBANK_ENGINE": engine}))
+        wait_sinks_caught_up(Settings.from_env(env))
         token = env["XPBANK_API_TOKENS"]
         yield {"worker faust": scrape(int(faust.env["XPBANK_WEB_PORT"]), token),
                "worker quix": scrape(int(quix.env["XPBANK_WEB_PORT"]), token),
                "projector": scrape(projector_port, token), "gateway": scrape(gateway.port, token),
+               **{f"sink {name}": scrape(sink.port, token) for name, sink in sinks.items()},
                "input partitions": env["XPBANK_PARTITIONS"], "prefix": env["XPBANK_TOPIC_PREFIX"]}
     finally:
         for process in started:
@@ -112,7 +123,8 @@ def test_workers_export_lag_per_partition_output_latency_and_readiness(scraped, 
 
 
 def test_every_metric_a_rule_or_panel_names_is_exported_by_the_live_processes(scraped):
-    processes = {name: text for name, text in scraped.items() if name.startswith(("worker", "projector", "gateway"))}
+    processes = {name: text for name, text in scraped.items()
+                 if name.startswith(("worker", "projector", "gateway", "sink"))}
     live = set().union(*(exported(text) for text in processes.values() if text is not None))
     missing = {source: sorted(names - live) for source, names in referenced().items() if names - live}
     silent = sorted(name for name, text in processes.items() if text is None)

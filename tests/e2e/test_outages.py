@@ -309,3 +309,41 @@ def test_redis_away_emptied_or_back_with_older_data_loses_nothing(env, settings,
         alive(worker)
     finally:
         worker.stop()
+
+
+@pytest.mark.slow
+@both_engines
+def test_a_worker_asked_to_stop_while_the_broker_is_away_stops_within_its_grace(engine, redis_url, tmp_path):
+    """Its last commit and flush cannot reach the broker: it exits anyway (as kill -9
+    would: at least once from its last checkpoint) within the grace, well inside
+    Kubernetes' 30 s, and a worker started after the broker is back decides the rest."""
+    own = Broker(tmp_path / "kafka", 19940 if engine == "faust" else 19950).up()
+    env, tag = make_env(own.url, redis_url, tmp_path)
+    env |= {"XPBANK_ENGINE": engine}
+    settings = Settings.from_env(env)
+    lines = classroom_log(learners=8, seed=31)
+    worker = Worker(env, "w", tmp_path)
+    try:
+        assert xpbank(env, "topics", "create").returncode == 0
+        produce(env, lines[: len(lines) // 2])
+        worker.start()
+        wait_caught_up(settings)
+        produce(env, lines[len(lines) // 2:])
+        assert own.run("down").returncode == 0
+        eventually(lambda: _unready(worker), timeout=30)
+        started = time.monotonic()
+        worker.stop(timeout=60)
+        assert not worker.alive() and time.monotonic() - started < 30, worker.log()[-2000:]
+        own.up()
+        worker.start()
+        wait_caught_up(settings, timeout=240)
+        assert_matches_simulate(settings, lines)
+    finally:
+        worker.stop()
+        own.run("down", "--purge")
+        drop_redis_keys(redis_url, tag)
+
+
+def _unready(process: Worker) -> None:
+    status, body = health(process)
+    assert status == 503 and body["brokerReachable"] is False

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from xpbank.kafka.admin import converge
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN = "test-token-sensor", "test-token-curriculum", "test-token-ops"
+SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN = "test-token-sensor-0123456789abcdef0123456789", "test-token-curriculum-0123456789abcdef0123456789", "test-token-ops-0123456789abcdef0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -282,10 +283,6 @@ def slow_upload(gateway: Gateway, body: bytes, sent: int) -> socket.socket:
     return sock
 
 
-def buffered(gateway: Gateway) -> int:
-    return orjson.loads(gateway.request("GET", "/healthz")[2])["bufferedBytes"]
-
-
 def until(check, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -300,24 +297,33 @@ def finish(sock: socket.socket, body: bytes, sent: int) -> int:
     return status
 
 
-def test_a_full_buffer_answers_503_with_retry_after_and_never_holds_more(module_env, settings, tmp_path):
-    """The buffer holds two requests' bytes: two uploads in progress fill it, a third
-    request is refused at once, and the two complete once their bodies arrive."""
-    learner = unique("slow")
-    body = orjson.dumps(envelope([timeback_time_spent(learner, t=-n) for n in range(1, 80)]))
-    limit = str(len(body) * 2)
-    gateway = Gateway(module_env, tmp_path, XPBANK_MAX_PAYLOAD_BYTES=str(len(body)), XPBANK_GATEWAY_BUFFER_BYTES=limit).start()
+def test_records_waiting_for_the_broker_hold_their_bytes_and_a_full_buffer_answers_503(module_env, tmp_path):
+    """XPBANK_GATEWAY_BUFFER_BYTES counts the bytes a request produces (keys and values,
+    here far more than its body: loose events repeat the envelope's head), held until the
+    broker acknowledges or fails them. Records for topics that do not exist are never
+    taken (the broker creates no topic), so they hold their bytes for the ack timeout:
+    meanwhile the next request finds the buffer full."""
+    body = orjson.dumps(envelope([{}] * 60, sensor="https://sensor.example/" + "s" * 400))  # no learner
+    produced = sum(len(r.key) + len(r.value) for r in caliper.split(body).records)
+    payload_limit = len(body) + 100
+    assert caliper.bound(payload_limit) < 2 * produced <= 2 * caliper.bound(len(body))  # one fits, two do not
+    gateway = Gateway(module_env | {"XPBANK_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}-absent."}, tmp_path,
+                      XPBANK_MAX_PAYLOAD_BYTES=str(payload_limit), XPBANK_METRICS_PUBLIC="1",
+                      XPBANK_GATEWAY_BUFFER_BYTES=str(caliper.bound(payload_limit)),
+                      XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS="4").start()
     try:
-        first, second = slow_upload(gateway, body, 100), slow_upload(gateway, body, 100)
-        until(lambda: buffered(gateway) == 2 * len(body))  # both requests' headers read: bytes reserved
-        refused = gateway.post("/caliper/v1p2", envelope([timeback_time_spent(unique("other"))]))
-        assert refused[0] == 503 and refused[1]["retry-after"] == "1"
-        assert "buffer for the broker is full" in problem(refused)["detail"]
-        assert (finish(first, body, 100), finish(second, body, 100)) == (200, 200)
-        assert gateway.post("/caliper/v1p2", body)[0] == 200  # bytes given back once acknowledged
-        assert len(values_by_key(settings, "learning.caliper.v1", {learner.encode()})[learner.encode()]) == 3
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(gateway.post, "/caliper/v1p2", body)
+            until(lambda: gateway.metrics()["xpbank_gateway_buffered_bytes"] == produced)
+            refused = gateway.post("/caliper/v1p2", body)
+            assert refused[0] == 503 and refused[1]["retry-after"] == "1"
+            assert "buffer for the broker is full" in problem(refused)["detail"]
+            status, _, answer = first.result(30)
+        assert status == 503 and orjson.loads(answer)["detail"].startswith("the broker did not take the records")
+        until(lambda: gateway.metrics()["xpbank_gateway_buffered_bytes"] == 0)  # given back once failed
     finally:
         gateway.stop()
+    assert "Traceback" not in gateway.log()
 
 
 def test_no_broker_answers_503_with_retry_after_and_healthz_says_so(module_env, tmp_path):
@@ -347,7 +353,8 @@ def test_a_stopping_gateway_finishes_the_requests_in_flight(module_env, settings
     body = orjson.dumps(envelope([timeback_time_spent(learner)]))
     gateway = Gateway(module_env, tmp_path).start()
     sock = slow_upload(gateway, body, 10)
-    until(lambda: buffered(gateway) == len(body))  # the request is being handled
+    operator = module_env["XPBANK_API_TOKENS"]
+    until(lambda: gateway.metrics(operator)["xpbank_gateway_requests_in_flight"] == 1)  # its body being read
     gateway.process.send_signal(15)  # SIGTERM to the process (not the group): as Kubernetes does
     until(lambda: not listening(gateway.port))
     assert finish(sock, body, 10) == 200

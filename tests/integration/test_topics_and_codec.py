@@ -14,7 +14,7 @@ from tests.builders import at, course, heartbeat, resource, to_bytes
 from tests.conftest import xpbank
 from xpbank.contract import codec
 from xpbank.core.rules import Rules
-from xpbank.runtime.topology import internal_setups
+from xpbank.runtime.topology import internal_setups, sink_setups
 from xpbank.contract.topics import TOPICS
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def test_topics_create_makes_every_topic_with_its_partitions_and_policy_and_is_i
     first = xpbank(env, "topics", "create")
     assert first.returncode == 0, first.stderr
     names = [spec.full_name(settings.topic_prefix) for spec in TOPICS]
-    internal = [s.name for s in internal_setups(settings)]
+    internal = [s.name for s in internal_setups(settings) + sink_setups(settings)]
     assert sorted(line.split()[1] for line in first.stdout.decode().splitlines() if line.startswith("created")) == sorted(names + internal)
     partitions, cleanup = asyncio.run(describe(settings, names))
     assert partitions == {name: 4 for name in names}

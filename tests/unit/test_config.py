@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xpbank.config import DEFAULTS, ConfigError, Settings, markdown_table
+from xpbank.config import DEFAULTS, SINK_SETTINGS, ConfigError, Settings, markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CONFIGURATION = README.parent / "docs" / "configuration.md"
@@ -46,3 +46,9 @@ def test_a_projector_with_its_own_redis_prefix_gets_its_own_consumer_group():
     assert projector_group(live) == "p.xpbank-projector"  # the name a running deployment already has
     assert projector_group(second) == "p.xpbank-projector-xpbank-g2:"
     assert projector_group(second).startswith("p.")  # ACLs on the topic prefix still cover it
+
+
+def test_the_write_back_page_tables_the_sinks_settings_as_the_code_generates():
+    text = (README.parent / "docs" / "write-back.md").read_text()
+    assert markdown_table(SINK_SETTINGS) in text, "docs/write-back.md: paste config.markdown_table(SINK_SETTINGS)"
+    assert sum(name.startswith(SINK_SETTINGS) for name in DEFAULTS) == markdown_table(SINK_SETTINGS).count("| `XPBANK_")

@@ -35,15 +35,18 @@ GATEWAY_PORT = int(DEFAULTS["XPBANK_GATEWAY_PORT"])  # the gateway's files: test
 
 # What the Secrets hold, by file name, for reading the deployments' settings here.
 SECRET_SAMPLES = {
-    "api-tokens": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
-    "api-tokens.json": '{"t-ops": {"name": "ops", "scopes": ["learners", "operations"]}}',
-    "gateway-tokens": '{"t-app": {"name": "app", "may": ["caliper"]}}',
-    "tokens.json": '{"t-app": {"name": "app", "may": ["caliper"]}}',
+    "api-tokens": '{"t-ops-0123456789abcdef0123456789": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "api-tokens.json": '{"t-ops-0123456789abcdef0123456789": {"name": "ops", "scopes": ["learners", "operations"]}}',
+    "gateway-tokens": '{"t-app-0123456789abcdef0123456789": {"name": "app", "may": ["caliper"]}}',
+    "tokens.json": '{"t-app-0123456789abcdef0123456789": {"name": "app", "may": ["caliper"]}}',
     "redis-password": "pw",
     "redis-url": "redis://:pw@redis:6379/0",
     "kafka-username": "xpbank",
     "kafka-password": "pw",
     "kafka-ca.crt": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    "oneroster-token": "t-or", "caliper-token": "t-ca",  # the write-back servers' (test_sink_deployment.py)
+    "oneroster-client-id": "xpbank", "oneroster-client-secret": "s", "caliper-client-id": "xpbank",
+    "caliper-client-secret": "s",
 }
 SECRET_DIRS = ("/run/secrets/", "/etc/xpbank/", "/etc/xpbank-gateway/")
 _samples = tempfile.TemporaryDirectory(prefix="xpbank-secrets-")
@@ -221,7 +224,8 @@ def test_commands_are_xpbank_subcommands():
     assert all("command" not in c for c in containers()), "keep the image's xpbank entrypoint: use args"
     assert [c for c in commands if not parses(c)] == []
     assert not parses(["topics", "delete"])  # the check itself can fail
-    assert sorted(map(" ".join, commands)) == ["api", "gateway", "gateway", "projector", "projector", "topics create",
+    assert sorted(map(" ".join, commands)) == ["api", "gateway", "gateway", "projector", "projector", "sink caliper",
+                                                "sink caliper", "sink oneroster", "sink oneroster", "topics create",
                                                 "topics create", "worker", "worker", "worker"]
     [job] = kind("Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["topics", "create"]

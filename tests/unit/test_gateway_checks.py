@@ -5,6 +5,8 @@ models, tokens and settings."""
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 
 from tests.builders import at, submission
@@ -163,15 +165,15 @@ def test_a_course_must_name_the_course_of_its_path():
 
 
 def test_tokens_grant_what_they_may_and_never_show_themselves():
-    file_text = orjson.dumps({"t-sensor": {"name": "reader-app", "may": ["caliper"], "sensor": SENSOR},
-                              "t-curr": {"may": ["curriculum"]}}).decode()
-    tokens = parse_tokens("all-1, all-2", file_text)
-    assert tokens.grant("all-2").kinds == {"caliper", "submissions", "masteries", "curriculum"}
-    reader = tokens.grant("t-sensor")
+    file_text = orjson.dumps({"t-sensor-0123456789abcdef0123456789": {"name": "reader-app", "may": ["caliper"], "sensor": SENSOR},
+                              "t-curr-0123456789abcdef0123456789": {"may": ["curriculum"]}}).decode()
+    tokens = parse_tokens("all-1-0123456789abcdef0123456789, all-2-0123456789abcdef0123456789", file_text)
+    assert tokens.grant("all-2-0123456789abcdef0123456789").kinds == {"caliper", "submissions", "masteries", "curriculum"}
+    reader = tokens.grant("t-sensor-0123456789abcdef0123456789")
     assert (reader.name, reader.kinds, reader.sensor) == ("reader-app", {"caliper"}, SENSOR)
-    assert tokens.grant("t-curr").kinds == {"curriculum"} and tokens.grant("t-curr").sensor is None
+    assert tokens.grant("t-curr-0123456789abcdef0123456789").kinds == {"curriculum"} and tokens.grant("t-curr-0123456789abcdef0123456789").sensor is None
     assert tokens.grant("all-") is None and tokens.grant("") is None
-    assert "all-1" not in repr(tokens) and "t-sensor" not in repr(reader)
+    assert "all-1" not in repr(tokens) and "t-sensor-0123456789abcdef0123456789" not in repr(reader)
 
 
 @pytest.mark.parametrize(("plain", "file_text", "says"), [
@@ -179,7 +181,7 @@ def test_tokens_grant_what_they_may_and_never_show_themselves():
     ("", '{"t": {"may": []}}', "needs \"may\""),
     ("", '["t"]', "a JSON object"),
     ("", "{nope", "not JSON"),
-    ("a,a", None, "given twice"),
+    (f"{'a' * 32},{'a' * 32}", None, "given twice"),
     ("", '{"t": {"may": ["caliper"], "sensor": 3}}', "sensor"),
 ])
 def test_bad_token_configuration_fails_naming_the_problem_not_the_token(plain, file_text, says):
@@ -192,10 +194,10 @@ def test_gateway_settings_need_tokens_and_a_buffer_that_fits_a_request(tmp_path)
     with pytest.raises(ConfigError, match="XPBANK_GATEWAY_TOKENS"):
         GatewaySettings.from_env({})
     with pytest.raises(ConfigError, match="XPBANK_GATEWAY_BUFFER_BYTES"):
-        GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t", "XPBANK_GATEWAY_BUFFER_BYTES": "1000"})
+        GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t" * 32, "XPBANK_GATEWAY_BUFFER_BYTES": "1000"})
     path = tmp_path / "tokens.json"
-    path.write_text('{"t2": {"may": ["masteries"]}}')
-    settings = GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t1", "XPBANK_GATEWAY_TOKENS_FILE": str(path)})
+    path.write_text('{"%s": {"may": ["masteries"]}}' % ("t2" * 16))
+    settings = GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS": "t1" * 16, "XPBANK_GATEWAY_TOKENS_FILE": str(path)})
     assert (settings.port, len(settings.tokens), settings.max_payload_bytes) == (6070, 2, 262144)
     with pytest.raises(ConfigError, match="cannot be read"):
         GatewaySettings.from_env({"XPBANK_GATEWAY_TOKENS_FILE": str(tmp_path / "missing.json")})
@@ -236,3 +238,59 @@ def test_the_gateway_command_refuses_to_start_without_tokens_and_says_which_vari
     result = xpbank(env, "gateway", timeout=60)
     assert result.returncode == 2
     assert b"XPBANK_GATEWAY_TOKENS" in result.stderr and b"Traceback" not in result.stderr
+
+
+# ---- SPEC §2.5 limits and the bound on what a request writes ----------------------------
+
+
+def test_an_ordinary_envelope_never_meets_the_bound_even_with_one_learner_per_event():
+    """The worst ordinary case: events of about 300 bytes, each its own learner (a record
+    each, repeating the head), a sensor IRI of 199 characters, the body at its limit."""
+    event = {"id": "urn:uuid:8b0a6e2e-8f7e-4a52-9d0c-0a8f1c2b3d4e", "type": "TimeSpentEvent",
+             "action": "SpentTime", "eventTime": "2026-11-21T10:00:00.000Z", "object": {"activity": {"id": "https://r.example/r12"}},
+             "generated": {"items": [{"type": "active", "value": 30}]}}
+    events = [event | {"actor": {"id": f"https://r.example/users/learner-{n:06d}"}} for n in range(1000)]
+    doc = envelope(events, sensor="https://sensor.example/" + "s" * 176)
+    body = orjson.dumps(doc)
+    while len(body) > Rules().max_payload_bytes:
+        doc["data"].pop()
+        body = orjson.dumps(doc)
+    assert 300 <= len(orjson.dumps(events[0])) < 310 and len(doc["sensor"]) == 199
+    records = caliper.split(body).records
+    assert len(records) == len(doc["data"])
+    assert sum(len(r.key) + len(r.value) for r in records) <= caliper.bound(len(body))
+
+
+def test_the_gateway_checks_limits_before_it_splits_and_the_sensor_first():
+    long = "x" * 513
+    assert "sensor: longer than XPBANK_MAX_ID_LENGTH=512" in refused(split, envelope([timeback_time_spent()], sensor=long)).detail
+    many = refused(split, envelope([{}] * 1001))
+    assert (many.status, many.detail.split(";")[0]) == (413, "data: 1001 events, over XPBANK_MAX_EVENTS_PER_ENVELOPE=1000")
+    bad = refused(split, envelope([timeback_time_spent("u1"), timeback_time_spent("u2") | {"id": "e\x00"}]))
+    assert (bad.status, bad.detail) == (422, "data[1].id: holds a control character (U+0000 at 1); ids may not hold "
+                                              "U+0000-U+001F or U+007F")
+    amplified = refused(split, envelope([{}] * 1000, sensor="https://s.example/" + "s" * 450))
+    assert amplified.status == 413 and "over twice its body plus 64 KiB" in amplified.detail
+    assert len(caliper.split(orjson.dumps(envelope([{}] * 60, sensor="https://s.example/"))).records) == 60
+
+
+@pytest.mark.parametrize("event", [
+    {"id": "x" * 513}, {"actor": {"id": "a\x1f"}}, {"object": {"activity": {"id": "v" * 600}}},
+    {"object": {"course": {"id": "c\x7f"}, "activity": "v"}}, {"actor": "https://x/" + "u" * 600},
+    {"actor": {"id": 5}}, {"object": [1]}, {},
+])
+def test_the_gateways_lazy_id_check_words_a_breach_as_the_workers_does(event):
+    from xpbank.contract.identifiers import caliper_id_problem
+
+    lazy = caliper._parse(orjson.dumps(event))
+    assert caliper.event_id_problem(lazy, 512) == caliper_id_problem(event, 512)
+
+
+@given(st.text(max_size=40), st.text(max_size=40), st.integers(8, 30), st.booleans())
+def test_the_cheap_look_at_a_body_never_misses_an_id_that_breaks_a_limit(actor, activity, limit, pretty):
+    from xpbank.contract.identifiers import caliper_id_problem
+
+    event = {"id": "e1", "actor": {"id": actor}, "object": {"activity": {"id": activity}}}
+    body = orjson.dumps(envelope([event]), option=orjson.OPT_INDENT_2 if pretty else 0)
+    if caliper_id_problem(event, limit) is not None:
+        assert caliper.may_break_limits(body, limit)

@@ -64,3 +64,14 @@ def test_every_gateway_container_environment_is_a_valid_gateway_configuration():
     gateways = [c for c in containers() if c["args"] == ["gateway"]]
     assert len(gateways) == 1
     assert create_app(GatewaySettings.from_env(runnable(k8s_env(gateways[0]))))  # routes built from the settings
+
+
+def test_the_secured_brokers_gateway_user_may_write_exactly_the_input_topics():
+    import re
+    from pathlib import Path
+
+    from xpbank.contract.topics import TOPICS
+
+    script = (Path(__file__).resolve().parents[2] / "deploy/kafka/secure.sh").read_text()
+    granted = re.search(r'^GATEWAY_TOPICS="([^"]*)"', script, re.M)[1].split()
+    assert sorted(granted) == sorted(spec.name for spec in TOPICS if spec.direction.startswith("in"))

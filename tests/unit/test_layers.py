@@ -15,9 +15,9 @@ LEVELS = [
     {"core"},  # the pure rules
     {"processing"},  # applying a record: handle_record, state protocol, simulate
     {"config"},  # settings from the environment
-    {"kafka"},  # the Kafka edge shared by everything above
+    {"kafka", "web"},  # the Kafka edge; the HTTP edge (client limits, aiohttp internals) of both servers
     {"read"},  # projector, read models, HTTP API content
-    {"runtime", "gateway"},  # the stream engines; the HTTP gateway onto the input topics
+    {"runtime", "gateway", "sinks"},  # the stream engines; the HTTP gateway onto the input topics; write-back
     {"cli"},  # the command line and its tools
 ]
 LEVEL = {layer: n for n, layers in enumerate(LEVELS) for layer in layers}

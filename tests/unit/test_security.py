@@ -16,7 +16,7 @@ SASL = {"XPBANK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "XPBANK_KAFKA_SASL_MECHANI
 def test_secrets_come_from_files_and_never_show_in_a_repr(tmp_path):
     (tmp_path / "password").write_text("s3cret-pw\n")
     (tmp_path / "redis").write_text("rediss://default:r3dis-pw@127.0.0.1:6380/0\n")
-    (tmp_path / "tokens").write_text("t0ken-a,t0ken-b")
+    (tmp_path / "tokens").write_text("t0ken-a-0123456789abcdef0123456789,t0ken-b-0123456789abcdef0123456789")
     settings = Settings.from_env(SASL | {"XPBANK_KAFKA_PASSWORD_FILE": str(tmp_path / "password"),
                                          "XPBANK_REDIS_URL_FILE": str(tmp_path / "redis"),
                                          "XPBANK_API_TOKENS_FILE": str(tmp_path / "tokens")})
@@ -60,18 +60,19 @@ def test_routes_need_their_scope_but_health_and_public_metrics():
 
 
 def test_tokens_grant_scopes_and_unknown_or_missing_tokens_are_refused():
-    tokens = ApiTokens.parse('{"tok-ops": {"name": "grafana", "scopes": ["operations"]}, "tok-all": {"name": "web"}}')
-    assert authorize(tokens, "tok-all", "learners") == (200, "web")
-    assert authorize(tokens, "tok-ops", "operations") == (200, "grafana")
-    assert authorize(tokens, "tok-ops", "learners") == (403, "grafana")
-    assert authorize(tokens, "tok-nope", "learners") == (401, None)
+    tokens = ApiTokens.parse('{"tok-ops-0123456789abcdef0123456789": {"name": "grafana", "scopes": ["operations"]}, "tok-all-0123456789abcdef0123456789": {"name": "web"}}')
+    assert authorize(tokens, "tok-all-0123456789abcdef0123456789", "learners") == (200, "web")
+    assert authorize(tokens, "tok-ops-0123456789abcdef0123456789", "operations") == (200, "grafana")
+    assert authorize(tokens, "tok-ops-0123456789abcdef0123456789", "learners") == (403, "grafana")
+    assert authorize(tokens, "tok-nope-0123456789abcdef0123456789", "learners") == (401, None)
     assert authorize(tokens, None, "learners") == (401, None)
     assert authorize(ApiTokens(), "anything", "learners") == (401, None)
-    plain = ApiTokens.parse(" a , b ")
-    assert [name for _, name, _ in plain.scopes] == ["token-1", "token-2"] and authorize(plain, "b", "operations")[0] == 200
+    plain = ApiTokens.parse(f" {'a' * 32} , {'b' * 32} ")
+    assert [name for _, name, _ in plain.scopes] == ["token-1", "token-2"]
+    assert authorize(plain, "b" * 32, "operations")[0] == 200
     assert bearer("Bearer abc") == "abc" and bearer("bearer abc") == "abc" and bearer("Basic abc") is None
     assert bearer(None) is None and bearer("Bearer ") is None
-    assert "tok-all" not in repr(tokens) and Secret("x") != Secret("y")
+    assert "tok-all-0123456789abcdef0123456789" not in repr(tokens) and Secret("x") != Secret("y")
 
 
 @pytest.mark.parametrize(("text", "cause"), [

@@ -9,6 +9,7 @@ import re
 from http.cookies import SimpleCookie
 from pathlib import Path
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -16,9 +17,10 @@ from xpbank.config import Settings
 from xpbank.read.server import Host, build
 from xpbank.read.ui.routes import PAGES, STATIC
 
-TOKENS = ('{"tok-ops": {"name": "ops", "scopes": ["operations", "learners"]},'
-          ' "tok-support": {"name": "support", "scopes": ["learners"]},'
-          ' "tok-metrics": {"name": "scraper", "scopes": ["operations"]}}')
+OPS, SUPPORT, SCRAPER = (f"tok-{name}-0123456789abcdef0123456789" for name in ("ops", "support", "metrics"))
+TOKENS = orjson.dumps({OPS: {"name": "ops", "scopes": ["operations", "learners"]},
+                       SUPPORT: {"name": "support", "scopes": ["learners"]},
+                       SCRAPER: {"name": "scraper", "scopes": ["operations"]}}).decode()
 
 
 @pytest.fixture
@@ -57,49 +59,49 @@ async def test_a_browser_without_a_token_is_sent_to_the_login_form(client):
 
 
 async def test_a_token_in_the_url_becomes_an_httponly_strict_cookie_and_leaves_the_url(client):
-    response = await client.get("/ui/learners/?token=tok-ops&sourcedId=u%201", allow_redirects=False)
+    response = await client.get(f"/ui/learners/?token={OPS}&sourcedId=u%201", allow_redirects=False)
     assert (response.status, response.headers["Location"]) == (303, "/ui/learners/?sourcedId=u%201")
     morsel = set_cookie(response)["xpbank_token"]
-    assert morsel.value == "tok-ops" and morsel["httponly"] and morsel["samesite"] == "Strict"
+    assert morsel.value == OPS and morsel["httponly"] and morsel["samesite"] == "Strict"
     assert morsel["path"] == "/" and not morsel["secure"]  # plain HTTP on loopback
-    behind_tls = await client.get("/ui/?token=tok-ops", allow_redirects=False, headers={"X-Forwarded-Proto": "https"})
+    behind_tls = await client.get(f"/ui/?token={OPS}", allow_redirects=False, headers={"X-Forwarded-Proto": "https"})
     assert set_cookie(behind_tls)["xpbank_token"]["secure"]
 
     wrong = await client.get("/ui/?token=nope", allow_redirects=False)
     assert wrong.headers["Location"] == "/ui/login?next=%2Fui%2F&error=invalid" and "Set-Cookie" not in wrong.headers
-    foreign = await client.get("/ui/?token=tok-ops", allow_redirects=False, headers={"Sec-Fetch-Site": "cross-site"})
+    foreign = await client.get(f"/ui/?token={OPS}", allow_redirects=False, headers={"Sec-Fetch-Site": "cross-site"})
     assert foreign.headers["Location"].endswith("error=cross-site") and "Set-Cookie" not in foreign.headers
 
 
 async def test_the_cookie_opens_the_pages_its_scopes_allow(client):
-    overview = await client.get("/ui/", headers=cookie("tok-ops"))
+    overview = await client.get("/ui/", headers=cookie(OPS))
     assert overview.status == 200 and 'data-page="overview"' in await overview.text()
-    support = await client.get("/ui/", headers=cookie("tok-support"), allow_redirects=False)
+    support = await client.get("/ui/", headers=cookie(SUPPORT), allow_redirects=False)
     assert (support.status, support.headers["Location"]) == (303, "/ui/learners/")  # support staff: the search
-    assert (await client.get("/ui/learners/u1", headers=cookie("tok-support"))).status == 200
-    assert (await client.get("/ui/api/overview", headers=cookie("tok-support"))).status == 403
-    scraper = await client.get("/ui/learners/u1", headers=cookie("tok-metrics"), allow_redirects=False)
+    assert (await client.get("/ui/learners/u1", headers=cookie(SUPPORT))).status == 200
+    assert (await client.get("/ui/api/overview", headers=cookie(SUPPORT))).status == 403
+    scraper = await client.get("/ui/learners/u1", headers=cookie(SCRAPER), allow_redirects=False)
     assert scraper.headers["Location"] == "/ui/login?next=%2Fui%2Flearners%2Fu1&error=scope"
     # the cookie is a credential for the API too; Redis is away here, so the answer is 503, not 401
     for path in ("/users/u1/xp", "/ui/api/learners/u1"):
-        away = await client.get(path, headers=cookie("tok-support"))
+        away = await client.get(path, headers=cookie(SUPPORT))
         assert away.status == 503 and "read models unavailable" in (await away.json())["detail"], path
     assert (await client.get("/users/u1/xp", headers=cookie("nope"))).status == 401
 
 
 async def test_the_learner_search_goes_to_the_learners_page(client):
-    found = await client.get("/ui/learners?sourcedId=learner/7 x", headers=cookie("tok-support"), allow_redirects=False)
+    found = await client.get("/ui/learners?sourcedId=learner/7 x", headers=cookie(SUPPORT), allow_redirects=False)
     assert found.headers["Location"] == "/ui/learners/learner%2F7%20x"
-    empty = await client.get("/ui/learners/", headers=cookie("tok-support"))
+    empty = await client.get("/ui/learners/", headers=cookie(SUPPORT))
     assert empty.status == 200 and 'data-page="learner"' in await empty.text()
 
 
 async def test_the_login_form_sets_the_cookie_only_for_a_post_from_this_site(client):
-    form = {"token": "tok-support", "next": "/ui/learners/u1"}
+    form = {"token": SUPPORT, "next": "/ui/learners/u1"}
     here = f"http://{client.server.host}:{client.server.port}"
     ok = await client.post("/ui/login", data=form, headers={"Origin": here}, allow_redirects=False)
     assert (ok.status, ok.headers["Location"]) == (303, "/ui/learners/u1")
-    assert set_cookie(ok)["xpbank_token"].value == "tok-support"
+    assert set_cookie(ok)["xpbank_token"].value == SUPPORT
     forged = await client.post("/ui/login", data=form, headers={"Origin": "http://evil.example"}, allow_redirects=False)
     assert forged.status == 403 and "Set-Cookie" not in forged.headers
     framed = await client.post("/ui/login", data=form, headers={"Sec-Fetch-Site": "cross-site"}, allow_redirects=False)
@@ -111,14 +113,14 @@ async def test_the_login_form_sets_the_cookie_only_for_a_post_from_this_site(cli
     wrong = await client.post("/ui/login", data={"token": "nope", "next": "/ui/"}, allow_redirects=False)
     assert wrong.headers["Location"] == "/ui/login?next=%2Fui%2F&error=invalid" and "Set-Cookie" not in wrong.headers
     for target in ("//evil.example/ui", "https://evil.example/", "/elsewhere", "/ui\\@evil"):
-        away = await client.post("/ui/login", data={"token": "tok-ops", "next": target}, allow_redirects=False)
+        away = await client.post("/ui/login", data={"token": OPS, "next": target}, allow_redirects=False)
         assert away.headers["Location"] == "/ui/", target
     out = await client.post("/ui/logout", headers={"Origin": here}, allow_redirects=False)
     assert set_cookie(out)["xpbank_token"].value == "" and out.headers["Location"].startswith("/ui/login")
 
 
 async def test_every_page_response_carries_the_security_headers(client):
-    for path, headers in (("/ui/login", {}), ("/ui/", cookie("tok-ops")), ("/ui/static/common.js", {})):
+    for path, headers in (("/ui/login", {}), ("/ui/", cookie(OPS)), ("/ui/static/common.js", {})):
         response = await client.get(path, headers=headers)
         assert response.status == 200, path
         csp = response.headers["Content-Security-Policy"]

@@ -12,7 +12,7 @@ from xpbank.core.explain import render
 from xpbank.read.projection import learner_view
 from xpbank.read.ui.live import Newest
 from xpbank.read.ui.views import (
-    MinuteCounts, award_item, engine_status, explained_rows, letter_item, letters_by_reason, preview,
+    MinuteCounts, award_item, engine_status, explained_rows, lag_rows, letter_item, letters_by_reason, preview, sink_row,
 )
 
 T0 = 1_800_000_000.0  # a minute boundary (divisible by 60)
@@ -113,3 +113,14 @@ def test_an_engine_status_says_ready_and_counts_the_continuity_repairs():
     assert status["ready"] and (status["refetched"], status["stallRestarts"], status["redelivered"]) == (4, 1, 0)
     assert (status["recordsIn"], status["recordsOut"]) == (15, 3)
     assert not engine_status("quix", "", True, True, True, Counter())["ready"]
+
+
+def test_a_sink_is_running_stopped_or_never_run_as_its_consumer_group_says():
+    from xpbank.kafka.admin import PartitionLag
+
+    behind = lag_rows([PartitionLag("xp.facts.v1", 0, 0, 9, 4, 5), PartitionLag("xp.facts.v1", 1, 0, 3, None, 3)])
+    never = lag_rows([PartitionLag("xp.facts.v1", 0, 0, 9, None, 9)])
+    assert sink_row("caliper", "xpbank-sink-caliper", "Stable", 1, behind) == {
+        "sink": "caliper", "group": "xpbank-sink-caliper", "state": "Stable", "members": 1, "status": "running", "lag": 8}
+    assert sink_row("caliper", "g", "Empty", 0, behind)["status"] == "stopped"
+    assert sink_row("oneroster", "g", "Dead", 0, never)["status"] == "never run"

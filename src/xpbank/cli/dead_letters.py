@@ -2,7 +2,9 @@
 reason, original topic, time and learner, and send chosen originals back where they
 came from once their cause is fixed (docs/operations.md, Re-drive dead letters).
 
-A dead-letter topic is a `Source` (kafka/redrive.py); SOURCES lists them."""
+A dead-letter topic is a `Source` (kafka/redrive.py): the worker's (`input_letters`,
+back to the input topics) and the write-back sinks' (`sink_letters`, the fact's current
+record back to `xp.facts.v1`, for the sink that refused it)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,11 @@ from xpbank.config import ConfigError, Settings
 from xpbank.contract.topics import base_name
 from xpbank.kafka.input_letters import INPUT_LETTERS
 from xpbank.kafka.redrive import Filters, Letter, parse_since, read_letters, read_markers, redrive
+from xpbank.kafka.sink_letters import SinkLetters, current_facts
 
-SOURCES = (INPUT_LETTERS,)
+
+async def sources(settings: Settings) -> tuple:
+    return INPUT_LETTERS, SinkLetters(await current_facts(settings))
 
 
 def filters_of(args: argparse.Namespace, prefix: str) -> Filters:
@@ -27,8 +32,9 @@ def filters_of(args: argparse.Namespace, prefix: str) -> Filters:
                    users=frozenset(args.user or ()))
 
 
-async def letters(settings: Settings, args: argparse.Namespace) -> list[Letter]:
-    found = [letter async for letter in read_letters(settings, SOURCES, filters_of(args, settings.topic_prefix))]
+async def letters(settings: Settings, args: argparse.Namespace, found_sources: tuple | None = None) -> list[Letter]:
+    found_sources = found_sources or await sources(settings)
+    found = [letter async for letter in read_letters(settings, found_sources, filters_of(args, settings.topic_prefix))]
     wanted = set(args.positions or ())
     return [letter for letter in found if not wanted or wanted & {
         letter.id, f"{letter.partition}/{letter.offset}", f"{base_name(letter.topic, settings.topic_prefix)}/{letter.partition}/{letter.offset}"}]
@@ -70,10 +76,10 @@ def cmd_redrive(args: argparse.Namespace, settings: Settings) -> int:
     if filters.empty and not args.positions and not args.all:
         raise ConfigError("say which dead letters to re-drive: --reason, --topic, --since, --user, "
                           "positions, or --all")
-    sources = {source.topic: source for source in SOURCES}
-
     async def run():
-        return await redrive(settings, await letters(settings, args), sources, args.dry_run)
+        found_sources = await sources(settings)
+        by_topic = {source.topic: source for source in found_sources}
+        return await redrive(settings, await letters(settings, args, found_sources), by_topic, args.dry_run)
 
     planned = asyncio.run(run())
     verb = "would re-drive" if args.dry_run else "re-drove"
@@ -94,7 +100,8 @@ def add_parser(sub) -> None:
     commands = s.add_subparsers(dest="dead_letters_command", required=True)
     for name, run, help_ in (("list", cmd_list, "one line per dead letter (and whether it was re-driven)"),
                              ("show", cmd_show, "dead letters in full, as JSON"),
-                             ("redrive", cmd_redrive, "send the originals back to their input topics, each once")):
+                             ("redrive", cmd_redrive, "send the originals back to their input topics (a sink's: the "
+                                                      "fact's current record, to the sinks), each once")):
         c = commands.add_parser(name, help=help_)
         c.add_argument("positions", nargs="*", metavar="POSITION",
                        help="only these: PARTITION/OFFSET of the dead-letter topic (or TOPIC/PARTITION/OFFSET)")

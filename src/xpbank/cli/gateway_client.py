@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -41,8 +42,8 @@ def request_of(line: dict) -> tuple[str, str, bytes | None]:
     if topic == "learning.mastery.v1":
         return "POST", "/v1/masteries", orjson.dumps(value)
     if topic == "learning.curriculum.v1":
-        return ("DELETE", f"/v1/courses/{line['key']}", None) if value is None else \
-            ("PUT", f"/v1/courses/{line['key']}", orjson.dumps(value))
+        path = "/v1/courses/" + quote(line["key"], safe="")  # a course id may hold "/" or "%"
+        return ("DELETE", path, None) if value is None else ("PUT", path, orjson.dumps(value))
     raise ValueError(f"the gateway does not take {topic}")
 
 

@@ -16,6 +16,7 @@ from xpbank.contract.times import format_time
 from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupError
 from xpbank.cli import dead_letters, generations
 from xpbank.cli.records import RecordLineError, output_line, read_lines
+from xpbank.cli.sinks import add_sink_parser
 
 
 def _open(path: str) -> IO[bytes]:
@@ -340,6 +341,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_facts)
     dead_letters.add_parser(sub)
     generations.add_parser(sub)
+    add_sink_parser(sub)
     return p
 
 

@@ -1,8 +1,9 @@
 """The one codec: record bytes -> models (or a SPEC §3.6 reason), and models -> bytes.
 
-Checks run in the contract's order: size, JSON, schema, future_event_time. The checks
-that need state (too_late, duplicates, rules) belong to the core. A Caliper envelope
-yields one result per event, so one bad event never sinks its neighbours."""
+Checks run in the contract's order: size, JSON, schema (with SPEC §2.5's limits on ids
+and envelopes), future_event_time. The checks that need state (too_late, duplicates,
+rules) belong to the core. A Caliper envelope yields one result per event, so one bad
+event never sinks its neighbours; an over-long sensor or too many events sink the record."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from xpbank.contract.events import CaliperEnvelope, CourseDeleted, CourseUpserted, ExerciseMastered, Submission, TimeSpentEvent
+from xpbank.contract.identifiers import caliper_id_problem, id_problem, too_many_events
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Limits(Protocol):
 
     max_payload_bytes: int
     max_clock_skew_seconds: int
+    max_id_length: int
+    max_events_per_envelope: int
 
 SUBMISSION = TypeAdapter(Submission)
 SINGLE_MODEL: dict[str, type[BaseModel] | TypeAdapter] = {
@@ -57,7 +61,10 @@ def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetim
     """Decode one record of an input topic of the given kind (see topics.INPUT_KINDS)."""
     if value is None:
         if kind == "curriculum" and key:
-            return [Accepted(CourseDeleted(courseSourcedId=key.decode("utf-8", "replace")))]
+            course = key.decode("utf-8", "replace")
+            if (problem := id_problem(course, rules.max_id_length)) is not None:
+                return [Invalid("schema_violation", f"courseSourcedId (the key): {problem}")]
+            return [Accepted(CourseDeleted(courseSourcedId=course))]
         return [Invalid("schema_violation", "a null value is only meaningful on the curriculum topic (with a key)")]
     if len(value) > rules.max_payload_bytes:
         return [Invalid("payload_too_large", f"{len(value)} bytes > {rules.max_payload_bytes}")]
@@ -73,14 +80,19 @@ def decode(kind: str, value: bytes | None, key: bytes | None, timestamp: datetim
 def _decode_caliper(doc: Any, timestamp: datetime | None, rules: Limits) -> list[Decoded]:
     if isinstance(doc, dict) and "data" in doc and "type" not in doc:
         try:
-            envelope = CaliperEnvelope.model_validate(doc)
+            envelope = CaliperEnvelope.model_validate(doc, context={"max_id_length": rules.max_id_length})
         except ValidationError as exc:
             return [Invalid("schema_violation", "envelope: " + _summary(exc))]
+        if (problem := too_many_events(len(envelope.data), rules.max_events_per_envelope)) is not None:
+            return [Invalid("schema_violation", "envelope: " + problem)]
         return [_decode_caliper_event(item, timestamp, rules) for item in envelope.data]
     return [_decode_caliper_event(doc, timestamp, rules)]
 
 
 def _decode_caliper_event(doc: Any, timestamp: datetime | None, rules: Limits) -> Decoded:
+    if isinstance(doc, dict) and (problem := caliper_id_problem(doc, rules.max_id_length)) is not None:
+        event_id = doc.get("id") if isinstance(doc.get("id"), str) and not problem.startswith("id:") else None
+        return Invalid("schema_violation", problem, event_id)  # any Caliper type: its ids stay in the log
     kind = doc.get("type") if isinstance(doc, dict) else None
     if isinstance(kind, str) and kind != "TimeSpentEvent":
         return Ignored(kind)
@@ -89,9 +101,15 @@ def _decode_caliper_event(doc: Any, timestamp: datetime | None, rules: Limits) -
 
 def _validate(model: Any, doc: Any, timestamp: datetime | None, rules: Limits) -> Decoded:
     event_id = doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+    context = {"max_id_length": rules.max_id_length}
     try:
-        event = model.validate_python(doc) if isinstance(model, TypeAdapter) else model.model_validate(doc)
+        if isinstance(model, TypeAdapter):
+            event = model.validate_python(doc, context=context)
+        else:
+            event = model.model_validate(doc, context=context)
     except ValidationError as exc:
+        if event_id is not None and id_problem(event_id, rules.max_id_length) is not None:
+            event_id = None  # the dead letter names no id that breaks the limits (the payload holds it)
         return Invalid("schema_violation", _summary(exc), event_id)
     event_time = getattr(event, "eventTime", None)
     if timestamp is not None and event_time is not None:

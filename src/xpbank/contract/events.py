@@ -6,13 +6,28 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationInfo, model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from xpbank.contract.identifiers import MAX_ID_LENGTH, id_problem
 from xpbank.contract.times import Time
 
 URN_UUID = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+
+def _within_limits(value: str, info: ValidationInfo) -> str:
+    """SPEC §2.5; the limit comes from the validation context (`max_id_length`)."""
+    problem = id_problem(value, (info.context or {}).get("max_id_length", MAX_ID_LENGTH))
+    if problem is not None:
+        raise PydanticCustomError("identifier", "{problem}", {"problem": problem})
+    return value
+
+
+# an identifier (SPEC §2.5): at most XPBANK_MAX_ID_LENGTH characters, no control character; non-empty
+Limited = Annotated[StrictStr, AfterValidator(_within_limits)]
+Id = Annotated[StrictStr, Field(min_length=1), AfterValidator(_within_limits)]
 
 
 class Frozen(BaseModel):
@@ -28,11 +43,11 @@ def last_segment(ref: str) -> str:
 
 
 class CaliperRef(Frozen):
-    id: NonEmpty
+    id: Id
 
 
 class CaliperActor(Frozen):
-    id: NonEmpty
+    id: Id
     email: StrictStr | None = None
 
 
@@ -84,7 +99,7 @@ class TimeSpentEvent(Frozen):
 class CaliperEnvelope(Frozen):
     """IMS Caliper 1.2 envelope; each entry of `data` is decoded on its own."""
 
-    sensor: StrictStr | None = None
+    sensor: Limited | None = None
     sendTime: Time | None = None
     dataVersion: StrictStr | None = None
     data: tuple[object, ...]
@@ -94,10 +109,10 @@ class CaliperEnvelope(Frozen):
 
 
 class SubmissionBase(Frozen):
-    id: NonEmpty
-    userSourcedId: NonEmpty
-    exerciseSourcedId: NonEmpty
-    courseSourcedId: NonEmpty
+    id: Id
+    userSourcedId: Id
+    exerciseSourcedId: Id
+    courseSourcedId: Id
     eventTime: Time
     attempt: Annotated[StrictInt, Field(ge=1)] | None = None
     email: StrictStr | None = None
@@ -110,18 +125,18 @@ class AttemptStarted(SubmissionBase):
 
 class AnswerSubmitted(SubmissionBase):
     type: Literal["AnswerSubmitted"]
-    questionId: NonEmpty
+    questionId: Id
     correct: StrictBool
 
 
 class QuestionSkipped(SubmissionBase):
     type: Literal["QuestionSkipped"]
-    questionId: NonEmpty
+    questionId: Id
 
 
 class QuestionReported(SubmissionBase):
     type: Literal["QuestionReported"]
-    questionId: NonEmpty
+    questionId: Id
 
 
 class AttemptFinalized(SubmissionBase):
@@ -143,11 +158,11 @@ Submission = Annotated[
 
 
 class ExerciseMastered(Frozen):
-    id: NonEmpty
+    id: Id
     type: Literal["ExerciseMastered"] = "ExerciseMastered"
-    userSourcedId: NonEmpty
-    exerciseSourcedId: NonEmpty
-    courseSourcedId: NonEmpty
+    userSourcedId: Id
+    exerciseSourcedId: Id
+    courseSourcedId: Id
     attempt: Annotated[StrictInt, Field(ge=1)]
     accuracy: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
     exerciseXp: Annotated[StrictInt, Field(ge=0)]
@@ -162,7 +177,7 @@ SortOrder = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class CurriculumResource(Frozen):
-    sourcedId: NonEmpty
+    sourcedId: Id
     sortOrder: SortOrder
     kind: ResourceKind
     xp: Annotated[StrictInt, Field(ge=0)] | None = None
@@ -170,20 +185,20 @@ class CurriculumResource(Frozen):
 
 
 class Lesson(Frozen):
-    sourcedId: NonEmpty
+    sourcedId: Id
     sortOrder: SortOrder
     resources: tuple[CurriculumResource, ...] = ()
 
 
 class Unit(Frozen):
-    sourcedId: NonEmpty
+    sourcedId: Id
     sortOrder: SortOrder
     lessons: tuple[Lesson, ...] = ()
 
 
 class CourseUpserted(Frozen):
     type: Literal["CourseUpserted"]
-    courseSourcedId: NonEmpty
+    courseSourcedId: Id
     subject: StrictStr | None = None
     units: tuple[Unit, ...] = ()
 
@@ -192,7 +207,7 @@ class CourseDeleted(Frozen):
     """A tombstone on the curriculum topic: the course is gone."""
 
     type: Literal["CourseDeleted"] = "CourseDeleted"
-    courseSourcedId: NonEmpty
+    courseSourcedId: Id
 
 
 __all__ = [

@@ -7,7 +7,7 @@ events. For anything else (a bad or other-typed event, a size or clock problem) 
 returns None and `codec.decode` decides with the models, so dead letters and their
 details never depend on this module. The checks below mirror events.py field by field
 (strict types, the id pattern, non-empty ids, times with a zone, finite values >= 0,
-windows in order); tests/unit/test_heartbeats.py proves on generated and damaged
+windows in order, SPEC §2.5's limits on ids and envelopes); tests/unit/test_heartbeats.py proves on generated and damaged
 events that it is never looser than the models. Work that does not change within a
 record (parsing a repeated time, checking an actor or object equal to the previous
 event's) is done once per record, and the last segment of an actor or activity id once
@@ -22,6 +22,7 @@ from typing import NamedTuple
 import orjson
 
 from xpbank.contract.events import TimeSpentEvent, last_segment
+from xpbank.contract.identifiers import MAX_EVENTS_PER_ENVELOPE, MAX_ID_LENGTH, id_problem
 from xpbank.contract.times import EPOCH, MICROSECOND, to_micros
 
 _fromisoformat = datetime.fromisoformat
@@ -83,7 +84,8 @@ _DECLINED = (_Decline, KeyError, TypeError, ValueError)
 
 
 def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_payload_bytes: int,
-                      max_clock_skew_us: int) -> list[Heartbeat] | None:
+                      max_clock_skew_us: int, max_id_length: int = MAX_ID_LENGTH,
+                      max_events: int = MAX_EVENTS_PER_ENVELOPE) -> list[Heartbeat] | None:
     """The heartbeats of a caliper record (a single event or an envelope), or None when
     `codec.decode` has to decide (anything but valid TimeSpent events on time)."""
     if value is None or len(value) > max_payload_bytes:
@@ -102,19 +104,20 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
     try:
         if type(doc) is dict and "data" in doc and "type" not in doc:  # an envelope, as codec routes it
             data = doc["data"]
-            if type(data) is not list:
+            if type(data) is not list or len(data) > max_events:
                 return None
-            _optional_str(doc.get("sensor"))
+            if (sensor := doc.get("sensor")) is not None:
+                _check_id(sensor, max_id_length, empty=True)
             _optional_str(doc.get("dataVersion"))
             if (send_time := doc.get("sendTime")) is not None:
                 times[send_time] = _micros(send_time)
-            return _events(data, times, timestamp_us, max_clock_skew_us)
-        return _events((doc,), times, timestamp_us, max_clock_skew_us)
+            return _events(data, times, timestamp_us, max_clock_skew_us, max_id_length)
+        return _events((doc,), times, timestamp_us, max_clock_skew_us, max_id_length)
     except _DECLINED:
         return None
 
 
-def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int) -> list[Heartbeat]:
+def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int, max_id: int) -> list[Heartbeat]:
     """events.TimeSpentEvent's checks, in plain Python, for every event of a record.
     An actor or object equal to the previous event's passed the same checks."""
     beats: list[Heartbeat] = []
@@ -139,8 +142,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
             if type(actor) is not dict:
                 raise _Decline
             ref = actor["id"]
-            if type(ref) is not str or not ref:
-                raise _Decline
+            _check_id(ref, max_id)
             _optional_str(actor.get("email"))
             user = _segment(ref)
             last_actor = actor
@@ -152,11 +154,12 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
             if type(activity) is not dict:
                 raise _Decline
             ref = activity["id"]
-            if type(ref) is not str or not ref:
-                raise _Decline
+            _check_id(ref, max_id)
             course = obj.get("course")
-            if course is not None and (type(course) is not dict or type(course["id"]) is not str or not course["id"]):
-                raise _Decline
+            if course is not None:
+                if type(course) is not dict:
+                    raise _Decline
+                _check_id(course["id"], max_id)
             _optional_str(obj.get("subject"))
             resource = _segment(ref)
             last_object = obj
@@ -203,6 +206,12 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int)
 
 
 _heartbeat = tuple.__new__
+
+
+def _check_id(value: object, max_id: int, empty: bool = False) -> None:
+    """events.Id (events.Limited with `empty`): a string within SPEC §2.5's limits."""
+    if type(value) is not str or (not value and not empty) or id_problem(value, max_id) is not None:
+        raise _Decline
 
 
 def _optional_str(value: object) -> None:

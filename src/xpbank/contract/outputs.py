@@ -185,3 +185,40 @@ class DeadLetter(Output):
     eventId: str | None
     payload: str | None
     payloadEncoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class SinkRequest(Output):
+    """A request a write-back sink sent (SPEC §3.7): never its headers (they carry the credentials)."""
+
+    method: str
+    url: str
+    body: str | None
+
+
+class SinkResponse(Output):
+    status: int
+    body: str | None  # as answered, cut to SINK_BODY_LIMIT characters
+
+
+SinkReason = Literal["refused", "unreadable_fact"]
+
+
+class SinkDeadLetter(Output):
+    """A fact a write-back sink could not deliver for good, on `xp.sink-dead-letters.v1`:
+    `refused` (the server answered a 4xx other than 401, 408 and 429: its request and
+    response are here) or `unreadable_fact` (the record on `xp.facts.v1` is not an XpFact)."""
+
+    sink: Literal["oneroster", "caliper"]
+    reason: SinkReason
+    detail: str
+    factId: str | None
+    generation: int | None
+    revision: int | None
+    topic: str
+    partition: int
+    offset: int
+    request: SinkRequest | None
+    response: SinkResponse | None
+
+
+SINK_BODY_LIMIT = 65536

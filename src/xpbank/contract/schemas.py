@@ -25,6 +25,7 @@ VALUE_TYPES = {
     "XpFact": outputs.XpFact,
     "DeadLetter": outputs.DeadLetter,
     "BankingDecided": outputs.BankingDecided,
+    "SinkDeadLetter": outputs.SinkDeadLetter,
 }
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from xpbank.contract.events import CaliperEnvelope, CourseUpserted, ExerciseMastered, TimeSpentEvent
+from xpbank.contract.identifiers import escaped
 from xpbank.contract.outputs import (
-    AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankedXpAwarded, BankingDecided, DeadLetter, XpFact,
+    AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, BankedXpAwarded, BankingDecided, DeadLetter,
+    SinkDeadLetter, XpFact,
 )
 
 CALIPER = "learning.caliper.v1"
@@ -25,6 +27,8 @@ ATTEMPTS = "xp.attempts.v1"
 FACTS = "xp.facts.v1"
 DEAD_LETTERS = "xp.dead-letters.v1"
 DECISIONS = "xp.decisions.v1"
+SINK_DEAD_LETTERS = "xp.sink-dead-letters.v1"
+SINKS = ("oneroster", "caliper")  # the write-back sinks (SPEC §3.7): `xpbank sink NAME`
 
 
 # What a topic keeps, and so which configs it gets (see `topic_configs`).
@@ -64,6 +68,7 @@ TOPICS: tuple[TopicSpec, ...] = (
               min_compaction_lag_ms=FACTS_MIN_COMPACTION_LAG_MS),
     TopicSpec(DEAD_LETTERS, "out", "original key", "delete", (DeadLetter,), keeps=KEEP_OUTPUT),
     TopicSpec(DECISIONS, "out", "user:exercise", "compact", (BankingDecided,), keeps=KEEP_LATEST),
+    TopicSpec(SINK_DEAD_LETTERS, "out", "factId", "delete", (SinkDeadLetter,), keeps=KEEP_OUTPUT),
 )
 BY_NAME = {spec.name: spec for spec in TOPICS}
 INPUT_KINDS = {spec.name: spec.kind for spec in TOPICS if spec.kind}
@@ -116,9 +121,27 @@ def base_name(full_name: str, prefix: str = "") -> str:
     return full_name[len(prefix) :] if prefix and full_name.startswith(prefix) else full_name
 
 
+def sink_group(prefix: str, sink: str) -> str:
+    """The consumer group of a write-back sink: its committed offsets are its progress
+    (the web page reads its lag from the broker)."""
+    return f"{prefix}xpbank-sink-{sink}"
+
+
+def caliper_sent_topic(prefix: str) -> str:
+    """The Caliper sink's store (internal, compacted, partitioned as `xp.facts.v1`): per
+    fact, what the analytics server holds and the event in flight."""
+    return f"{prefix}xpbank-sink-caliper-sent"
+
+
+def caliper_sent_setup(prefix: str, partitions: int, replication: int) -> TopicSetup:
+    """The store as created: compacted, never deleted by time (it is the sink's memory)."""
+    return TopicSetup(caliper_sent_topic(prefix), partitions, replication, (("cleanup.policy", "compact"),), "internal")
+
+
 def decision_key(user: str, exercise: str) -> str:
-    """The compaction key of a decision's evidence: one per (user, exercise)."""
-    return f"{user}:{exercise}"
+    """The compaction key of a decision's evidence: one per (user, exercise), each
+    `escaped` (SPEC §2.5) so that no two pairs share a key."""
+    return f"{escaped(user)}:{escaped(exercise)}"
 
 
 def route(output: BaseModel) -> tuple[str, str]:

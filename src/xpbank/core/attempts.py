@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from xpbank.core.curriculum import locate
 from xpbank.core.exercise_xp import MASTERY_ACCURACY, accuracy_of, exercise_xp
-from xpbank.core.ids import attempt_output_id, exercise_fact_id, mastery_id, output_id
+from xpbank.core.ids import attempt_completed_id, attempt_output_id, exercise_fact_id, mastery_id
 from xpbank.core.outcome import NOTHING, Outcome, counted, rejected
 from xpbank.core.rules import Rules
 from xpbank.contract.events import (
@@ -185,7 +185,7 @@ def _finalize(
     mastered = accuracy >= MASTERY_ACCURACY and xp > 0
     user, exercise, generation = event.userSourcedId, event.exerciseSourcedId, rules.generation
     completed = AttemptCompleted(
-        id=output_id(f"xpbank:attempt-completed:{user}:{exercise}:{attempt.number}:{generation}"),
+        id=attempt_completed_id(user, exercise, attempt.number, generation),
         generation=generation,
         userSourcedId=user,
         exerciseSourcedId=exercise,

@@ -12,7 +12,7 @@ from xpbank.contract.outputs import BankingDecided
 from xpbank.contract.times import to_micros
 from xpbank.core.banking import MasteryRef, PairState
 from xpbank.core.explain import explain_banking
-from xpbank.core.ids import output_id
+from xpbank.core.ids import banking_decided_id
 from xpbank.core.rules import Rules
 
 
@@ -24,7 +24,7 @@ def banking_decided(
     the event that made it change (identity of this version of the evidence)."""
     explanation = explain_banking(user, exercise, ref, course, pairs)
     return BankingDecided(
-        id=output_id(f"xpbank:banking-decided:{user}:{exercise}:{rules.generation}:{cause}"),
+        id=banking_decided_id(user, exercise, rules.generation, cause),
         generation=rules.generation,
         **explanation.model_dump(),
     )

@@ -1,4 +1,4 @@
-"""The tunable limits of the rules (SPEC §2.1, §3.6), as one immutable value."""
+"""The tunable limits of the rules (SPEC §2.1, §2.5, §3.6), as one immutable value."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ class Rules:
     max_unanchored_seconds: int = 60
     max_payload_bytes: int = 262144
     generation: int = 1
+    max_id_length: int = 512  # SPEC §2.5
+    max_events_per_envelope: int = 1000
 
     @property
     def lateness_us(self) -> int:

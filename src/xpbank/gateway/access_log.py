@@ -16,6 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from xpbank.gateway.settings import GRANT
+
 FLUSH_SECONDS = 0.2
 FLUSH_BYTES = 64 * 1024
 
@@ -65,7 +67,7 @@ class AccessLogger(AbstractAccessLogger):
         return type("BoundAccessLogger", (cls,), {"lines": lines})
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, elapsed: float) -> None:
-        grant = request.get("grant")
+        grant = request.get(GRANT)
         self.lines.add(orjson.dumps({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z", "log": "access",
             "method": request.method, "path": request.path, "status": response.status,

@@ -37,8 +37,12 @@ class GatewayMetrics:
         self.events_in: Counter = Counter()  # kind
         self.records_out: Counter = Counter()  # topic
         self.produce_seconds = Histogram()
+        self.timeouts: Counter = Counter()  # phase: head (closed by the server), body (408)
+        self.auth_failures = 0
+        self.bytes_out = 0
 
-    def render(self, buffered_bytes: int, buffer_bytes: int, broker_up: bool) -> str:
+    def render(self, buffered_bytes: int, buffer_bytes: int, broker_up: bool, limited: Counter | None = None,
+               in_flight: int = 0) -> str:
         """Prometheus text exposition (version 0.0.4)."""
         lines: list[str] = []
 
@@ -59,4 +63,18 @@ class GatewayMetrics:
         family("xpbank_gateway_buffer_bytes", "gauge", "XPBANK_GATEWAY_BUFFER_BYTES", [f"xpbank_gateway_buffer_bytes {buffer_bytes}"])
         family("xpbank_gateway_broker_up", "gauge", "1 when the broker answered the last check",
                [f"xpbank_gateway_broker_up {int(broker_up)}"])
+        family("xpbank_gateway_requests_in_flight", "gauge", "requests being handled (bodies read, records sent)",
+               [f"xpbank_gateway_requests_in_flight {in_flight}"])
+        family("xpbank_gateway_bytes_out_total", "counter", "bytes of records (keys and values) acknowledged",
+               [f"xpbank_gateway_bytes_out_total {self.bytes_out}"])
+        limited = limited or Counter()
+        family("xpbank_gateway_rate_limited_total", "counter",
+               "requests refused 429 per limit: requests, bytes (per token and second), reads (uploads at once)",
+               [f'xpbank_gateway_rate_limited_total{{limit="{k}"}} {limited.get(k, 0)}'
+                for k in ("requests", "bytes", "reads")])
+        family("xpbank_gateway_timeouts_total", "counter",
+               "requests cut by a timeout: head (closed by the server), body (answered 408)",
+               [f'xpbank_gateway_timeouts_total{{phase="{k}"}} {self.timeouts.get(k, 0)}' for k in ("head", "body")])
+        family("xpbank_gateway_auth_failures_total", "counter", "requests with an unknown bearer token",
+               [f"xpbank_gateway_auth_failures_total {self.auth_failures}"])
         return "\n".join(lines) + "\n"

@@ -1,9 +1,10 @@
 """The gateway's one Kafka producer: idempotent, acks=all, batching with a short linger,
 keyed records partitioned by aiokafka's default partitioner (murmur2, as the workers
-assume). Memory is bounded: a request reserves its bytes before its body is read and
-gives them back once every record of it is acknowledged or failed; past
-`XPBANK_GATEWAY_BUFFER_BYTES` requests get 503 with Retry-After, as they do while the
-broker is unreachable or slower than `XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS`."""
+assume). Memory is bounded: a request reserves the bytes of the records it will produce
+(keys and values, once its body is read and split) and gives them back once every record
+of it is acknowledged or failed; past `XPBANK_GATEWAY_BUFFER_BYTES` requests get 503 with
+Retry-After, as they do while the broker is unreachable or slower than
+`XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS`."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ class Sender:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
-        self.held = 0  # bytes of requests in the gateway (bodies and their records)
+        self.held = 0  # bytes of records waiting for the broker's acknowledgement
         self.last_error = "not connected yet"
         self._connecting: asyncio.Task | None = None
         self._health: tuple[float, bool] = (0.0, False)
@@ -128,10 +129,14 @@ class Sender:
 
     # ---- sending -----------------------------------------------------------------
 
-    def lease(self, size: int) -> Lease:
-        """Reserve `size` bytes (before reading a body of that size) or refuse with 503."""
+    def require(self) -> None:
+        """503 while there is no producer (nothing is read meanwhile)."""
         if self.producer is None:
             raise self._unreachable()
+
+    def lease(self, size: int) -> Lease:
+        """Reserve `size` bytes (the records about to be sent) or refuse with 503."""
+        self.require()
         if self.held + size > self.settings.buffer_bytes:
             raise Refused(503, f"the gateway's buffer for the broker is full ({self.held:,} of "
                                f"{self.settings.buffer_bytes:,} bytes waiting for acknowledgements); try again",

@@ -16,8 +16,9 @@ from aiohttp import web
 from xpbank.config import DEFAULTS
 from xpbank.kafka.background import throttle_library_logs
 from xpbank.gateway.access_log import AccessLines, AccessLogger
-from xpbank.gateway.app import TRAFFIC, create_app
+from xpbank.gateway.app import METRICS, TRAFFIC, create_app
 from xpbank.gateway.settings import GatewaySettings
+from xpbank.web import aiohttp_server
 
 log = logging.getLogger("xpbank.gateway")
 DRAIN_SECONDS = 30.0  # in-flight requests get this long after SIGTERM (k8s grace: 45 s)
@@ -26,9 +27,11 @@ DRAIN_SECONDS = 30.0  # in-flight requests get this long after SIGTERM (k8s grac
 async def serve(settings: GatewaySettings, host: str = "0.0.0.0", stop: asyncio.Event | None = None) -> None:
     lines = AccessLines()
     app = create_app(settings, lines)
-    runner = web.AppRunner(app, access_log_class=AccessLogger.writing_to(lines),
-                           access_log=logging.getLogger("xpbank.gateway.access"), shutdown_timeout=DRAIN_SECONDS,
-                           handle_signals=False)
+    timeouts = app[METRICS].timeouts
+    runner = aiohttp_server.runner(
+        app, head_timeout=settings.http.header_timeout, keepalive=settings.http.keepalive,
+        on_head_timeout=lambda: timeouts.update(("head",)), access_log_class=AccessLogger.writing_to(lines),
+        access_log=logging.getLogger("xpbank.gateway.access"), shutdown_timeout=DRAIN_SECONDS, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, settings.port, backlog=1024, reuse_address=True)
     await site.start()

@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from xpbank.config import DEFAULTS, ApiTokens, ConfigError, Rereadable, Secret, Settings, _int
+from aiohttp import web
+
+from xpbank.config import (
+    DEFAULTS, MIN_TOKEN_LENGTH, ApiTokens, ConfigError, Rereadable, Secret, Settings, _int, warn_if_shared,
+)
+from xpbank.web.limits import HttpLimits
 
 KINDS = ("caliper", "submissions", "masteries", "curriculum")
 
@@ -23,6 +28,9 @@ class Grant:
     name: str
     kinds: frozenset[str]
     sensor: str | None = None
+
+
+GRANT = web.RequestKey("grant", Grant)  # the request's grant, once authenticated (the access log names it)
 
 
 class Tokens:
@@ -71,8 +79,9 @@ def operators_of(tokens: ApiTokens) -> Tokens:
 
 def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GATEWAY_TOKENS_FILE") -> Tokens:
     """`plain`: comma-separated tokens that may send everything. `file_text`: a JSON object
-    `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional)."""
-    entries = [(Secret(t.strip()), Grant(f"token-{n}", frozenset(KINDS)))
+    `{"<token>": {"name": "...", "may": [kinds], "sensor": "<IRI>"}}` (sensor optional).
+    Every token has at least MIN_TOKEN_LENGTH characters."""
+    entries = [(Secret(t.strip()), Grant(f"token-{n}", frozenset(KINDS)), "XPBANK_GATEWAY_TOKENS")
                for n, t in enumerate((t for t in plain.split(",") if t.strip()), 1)]
     if file_text is not None:
         try:
@@ -81,16 +90,19 @@ def parse_tokens(plain: str, file_text: str | None, file_name: str = "XPBANK_GAT
             raise ConfigError(f"{file_name}: not JSON (an object of tokens is expected)") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"{file_name}: a JSON object {{\"<token>\": {{\"may\": [...]}}}} is expected")
-        for n, (token, spec) in enumerate(doc.items(), 1):
-            entries.append((Secret(token), _grant(spec, n, file_name)))
+        entries += [(Secret(token), _grant(spec, n, file_name), file_name)
+                    for n, (token, spec) in enumerate(doc.items(), 1)]
     seen: set[str] = set()
-    for token, grant in entries:
+    for token, grant, origin in entries:
         if not token.reveal().strip() or token.reveal() != token.reveal().strip():
-            raise ConfigError(f"gateway token {grant.name}: empty, or with spaces around it")
+            raise ConfigError(f"{origin}: gateway token {grant.name}: empty, or with spaces around it")
+        if len(token.reveal()) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"{origin}: gateway token {grant.name} is shorter than {MIN_TOKEN_LENGTH} characters "
+                              "(guessable; make one with: openssl rand -hex 24)")
         if token.reveal() in seen:
             raise ConfigError(f"gateway token {grant.name} is given twice")
         seen.add(token.reveal())
-    return Tokens(entries)
+    return Tokens([(token, grant) for token, grant, _ in entries])
 
 
 def _reread(plain: str, file_text: str) -> Tokens:
@@ -121,6 +133,10 @@ class GatewaySettings:
     buffer_bytes: int
     ack_timeout_seconds: float
     operators: Tokens | Rotating = Tokens([])  # XPBANK_API_TOKENS with the operations scope: may read /metrics
+    http: HttpLimits = HttpLimits()
+    reads_per_token: int = 16
+    requests_per_second: int = 1000
+    bytes_per_second: int = 16 * 1024 * 1024
 
     @property
     def max_payload_bytes(self) -> int:
@@ -137,15 +153,18 @@ class GatewaySettings:
                 file_text = Path(path).read_text()
             except OSError as exc:
                 raise ConfigError(f"XPBANK_GATEWAY_TOKENS_FILE={path!r} cannot be read ({exc.strerror})") from None
+            warn_if_shared("XPBANK_GATEWAY_TOKENS_FILE", path)
         plain = env.get("XPBANK_GATEWAY_TOKENS") or DEFAULTS["XPBANK_GATEWAY_TOKENS"]
         tokens = parse_tokens(plain, file_text)
         if not len(tokens):
             raise ConfigError("the gateway needs tokens: set XPBANK_GATEWAY_TOKENS (comma-separated) "
                               "or XPBANK_GATEWAY_TOKENS_FILE")
         buffer_bytes = _int(env, "XPBANK_GATEWAY_BUFFER_BYTES", 1)
-        if buffer_bytes < base.rules.max_payload_bytes:
-            raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below XPBANK_MAX_PAYLOAD_BYTES="
-                              f"{base.rules.max_payload_bytes}: a request of the largest size would never fit")
+        largest = 2 * base.rules.max_payload_bytes + 64 * 1024  # caliper.bound: the most one request writes
+        if buffer_bytes < largest:
+            raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below {largest} (twice "
+                              f"XPBANK_MAX_PAYLOAD_BYTES={base.rules.max_payload_bytes} plus 64 KiB): the records of "
+                              "the largest request would never fit")
         operators = operators_of(base.api_tokens)
         if path:  # token files are read again when they change
             tokens = Rotating(Rereadable(path, lambda text: _reread(plain, text), "XPBANK_GATEWAY_TOKENS_FILE", tokens))
@@ -153,5 +172,8 @@ class GatewaySettings:
             operators = Rotating(Rereadable(base.api_tokens_file, lambda text: operators_of(ApiTokens.reread(text)),
                                             "XPBANK_API_TOKENS_FILE", operators))
         return cls(base=base, port=_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
-                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators)
+                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators,
+                   http=HttpLimits.from_env(env), reads_per_token=_int(env, "XPBANK_GATEWAY_READS_PER_TOKEN", 1),
+                   requests_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND", 1),
+                   bytes_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND", 1))
 

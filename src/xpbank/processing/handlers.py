@@ -79,7 +79,8 @@ def handle_record(
             return handled
     time_spent: dict[str, list[Heartbeat]] = {}
     beats = None if kind != "caliper" else decode_heartbeats(
-        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000)
+        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
+        rules.max_id_length, rules.max_events_per_envelope)
     if beats is None:
         _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
     elif owner is not None:  # the hot path: nothing but valid TimeSpent events on time

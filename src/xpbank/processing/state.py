@@ -8,6 +8,7 @@ from typing import Protocol
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
 from xpbank.contract.events import CourseUpserted
+from xpbank.contract.identifiers import store_part
 
 
 class StateStore(Protocol):
@@ -26,9 +27,11 @@ class StateStore(Protocol):
 
 
 def pair_key(user: str, other: str) -> str:
-    """Table key of a per-(user, x) value. \\x1f cannot occur in sourcedIds we accept
-    from JSON text in practice, and keeps user-prefixed keys together in rocksdb."""
-    return f"{user}\x1f{other}"
+    """Table key of a per-(user, x) value: the two joined with U+001F, each `store_part`
+    (no component holds U+001F, so no two pairs share a key; valid sourcedIds hold no
+    control character and keep the key they always had). User-prefixed keys stay
+    together in rocksdb."""
+    return f"{store_part(user)}\x1f{store_part(other)}"
 
 
 class MemoryStore:
@@ -49,10 +52,10 @@ class MemoryStore:
         self.watermarks[user] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        return self.pairs.get(f"{user}\x1f{resource}")  # pair_key, inline: read per record
+        return self.pairs.get(pair_key(user, resource))
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self.pairs[f"{user}\x1f{resource}"] = pair
+        self.pairs[pair_key(user, resource)] = pair
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
         return self.attempt_states.get(pair_key(user, exercise))

@@ -25,7 +25,7 @@ def current_tokens(settings: Settings) -> ApiTokens:
 
 def scope_of(path: str, metrics_public: bool) -> str | None:
     """The scope a route needs (None: open to anyone)."""
-    if path == "/healthz" or (path == "/metrics" and metrics_public):
+    if path in ("/healthz", "/openapi.json") or (path == "/metrics" and metrics_public):
         return None
     if path == "/metrics":
         return OPERATIONS
@@ -50,9 +50,10 @@ def authorize(tokens: ApiTokens, presented: str | None, scope: str) -> tuple[int
     token without the scope."""
     if not presented:
         return 401, None
+    given = presented.encode("utf-8", "surrogateescape")  # bytes no token has still compare (unequal)
     found = None
     for secret, name, scopes in tokens.scopes:  # no early exit: every token is compared
-        if hmac.compare_digest(secret.reveal().encode(), presented.encode()):
+        if hmac.compare_digest(secret.reveal().encode(), given):
             found = (name, scopes)
     if found is None:
         return 401, None

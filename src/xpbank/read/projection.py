@@ -4,7 +4,10 @@ arguments. The Redis edge (`read_models.py`) runs each plan as one atomic Lua sc
 
 Read models only ever follow the output topics; no decision reads them.
 
-Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`):
+Keys (every one starts with the configurable prefix, `XPBANK_REDIS_PREFIX`; `{user}` and
+`{exercise}` are the ids as `identifiers.redis_part` writes them, `%`, `:`, `{`, `}`
+percent-encoded, so keys of different (user, exercise) pairs never meet; a fact key ends
+with the whole factId, itself escaped per SPEC §2.5):
 - `fact:{factId}`            hash: generation, revision, xp, date, user, kind, resource
 - `xp:{user}`                the learner's total XP (integer string)
 - `xp-by-date:{user}`        hash: UTC date -> XP of that date (dates with 0 XP are absent)
@@ -41,6 +44,7 @@ from typing import Literal
 
 import orjson
 
+from xpbank.contract.identifiers import redis_part
 from xpbank.contract.outputs import (
     AttemptCompleted, AttemptDiscarded, AttemptEvent, AttemptOpened, AttemptProgressed, BankingDecided, XpFact,
 )
@@ -56,32 +60,32 @@ class Keys:
         return f"{self.prefix}fact:{fact_id}"
 
     def total(self, user: str) -> str:
-        return f"{self.prefix}xp:{user}"
+        return f"{self.prefix}xp:{redis_part(user)}"
 
     def by_date(self, user: str) -> str:
-        return f"{self.prefix}xp-by-date:{user}"
+        return f"{self.prefix}xp-by-date:{redis_part(user)}"
 
     def banked(self, user: str) -> str:
-        return f"{self.prefix}banked:{user}"
+        return f"{self.prefix}banked:{redis_part(user)}"
 
     def active_attempt(self, user: str, exercise: str) -> str:
         """The pointer the web app reads (seed 003): `assess:active:{user}:{exercise}`."""
-        return f"{self.prefix}assess:active:{user}:{exercise}"
+        return f"{self.prefix}assess:active:{redis_part(user)}:{redis_part(exercise)}"
 
     def last_attempt_event(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}assess:last:{user}:{exercise}"
+        return f"{self.prefix}assess:last:{redis_part(user)}:{redis_part(exercise)}"
 
     def open_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-open:{user}:{exercise}"
+        return f"{self.prefix}attempt-open:{redis_part(user)}:{redis_part(exercise)}"
 
     def done_attempt(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}attempt-done:{user}:{exercise}"
+        return f"{self.prefix}attempt-done:{redis_part(user)}:{redis_part(exercise)}"
 
     def decision(self, user: str, exercise: str) -> str:
-        return f"{self.prefix}decision:{user}:{exercise}"
+        return f"{self.prefix}decision:{redis_part(user)}:{redis_part(exercise)}"
 
     def exercises(self, user: str) -> str:
-        return f"{self.prefix}exercises:{user}"
+        return f"{self.prefix}exercises:{redis_part(user)}"
 
     @property
     def meta(self) -> str:

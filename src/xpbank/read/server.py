@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from aiohttp import web
 
-from xpbank.config import Settings
+from xpbank.config import Settings, _int
 from xpbank.kafka.background import throttle_library_logs
 from xpbank.contract.outputs import Explanation
 from xpbank.core.explain import explain_banking
 from xpbank.read.api import problem, render_metrics
-from xpbank.read.auth import authorize, bearer, current_tokens, scope_of
+from xpbank.read.auth import authorize, current_tokens, scope_of
+from xpbank.read.openapi import DESCRIPTION
 from xpbank.read.read_models import ReadModels, ReadModelsUnavailable
 from xpbank.read.ui import session
+from xpbank.web import aiohttp_server
+from xpbank.web.limits import ClientError, HttpLimits, bearer_token
 
 log = logging.getLogger("xpbank.api")
 PROBLEM = "application/problem+json"
@@ -48,13 +53,39 @@ class Host:
     requests: Counter = field(default_factory=Counter)  # (route, status) -> count
     status: Callable[[], Awaitable[dict]] | None = None  # None: no engine here (`xpbank api`)
     watch: Watch | None = None
+    head_timeouts: Tally = field(default_factory=lambda: Tally())  # connections closed by the head timeout
+
+
+class Tally:
+    """A counter bumped by a callback (aiohttp's protocol calls it)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@dataclass(frozen=True)
+class Doors:
+    """What a client may hold: the HTTP limits (`XPBANK_HTTP_*`) and the live page's event
+    streams open at once (`XPBANK_UI_MAX_STREAMS`)."""
+
+    http: HttpLimits = HttpLimits()
+    max_streams: int = 32
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Doors:
+        env = os.environ if env is None else env
+        return cls(HttpLimits.from_env(env), _int(env, "XPBANK_UI_MAX_STREAMS", minimum=1))
 
 
 def problem_response(status: int, detail: str, **headers: str) -> web.Response:
     return web.json_response(problem(status, detail), status=status, content_type=PROBLEM, headers=headers or None)
 
 
-def build(settings: Settings, host: Host) -> web.Application:
+def build(settings: Settings, host: Host, doors: Doors | None = None) -> web.Application:
+    doors = doors or Doors.from_env()
     models: list[ReadModels] = []  # connected on the first request, never at import
 
     def read_models() -> ReadModels:
@@ -76,29 +107,46 @@ def build(settings: Settings, host: Host) -> web.Application:
 
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
-        scope = scope_of(request.path, settings.metrics_public)
-        if scope is not None:
-            if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
-                return session.exchange(request, current_tokens(settings))
-            presented = bearer(request.headers.get("Authorization")) or session.cookie_token(request)
-            status, request["token_name"] = authorize(current_tokens(settings), presented, scope)
-            if status != 200 and session.is_page(request.path):  # a browser: to the login form
-                return session.refused_page(request, status, current_tokens(settings), presented)
-            if status == 401:
-                return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
-            if status == 403:
-                return problem_response(403, f"this token may not read {scope} routes")
+        """Authentication, then the route, inside one error handling: whatever the
+        client sends (bytes in a header or cookie no token has, a malformed form) is a
+        4xx; a 500 is a bug, logged."""
         try:
-            return await handler(request)
+            refused = authenticate(request)
+            return refused if refused is not None else await handler(request)
+        except ClientError as error:
+            response = problem_response(error.status, error.detail, **error.headers)
+            if error.close:
+                response.force_close()
+            return response
         except web.HTTPException as exc:
             return problem_response(exc.status, exc.reason)
         except ReadModelsUnavailable as exc:  # lost or being rebuilt: never a wrong total
             return problem_response(503, str(exc), **{"Retry-After": "5"})
+        except ConnectionResetError:
+            raise  # the client went away: nobody to answer
         except Exception as exc:  # noqa: BLE001 - Redis away and the like: say so, never crash
             if isinstance(exc, OSError | ConnectionError | TimeoutError) or type(exc).__module__.startswith("redis"):
                 return problem_response(503, f"read models unavailable: {type(exc).__name__}", **{"Retry-After": "2"})
             log.exception("request failed path=%s", request.path)
             return problem_response(500, f"internal error: {type(exc).__name__}")
+
+    def authenticate(request: web.Request) -> web.StreamResponse | None:
+        """None when the route may be served; else the answer (a refusal or a redirect)."""
+        scope = scope_of(request.path, settings.metrics_public)
+        if scope is None:
+            return None
+        tokens = current_tokens(settings)
+        if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
+            return session.exchange(request, tokens)
+        presented = bearer_token(request) or session.cookie_token(request)
+        status, request["token_name"] = authorize(tokens, presented, scope)
+        if status != 200 and session.is_page(request.path):  # a browser: to the login form
+            return session.refused_page(request, status, tokens, presented)
+        if status == 401:
+            return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
+        if status == 403:
+            return problem_response(403, f"this token may not read {scope} routes")
+        return None
 
     async def user_xp(request: web.Request) -> web.Response:
         return web.json_response(await read_models().user_xp(request.match_info["user"]))
@@ -119,40 +167,49 @@ def build(settings: Settings, host: Host) -> web.Application:
         return web.json_response(body, status=status)
 
     async def metrics(request: web.Request) -> web.Response:
-        text = await host.metrics() + render_requests(host.requests)
+        text = await host.metrics() + render_requests(host.requests, host.head_timeouts.count)
         return web.Response(text=text, content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(DESCRIPTION), content_type="application/json")
 
     async def close(app: web.Application) -> None:
         if models:
             await models[0].close()
 
-    app = web.Application(middlewares=[access, guard])
+    app = web.Application(middlewares=[access, guard], client_max_size=session.FORM_LIMIT)
     from xpbank.read.ui.routes import add_ui
 
-    add_ui(app, settings, host, read_models)
-    app.router.add_get("/users/{user}/xp", user_xp)
-    app.router.add_get("/users/{user}/exercises/{exercise}/attempt", attempt)
-    app.router.add_get("/users/{user}/exercises/{exercise}/explain", explain)
+    add_ui(app, settings, host, read_models, doors)
+    app.router.add_get("/users/{user:[^/]+}/xp", user_xp)  # ids may hold { and } (%7B, %7D)
+    app.router.add_get("/users/{user:[^/]+}/exercises/{exercise:[^/]+}/attempt", attempt)
+    app.router.add_get("/users/{user:[^/]+}/exercises/{exercise:[^/]+}/explain", explain)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.on_cleanup.append(close)
     return app
 
 
-def render_requests(requests: Counter) -> str:
+def render_requests(requests: Counter, head_timeouts: int = 0) -> str:
     lines = ["# HELP xpbank_api_requests_total HTTP API requests, per route and status",
              "# TYPE xpbank_api_requests_total counter"]
     for (route, status), n in sorted(requests.items()):
         lines.append(f'xpbank_api_requests_total{{route="{route}",status="{status}"}} {n}')
+    lines += ["# HELP xpbank_api_head_timeouts_total connections closed because a request head did not arrive in time",
+              "# TYPE xpbank_api_head_timeouts_total counter", f"xpbank_api_head_timeouts_total {head_timeouts}"]
     return "\n".join(lines) + "\n"
 
 
-async def serve(settings: Settings, host: Host, port: int | None = None) -> web.AppRunner:
+async def serve(settings: Settings, host: Host, port: int | None = None, doors: Doors | None = None) -> web.AppRunner:
     """Start the API on the port (default XPBANK_WEB_PORT); the caller cleans the runner up."""
     if not settings.api_tokens.scopes:
         log.warning("XPBANK_API_TOKENS is empty: the API answers 401 to every request but /healthz")
-    runner = web.AppRunner(build(settings, host), access_log=None, handle_signals=False)
+    doors = doors or Doors.from_env()
+    runner = aiohttp_server.runner(build(settings, host, doors), head_timeout=doors.http.header_timeout,
+                                   keepalive=doors.http.keepalive, on_head_timeout=host.head_timeouts.__call__,
+                                   access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host="0.0.0.0", port=port or settings.web_port, shutdown_timeout=5).start()
     log.info("API on :%d", port or settings.web_port)

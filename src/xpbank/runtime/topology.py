@@ -10,7 +10,9 @@ import logging
 
 from xpbank.config import Settings
 from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing, finite_retention
-from xpbank.contract.topics import CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, registry_setups, topic_configs
+from xpbank.contract.topics import (
+    CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, caliper_sent_setup, registry_setups, topic_configs,
+)
 
 TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")  # the Faust engine's
 QUIX_STORE = "learners"  # the Quix engine keeps every learner's state in one store
@@ -53,11 +55,17 @@ def internal_setups(settings: Settings) -> list[TopicSetup]:
     return [rekeyed] + [TopicSetup(name, p, r, COMPACTED, "changelog") for name in changelogs(settings)]
 
 
+def sink_setups(settings: Settings) -> list[TopicSetup]:
+    """The Caliper sink's store of what it sent: compacted, never deleted by time, with
+    the partitions of `xp.facts.v1` (a fact's record goes to its fact's partition)."""
+    return [caliper_sent_setup(settings.topic_prefix, settings.partitions, settings.replication_factor)]
+
+
 def all_setups(settings: Settings) -> list[TopicSetup]:
-    """Every topic of the registry and of the current generation."""
+    """Every topic of the registry, of the current generation and of the write-back sinks."""
     registry = registry_setups(settings.topic_prefix, settings.partitions, settings.replication_factor,
                                settings.output_retention_days)
-    return registry + internal_setups(settings)
+    return registry + internal_setups(settings) + sink_setups(settings)
 
 
 async def create_topics(settings: Settings) -> list[str]:

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from xpbank.config import Settings
+from xpbank.contract.topics import FACTS, SINKS, sink_group
 from xpbank.kafka.admin import Admin
 from xpbank.read.api import problem
 from xpbank.read.auth import current_tokens
@@ -24,7 +25,8 @@ from xpbank.read.projector import projected_topics, projector_group
 from xpbank.read.read_models import ReadModels
 from xpbank.read.ui import session
 from xpbank.read.ui.live import LiveTail
-from xpbank.read.ui.views import explained_rows, lag_rows
+from xpbank.read.ui.views import explained_rows, lag_rows, sink_row
+from xpbank.web.limits import ClientError, read_body
 
 log = logging.getLogger("xpbank.ui")
 HERE = Path(__file__).resolve().parent
@@ -33,6 +35,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 TICK = 2.0  # seconds between two overviews pushed to an open page (and the cluster figures' age)
 KAFKA_TIMEOUT = 6.0
+WRITE_SECONDS = 10.0  # an event the page does not take within this ends its stream
 
 
 def problem_text(exc: BaseException) -> str:
@@ -59,9 +62,10 @@ class Overview:
     async def _cluster(self) -> dict:
         if self.admin is None:
             self.admin = Admin(self.settings, timeout=5)
-        lag, group, projector, process, redis = await asyncio.gather(
-            self._lag(), self._group(), self._projector(), self._process(), self._redis())
-        return {"lag": lag, "group": group, "projector": projector, "process": process, "readModels": redis}
+        lag, group, projector, process, redis, *sinks = await asyncio.gather(
+            self._lag(), self._group(), self._projector(), self._process(), self._redis(), *map(self._sink, SINKS))
+        return {"lag": lag, "group": group, "projector": projector, "process": process, "readModels": redis,
+                "sinks": sinks}
 
     async def _lag(self) -> dict:
         watch = self.host.watch
@@ -96,6 +100,17 @@ class Overview:
         lag = lag_rows(rows)
         return {"group": group, "total": lag["total"], "perTopic": lag["perTopic"]}
 
+    async def _sink(self, sink: str) -> dict:
+        """A write-back sink, from its consumer group's members and lag on the facts."""
+        group = sink_group(self.settings.topic_prefix, sink)
+        try:
+            found, rows = await asyncio.wait_for(asyncio.gather(
+                self.admin.group(group), self.admin.partition_lag(group, [self.settings.topic_prefix + FACTS])),
+                KAFKA_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the broker away: said on the page
+            return {"sink": sink, "group": group, "error": problem_text(exc)}
+        return sink_row(sink, group, found.state, len(found.members), lag_rows(rows))
+
     async def _process(self) -> dict:
         status, health = await self.host.health()
         engine = await self.host.status() if self.host.status is not None else None
@@ -129,7 +144,8 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         response.headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
 
 
-def add_ui(app: web.Application, settings: Settings, host, read_models: Callable[[], ReadModels]) -> None:
+def add_ui(app: web.Application, settings: Settings, host, read_models: Callable[[], ReadModels], doors) -> None:
+    """`doors`: the server's `Doors` (client limits, event streams open at once)."""
     live = LiveTail(settings)
     overview = Overview(settings, host, read_models, live)
 
@@ -137,7 +153,8 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
         return session.redirect("/ui/")
 
     async def login(request: web.Request) -> web.Response:
-        return await session.login(request, current_tokens(settings))
+        return await session.login(request, current_tokens(settings),
+                                   lambda: read_body(request, session.FORM_LIMIT, doors.http, "the login form's limit"))
 
     async def search(request: web.Request) -> web.StreamResponse:
         wanted = request.query.get("sourcedId", "").strip()
@@ -161,13 +178,19 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
 
     async def events(request: web.Request) -> web.StreamResponse:
         """The overview as server-sent events: an `overview` at once and every TICK
-        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive."""
+        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive. At most
+        XPBANK_UI_MAX_STREAMS at once (503 beyond); a page that does not read its events
+        within WRITE_SECONDS loses its stream (it reconnects)."""
+        if len(live.subscribers) >= doors.max_streams:
+            raise ClientError(503, f"{doors.max_streams} live streams are open on this process "
+                                   "(XPBANK_UI_MAX_STREAMS); the page retries", headers={"Retry-After": "10"})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
         queue = live.subscribe()
         loop = asyncio.get_running_loop()
         try:
-            await response.write(b"retry: 3000\n\n")
+            async with asyncio.timeout(WRITE_SECONDS):
+                await response.write(b"retry: 3000\n\n")
             await _send(response, "overview", await overview.snapshot())
             due = loop.time() + TICK
             while True:
@@ -187,6 +210,9 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
                     break
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
+        except TimeoutError:  # the page does not read: drop it
+            if request.transport is not None:
+                request.transport.close()
         finally:
             live.unsubscribe(queue)
         return response
@@ -204,14 +230,28 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
     app.router.add_post("/ui/logout", session.logout)
     app.router.add_get("/ui/learners", search)
     app.router.add_get("/ui/learners/", search)
-    app.router.add_get("/ui/learners/{user}", page("learner.html"))
+    app.router.add_get("/ui/learners/{user:[^/]+}", page("learner.html"))
     app.router.add_get("/ui/api/overview", overview_json)
     app.router.add_get("/ui/api/events", events)
-    app.router.add_get("/ui/api/learners/{user}", learner_json)
-    app.router.add_static("/ui/static/", STATIC, show_index=False, follow_symlinks=False)
+    app.router.add_get("/ui/api/learners/{user:[^/]+}", learner_json)
+    app.router.add_get("/ui/static/{filename}", static)
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(goodbye)
     app.on_cleanup.append(close)
+
+
+FILE_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """The page's scripts and styles: the files of static/ by name, nothing else (a 404
+    problem document for any other name, as every refusal)."""
+    name = request.match_info["filename"]
+    path = STATIC / name
+    kind = FILE_TYPES.get(path.suffix)
+    if kind is None or name.startswith(".") or path.parent != STATIC or not path.is_file() or path.is_symlink():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Content-Type": f"{kind}; charset=utf-8"})
 
 
 def _drain(queue: asyncio.Queue) -> list:
@@ -226,4 +266,5 @@ def _dumps(value) -> str:
 
 
 async def _send(response: web.StreamResponse, event: str, data) -> None:
-    await response.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+    async with asyncio.timeout(WRITE_SECONDS):
+        await response.write(b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")

@@ -5,21 +5,29 @@ same scopes as the bearer header. Nothing here logs a token or a query string.""
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode, urlsplit
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from aiohttp import web
 
 from xpbank.config import ApiTokens
 from xpbank.read.auth import LEARNERS, OPERATIONS, authorize
+from xpbank.web.limits import header_text
 
 COOKIE = "xpbank_token"
+FORM_LIMIT = 16 * 1024  # the largest body the API reads (the login form)
 MAX_AGE = 12 * 3600  # seconds: a working day, then the form again
 HOME = "/ui/"
 SEARCH = "/ui/learners/"
 
 
 def cookie_token(request: web.Request) -> str | None:
-    return request.cookies.get(COOKIE) or None
+    """The cookie's token; None when absent or when the Cookie header does not parse
+    (bytes no token has: a 401, never a 500)."""
+    try:
+        return request.cookies.get(COOKIE) or None
+    except (ValueError, UnicodeError):
+        return None
 
 
 def is_page(path: str) -> bool:
@@ -33,16 +41,21 @@ def carries_token(request: web.Request) -> bool:
 
 def is_tls(request: web.Request) -> bool:
     """Served over TLS (here, or by a proxy in front that says so): the cookie is Secure."""
-    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return request.secure or (header_text(request, "X-Forwarded-Proto") or "").lower() == "https"
 
 
 def same_origin(request: web.Request) -> bool:
     """A form post from a page of this very server (CSRF): its Origin, else (an opaque
     `null` Origin, or none) its Sec-Fetch-Site must say so. A client that sends neither
     is no browser, so no forged request."""
-    origin, site = request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
+    origin, site = header_text(request, "Origin"), header_text(request, "Sec-Fetch-Site")
+    if (origin is None and "Origin" in request.headers) or (site is None and "Sec-Fetch-Site" in request.headers):
+        return False  # sent, but not as text: no browser's
     if origin is not None and origin != "null":
-        return urlsplit(origin).netloc == request.host
+        try:
+            return urlsplit(origin).netloc == request.host
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return False
     if site is not None:
         return site in ("same-origin", "none")
     return origin is None
@@ -81,9 +94,9 @@ def exchange(request: web.Request, tokens: ApiTokens) -> web.Response:
     (so it leaves the address bar and the history). A link followed from another site
     (Sec-Fetch-Site: cross-site) is refused: someone else's token would log you in."""
     query = [(k, v) for k, v in request.query.items() if k != "token"]
-    target = request.path + ("?" + urlencode(query, quote_via=quote) if query else "")
+    target = request.rel_url.raw_path + ("?" + urlencode(query, quote_via=quote) if query else "")
     token = request.query.get("token", "").strip()
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+    if header_text(request, "Sec-Fetch-Site") == "cross-site":
         return redirect(login_url(safe_next(target), "cross-site"))
     if not token_scopes(tokens, token):
         return redirect(login_url(safe_next(target), "invalid"))
@@ -99,15 +112,16 @@ def refused_page(request: web.Request, status: int, tokens: ApiTokens, presented
     return redirect(login_url(here, "scope" if status == 403 else None))
 
 
-async def login(request: web.Request, tokens: ApiTokens) -> web.Response:
+async def login(request: web.Request, tokens: ApiTokens, read_form: Callable[[], Awaitable[bytes]]) -> web.Response:
     """POST /ui/login (form: token, next): the cookie and a redirect to `next`, or back
-    to the form saying the token was not accepted."""
+    to the form saying the token was not accepted. `read_form`: the body, within the
+    server's limits."""
     if not same_origin(request):
         return web.json_response({"type": "about:blank", "title": "Forbidden", "status": 403,
                                   "detail": "a login form posted from another site is refused"},
                                  status=403, content_type="application/problem+json")
-    form = await request.post()
-    token, target = str(form.get("token", "")).strip(), safe_next(str(form.get("next", "")))
+    form = dict(parse_qsl((await read_form()).decode("utf-8", "replace"), keep_blank_values=True))
+    token, target = form.get("token", "").strip(), safe_next(form.get("next", ""))
     if not token_scopes(tokens, token):
         return redirect(login_url(target, "invalid"))
     request["token_name"] = authorize(tokens, token, LEARNERS)[1] or authorize(tokens, token, OPERATIONS)[1]

@@ -126,6 +126,15 @@ def lag_rows(rows: Iterable) -> dict:
     return {"total": sum(per_topic.values()), "perTopic": per_topic, "partitions": listed}
 
 
+def sink_row(sink: str, group: str, state: str, members: int, lag: dict) -> dict:
+    """A write-back sink on the overview, from its consumer group as the broker knows it
+    (the sinks run as processes of their own): running (members), stopped (offsets
+    committed, no member) or never run; and its lag on the facts."""
+    committed = any(row["committed"] is not None for row in lag["partitions"])
+    status = "running" if members else "stopped" if committed else "never run"
+    return {"sink": sink, "group": group, "state": state, "members": members, "status": status, "lag": lag["total"]}
+
+
 def letters_by_reason(totals: Mapping[str, int]) -> dict[str, int]:
     """Dead letters per reason, every reason listed (zeros too), in the contract's order."""
     return {reason: totals.get(f"dead:{reason}", 0) for reason in REASONS}

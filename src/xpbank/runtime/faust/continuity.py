@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
+from xpbank.contract.identifiers import escaped
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
 
@@ -28,7 +29,8 @@ DELIVERED = "\x00delivered"
 
 
 def ledger_key(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"
+    """(Kafka's topic names hold no `:`; escaped all the same, as every combined id is.)"""
+    return f"{escaped(topic)}:{partition}"
 
 
 class Ledger:

@@ -13,6 +13,7 @@ from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
 from xpbank.contract.events import CourseUpserted
 from xpbank.processing.handlers import OutputRecord
+from xpbank.contract.identifiers import store_part
 from xpbank.processing.state import pair_key
 from xpbank.runtime.faust.checkpoint import Checkpoint
 
@@ -49,7 +50,7 @@ class TableStore:
 
     @staticmethod
     def _key(user: str, other: str = "") -> bytes:
-        return (pair_key(user, other) if other else user).encode("utf-8")
+        return (pair_key(user, other) if other else store_part(user)).encode("utf-8")
 
     def watermark(self, user: str) -> int | None:
         return self.watermarks.get(self._key(user))

@@ -10,7 +10,7 @@ import time
 
 from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.admin import group_lag
-from xpbank.kafka.background import guarded, throttle_library_logs
+from xpbank.kafka.background import exit_if_not_stopped_within, guarded, throttle_library_logs
 from xpbank.runtime.faust.app import create_app
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
@@ -21,8 +21,7 @@ log = logging.getLogger("xpbank")
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:
     """Run a worker in this process. With `until_caught_up` (replay), stop once every
     input record present has been processed and committed."""
-    from faust.worker import Worker
-
+    BoundedStopWorker = bounded_stop_worker()
     risky = prepare_topics(settings)
     wiring = create_app(settings, web=not until_caught_up)
     os.makedirs(wiring.app.conf.datadir, exist_ok=True)
@@ -62,6 +61,22 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
                 os.kill(os.getpid(), signal.SIGTERM)  # a clean stop: commit, flush, close
             wiring.metrics["caught_up_checks"] = wiring.metrics.get("caught_up_checks", 0) + 1 if lag == 0 else 0
 
-    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker = BoundedStopWorker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None  # faust's spinner switches the root logger to DEBUG
     worker.execute_from_commandline()
+
+
+def bounded_stop_worker():
+    """faust.Worker whose stop is bounded (`exit_if_not_stopped_within`): with the
+    broker away, Faust's stop waits for the last commits and flushes for as long as its
+    request timeouts (20 min). Relies on mode-streaming 0.7.1's `Worker._schedule_shutdown`
+    (its SIGTERM/SIGINT handlers call it)."""
+    from faust.worker import Worker
+
+    class Bounded(Worker):
+        def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
+            if not self._signal_stop_time:  # the first signal only
+                exit_if_not_stopped_within()
+            super()._schedule_shutdown(signal)
+
+    return Bounded

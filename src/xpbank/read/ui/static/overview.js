@@ -156,6 +156,15 @@
     }
     const pr = o.projector;
     fact(redis, 'projector lag', pr.error ? pr.error : number(pr.total), Boolean(pr.error) || pr.total > 0);
+    renderSinks(o.sinks || []);
+  }
+
+  /* The write-back sinks (xpbank sink oneroster|caliper), as their consumer groups say. */
+  function renderSinks(sinks) {
+    rows(document.querySelector('#sinks tbody'), sinks, (s) => s.error
+      ? [td(s.sink), td(`unknown: ${s.error}`, 'bad'), td('—', 'num'), td('—', 'num')]
+      : [td(s.sink), td(s.status, s.status === 'stopped' && s.lag > 0 ? 'bad' : ''), td(number(s.members), 'num'),
+        td(number(s.lag), s.lag > 0 ? 'num bad' : 'num')]);
   }
 
   function renderLag(lag) {
