@@ -108,9 +108,6 @@ def test_a_sort_order_that_is_not_a_number_is_a_schema_violation(order):
     assert differences(as_json(outputs), run_lines(lines)) == []
 
 
-PRODUCT_HAS_ID_RULES = hasattr(Rules(), "max_id_length")
-
-
 def hostile_ids() -> list[dict]:
     """SPEC §2.5: ids holding `:` and `%` (the pairs ('a:b', 'c') and ('a', 'b:c') meet
     without escaping), ids over the limit or with a control character, an envelope of
@@ -138,8 +135,6 @@ def hostile_ids() -> list[dict]:
     return lines
 
 
-@pytest.mark.xfail(not PRODUCT_HAS_ID_RULES, strict=True,
-                   reason="SPEC §2.5 (amended 2026-12-03) is not on this branch's product yet: issue 21")
 def test_the_oracle_and_simulate_agree_on_identifiers_and_their_limits():
     lines, rules = hostile_ids(), Rules(max_payload_bytes=1 << 20)  # room for 1,001 events
     outputs, simulator = simulate(lines, rules)
