@@ -47,8 +47,8 @@ def explained(store, user: str, exercise: str) -> dict:
             "awarded": awarded, "total": explanation.total}
 
 
-def read_views_differ(simulator, oracle, banking: bool = True) -> list[str]:
-    """The attempt views and (with `banking`) the masteries' explanations that differ."""
+def read_views_differ(simulator, oracle) -> list[str]:
+    """The attempt views and the masteries' explanations that differ."""
     store, found = simulator.store, []
     keys = {tuple(k.split("\x1f", 1)) for k in store.attempt_states} | set(oracle.exercises)
     for user, exercise in sorted(keys):
@@ -59,7 +59,7 @@ def read_views_differ(simulator, oracle, banking: bool = True) -> list[str]:
     masteries = {tuple(k.split("\x1f", 1)) for k in store.masteries}
     if masteries != set(oracle.masteries):
         found.append(f"masteries: product {sorted(masteries)} oracle {sorted(oracle.masteries)}")
-    for user, exercise in sorted(masteries & set(oracle.masteries)) if banking else ():
+    for user, exercise in sorted(masteries & set(oracle.masteries)):
         want, got = views.banking(oracle, user, exercise), explained(store, user, exercise)
         if got != want:
             found.append(f"banking {user} {exercise}: product {got} oracle {want}")
@@ -74,13 +74,9 @@ def test_the_oracle_and_simulate_make_the_same_decisions_on_generated_classrooms
     outputs, simulator = simulate(lines, rules)
     oracle = run_lines(lines, limits_of(rules))
     assert differences(as_json(outputs), oracle) == []
-    # explain re-reads the course: after a course changed it may disagree (the xfail below)
-    course_changed = sum(1 for line in lines if line["topic"] == "learning.curriculum.v1" and line["key"] == "c1") > 1
-    assert read_views_differ(simulator, oracle, banking=not course_changed) == []
+    assert read_views_differ(simulator, oracle) == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: explain (and BankingDecided) re-read the current course, so "
-                   "after a course changes they show XP the mastery never banked, or hide XP it banked")
 @pytest.mark.parametrize(("xp_then", "xp_now"), [(0, 3), (3, 0)])
 def test_explain_shows_what_the_mastery_banked_after_the_course_changed(xp_then, xp_now):
     """SPEC §5: `explain` says why a mastery banked what it banked. Here the article's xp
