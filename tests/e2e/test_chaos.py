@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import Broker, both_engines, drop_redis_keys, make_env, xpbank
 from tests.e2e.harness import (
-    ProjectorProcess, Stream, Worker, eventually, members_by_name, produce, uncommitted_on, wait_caught_up,
+    ProjectorProcess, Stream, Worker, eventually, health, members_by_name, produce, uncommitted_on, wait_caught_up,
 )
 from tests.e2e.test_failures import assert_matches_simulate, chunks
 from tests.e2e.test_parity_and_replay import classroom_log
@@ -146,8 +146,12 @@ def kill_with_records_in_flight(settings: Settings, victim: Worker, alive: list[
 
 
 def settled(settings: Settings, alive: list[Worker]) -> dict[str, set]:
-    """The partitions each live worker holds, once the group is exactly the live workers
-    and each holds learner partitions (AssertionError while it settles)."""
+    """The partitions each live worker holds, once every live worker answers ready and
+    the group is exactly them, each holding learner partitions (AssertionError while it
+    settles). Readiness first: a static member killed and started again is listed with
+    its old partitions before the new process has even connected."""
+    answers = {w.log_path.stem: health(w) for w in alive}
+    assert all(a is not None and a[0] == 200 for a in answers.values()), f"starting: {answers}"
     try:
         held = members_by_name(settings)
     except KafkaUnavailable as exc:  # a fresh or restarted broker: the group's coordinator is not up yet
