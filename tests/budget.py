@@ -1,7 +1,9 @@
-"""How many examples a Hypothesis property tries: its own number, scaled by
-XPBANK_HYPOTHESIS_SCALE (default 1). `make mutate` runs them smaller, since every
-mutant of a function they cover runs them again, and derandomized, so that whether a
-mutant is killed does not depend on the run."""
+"""Hypothesis for every test (loaded by tests/conftest.py, before any test module): a
+fixed sequence of examples (derandomized, no example database), so a property that
+passes once passes every run, in CI as here, and whether `make mutate` kills a mutant
+does not depend on the run. `examples(n)` scales a property's own number of examples by
+XPBANK_HYPOTHESIS_SCALE (default 1): `make mutate` runs them at a fifth, since every
+mutant of a function they cover runs them again."""
 
 from __future__ import annotations
 
@@ -10,9 +12,8 @@ import os
 from hypothesis import settings
 
 SCALE = float(os.environ.get("XPBANK_HYPOTHESIS_SCALE") or 1)
-if SCALE != 1:  # the parent of every property's own settings: a fixed sequence of examples
-    settings.register_profile("scaled", derandomize=True, database=None)
-    settings.load_profile("scaled")
+settings.register_profile("xpbank", derandomize=True, database=None)
+settings.load_profile("xpbank")
 
 
 def examples(count: int) -> int:

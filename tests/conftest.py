@@ -18,6 +18,7 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+import tests.budget  # noqa: F401  (Hypothesis: derandomized for every test, before any test module)
 from xpbank.config import ConfigError, Settings
 from xpbank.kafka.admin import Admin, KafkaUnavailable
 from xpbank.kafka.clients import broker_answers
