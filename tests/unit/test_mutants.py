@@ -12,9 +12,11 @@ import pytest
 from tests.builders import attempt, course, envelope, heartbeat, of_type, resource, simulate, time_spent_event
 from xpbank.contract.events import CourseDeleted, CourseUpserted
 from xpbank.contract.outputs import XpFact
+from xpbank.contract.times import to_micros
 from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt
 from xpbank.core.banking import BankDecision, MasteryRef, PairState
-from xpbank.core.read_time import TimeEntry, pack
+from xpbank.core.evidence import changes_evidence
+from xpbank.core.read_time import TimeEntry, credit, pack, seconds_up_to
 from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, OutputRecord, handle_record, learner_of
 from xpbank.processing.simulate import current_facts
@@ -134,3 +136,38 @@ def test_a_late_event_first_in_an_envelope_republishes_the_evidence_even_if_a_la
 def test_a_course_has_no_learner():
     """learner_of 5: a course (or its tombstone) is not routed to a learner's partition."""
     assert learner_of(CourseDeleted(courseSourcedId="c1")) is None
+
+
+# ---- core/ (time accounting and banking) ----------------------------------------------
+
+
+def test_time_at_exactly_t_counts_for_the_mastery_and_its_evidence():
+    """read_time.seconds_up_to 3, evidence.changes_evidence 4: §3.4 counts event times up
+    to and including T."""
+    t_us = to_micros(T)
+    assert seconds_up_to(pack([TimeEntry(t_us, 60_000, f"urn:uuid:{uuid.UUID(int=1)}")]), t_us) == 60_000
+    assert changes_evidence(MasteryRef(id="m1", eventTime=T, attempt=1, courseSourcedId="c1"), [t_us])
+
+
+def test_every_item_over_its_cap_is_counted_as_clamped():
+    """read_time.credit 20: two unanchored items of 100 s under a 60 s cap."""
+    assert credit(((100.0, None), (100.0, None)), 60_000) == (120_000, 80_000)
+
+
+def test_every_event_too_late_in_an_envelope_is_dead_lettered():
+    """time_spent.record_time_spent 20: a second late event must not replace the first's
+    dead letter (bad input is never dropped silently)."""
+    late = [time_spent_event("u1", "v1", 30, -8000), time_spent_event("u1", "v1", 30, -7900)]
+    outputs, _ = simulate([heartbeat("u1", "v1", 30, -100), envelope("u1", late, -50)])
+    assert sorted(d.reason for d in of_type(outputs, "DeadLetter")) == ["too_late", "too_late"]
+
+
+def test_a_redelivered_event_first_in_an_envelope_does_not_hide_the_events_after_it():
+    """time_spent.record_time_spent 57 (`continue` -> `break`): the envelope's new event
+    still counts, so the video banks 2 minutes, not 1."""
+    lines = [course("c1", [[resource("v1", 1, "Video", 5), resource("ex1", 2, "Exercise", 2)]]),
+             heartbeat("u1", "v1", 60, -600),
+             envelope("u1", [time_spent_event("u1", "v1", 60, -600), time_spent_event("u1", "v1", 60, -500)], -490),
+             *attempt("u1", "ex1", -300, [True])]
+    outputs, _ = simulate(lines)
+    assert {f.factId: f.xp for f in current_facts(outputs).values() if f.kind == "banked"} == {"bank:u1:v1": 2}
