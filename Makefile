@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup prism kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup mutate prism kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C (SINKS=1: the sinks too)"
@@ -20,6 +20,7 @@ help:
 	@echo "make kafka-up-cluster - three brokers on 127.0.0.1:9192-9194; make redis-up-cluster - a Redis Cluster on 7101-7106"
 	@echo "                       then: set -a; . .run/kafka-cluster/cluster.env; . .run/redis-cluster/cluster.env; set +a"
 	@echo "make prism  - Stoplight Prism (npm ci, pinned) for the write-back tests: deploy/prism/"
+	@echo "make mutate - mutation testing of the decisions (core/, processing/); results in docs/mutation.md"
 	@echo "other: setup kafka-up kafka-down kafka-down-secure kafka-down-cluster redis-up redis-down redis-down-secure"
 	@echo "       redis-down-cluster schemas"
 	@echo "       test-unit test-integration test-e2e bench clean"
@@ -103,6 +104,13 @@ bench: setup
 	@bash bench/wrk.sh
 	$(PY) -m bench
 
+# Mutation testing of core/ and processing/ (docs/mutation.md); not in `make test` nor CI.
+# Hypothesis properties run at a fifth of their examples, derandomized (tests/budget.py).
+mutate: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,mutation]'
+	XPBANK_HYPOTHESIS_SCALE=0.2 $(VENV)/bin/mutmut run --max-children $${MUTATE_JOBS:-2}
+	$(VENV)/bin/mutmut results
+
 # Up until Ctrl-C, which stops what it started (deploy/run.sh); DEMO_ARGS go to `xpbank demo`.
 # SINKS=1 also starts both write-back sinks (docs/write-back.md); by default neither runs.
 DEMO_ARGS ?=
@@ -110,4 +118,4 @@ run: setup
 	@SINKS=$(SINKS) bash deploy/run.sh $(DEMO_ARGS)
 
 clean:
-	rm -rf .run/worker* data .pytest_cache .hypothesis
+	rm -rf .run/worker* data .pytest_cache .hypothesis mutants

@@ -13,8 +13,16 @@ from xpbank.cli.records import read_lines
 from xpbank.processing.simulate import Simulator, current_facts
 
 # Records are dated relative to now: a broker deletes by time, so a fixed date would
-# make every test that reaches it fail once the calendar passes the retention.
-BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+# make every test that reaches it fail once the calendar passes the retention. The suite
+# runs longer than the development broker's retention (an hour), so tests/conftest.py
+# moves BASE to `base_now()` before each test.
+
+
+def base_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+
+BASE = base_now()
 
 
 def at(seconds: float) -> str:

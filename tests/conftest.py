@@ -18,6 +18,8 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+import tests.budget  # noqa: F401  (Hypothesis: derandomized for every test, before any test module)
+from tests import builders
 from xpbank.config import ConfigError, Settings
 from xpbank.kafka.admin import Admin, KafkaUnavailable
 from xpbank.kafka.clients import broker_answers
@@ -255,3 +257,11 @@ def redis_cluster():
     yield nodes.up()
     if not running:
         nodes.run("down")
+
+
+@pytest.fixture(autouse=True)
+def records_dated_from_now(monkeypatch):
+    """Each test's records are dated from its own start (builders.BASE), not the suite's:
+    40 minutes into a run, records dated from the start would be older than the
+    development broker's one-hour retention and than "the last hour" the page shows."""
+    monkeypatch.setattr(builders, "BASE", builders.base_now())

@@ -17,6 +17,8 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import ROOT, xpbank
+from tests.oracle import Oracle, run_lines, views
+from tests.oracle_compare import differences, limits_of
 from xpbank.runtime.topology import app_id, input_topics
 from xpbank.config import Settings
 from xpbank.kafka.admin import Admin, group_lag
@@ -151,9 +153,23 @@ def topic_values(settings: Settings, name: str) -> list[dict]:
 
 
 def expected(lines: list[dict], settings: Settings) -> tuple[dict, Simulator, list]:
+    """The current facts the records must give, from the second oracle (tests/oracle/),
+    with `simulate`'s run over the same records, which must agree with the oracle."""
+    want, simulator, outputs, _ = expected_with_oracle(lines, settings)
+    return want, simulator, outputs
+
+
+def expected_with_oracle(lines: list[dict], settings: Settings) -> tuple[dict, Simulator, list, Oracle]:
+    """`expected`, and the oracle itself. An e2e failure then cannot come from a bug
+    `simulate` and the worker share: both are held to a model written apart from them."""
     simulator = Simulator(settings.rules)
     outputs = list(simulator.run(read_lines(orjson.dumps(l) for l in lines)))
-    return {fid: f.model_dump(mode="json") for fid, f in current_facts(outputs).items()}, simulator, outputs
+    oracle = run_lines(lines, limits_of(settings.rules))
+    produced = [(out.topic, out.value.model_dump(mode="json")) for out in outputs]
+    disagreements = differences(produced, oracle, letter_times=False)
+    assert disagreements == [], f"simulate and the second oracle disagree: {disagreements[:5]}"
+    assert {fid: f.model_dump(mode="json") for fid, f in current_facts(outputs).items()} == views.current_facts(oracle)
+    return views.current_facts(oracle), simulator, outputs, oracle
 
 
 def current(facts: list[dict]) -> dict[str, dict]:
@@ -313,6 +329,18 @@ class Stream:
     def join(self, timeout: float = 120) -> None:
         self.thread.join(timeout)
         assert not self.thread.is_alive() and self.error is None, self.error
+
+
+def uncommitted_on(settings: Settings, partitions) -> int:
+    """Records of `partitions` the worker group has not committed, now (the end offsets
+    and the group's commits read together: the moment is short)."""
+    admin = Admin(settings)
+
+    async def positions() -> tuple[dict, dict]:
+        return await asyncio.gather(admin.offsets(partitions, earliest=False), admin.committed(app_id(settings)))
+
+    ends, done = asyncio.run(positions())
+    return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
 
 
 def in_flight_after(settings: Settings, burst: list[dict], act, *, measured_after: bool = False) -> int:

@@ -10,8 +10,11 @@ import pytest
 from tests.builders import at, course, heartbeat, line, mastery, resource, submission, time_spent_event
 from tests.conftest import both_engines, xpbank
 from tests.e2e.harness import (
-    Worker, conflicting_revisions, current, expected, metrics, produce, topic_values, wait_caught_up, without_revision,
+    Worker, conflicting_revisions, current, expected_with_oracle, metrics, produce, topic_values, wait_caught_up,
+    without_revision,
 )
+from tests.oracle import views
+from tests.oracle_compare import SPEC_ATTEMPT_EVENTS, attempt_event
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +28,28 @@ def same_by_id(values: list[dict], key: str = "id") -> dict[str, dict]:
 
 
 def assert_matches_simulate(settings, lines) -> None:
-    want, _, sim_outputs = expected(lines, settings)
+    """The worker's outputs are what the second oracle (tests/oracle/) decides for these
+    records: the current facts, SPEC's attempt events, the final awards; and every
+    attempt event equals `simulate`'s (which `expected` holds to the oracle)."""
+    want, _, sim_outputs, oracle = expected_with_oracle(lines, settings)
     facts = topic_values(settings, "xp.facts.v1")
     assert without_revision(current(facts)) == without_revision(want)
     assert conflicting_revisions(facts) == {}
+    attempts = same_by_id(topic_values(settings, "xp.attempts.v1"))
     want_attempts = {o.value.id: o.value.model_dump(mode="json") for o in sim_outputs if o.topic == "xp.attempts.v1"}
-    assert same_by_id(topic_values(settings, "xp.attempts.v1")) == want_attempts
+    assert attempts == want_attempts
+    assert spec_attempt_events(attempts.values()) == spec_attempt_events(views.values(oracle, "xp.attempts.v1"))
     final_awards: dict[str, int] = {}
     for award in same_by_id(topic_values(settings, "xp.banked.v1")).values():  # ids include the revision
         final_awards[award["awardId"]] = max(final_awards.get(award["awardId"], 0), award["xp"])
-    assert final_awards == {fid: f["xp"] for fid, f in want.items() if f["kind"] == "banked"}
+    assert final_awards == views.final_awards(oracle) == {fid: f["xp"] for fid, f in want.items() if f["kind"] == "banked"}
+
+
+def spec_attempt_events(values) -> list[bytes]:
+    """AttemptOpened, AttemptCompleted and AttemptDiscarded (SPEC §3.2) without their ids,
+    as a sorted multiset: the topic's order depends on partitions."""
+    return sorted(orjson.dumps(attempt_event(v), option=orjson.OPT_SORT_KEYS) for v in values
+                  if v["type"] in SPEC_ATTEMPT_EVENTS)
 
 
 def chunks(lines: list[dict], parts: int) -> list[list[dict]]:

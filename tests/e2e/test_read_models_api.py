@@ -1,6 +1,7 @@
 """The worker's projector and HTTP API: the read models equal the sums over the current
 facts after redelivery, a replay with a new generation, a kill -9, and a rebuild from
-an empty Redis; attempts and explanations over HTTP match the offline CLI."""
+an empty Redis; attempts and explanations over HTTP match the offline CLI, and the
+second oracle (tests/oracle/): its attempt views and what each mastery banked."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import orjson
 import pytest
 
 from tests.conftest import xpbank
-from tests.e2e.harness import Worker, current, expected, get, get_json, produce, topic_values, wait_caught_up, wait_group
+from tests.e2e.harness import (
+    Worker, current, expected_with_oracle, get, get_json, produce, topic_values, wait_caught_up, wait_group,
+)
+from tests.oracle import views
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.core.explain import explain_banking
 from xpbank.read.api import attempt_view
@@ -51,7 +55,7 @@ def redeliver_facts(env, settings) -> None:
 
 def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_and_rebuild(env, settings, tmp_path):
     lines = classroom_log(learners=6, seed=13)
-    want, simulator, _ = expected(lines, settings)
+    want, simulator, _, oracle = expected_with_oracle(lines, settings)
     log_file = tmp_path / "classroom.jsonl"
     log_file.write_bytes(b"\n".join(orjson.dumps(l) for l in lines))
     assert xpbank(env, "topics", "create").returncode == 0
@@ -63,6 +67,7 @@ def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_a
         totals = sums_of_current_facts(settings)
         assert sum(v["totalXp"] for v in totals.values()) == sum(f["xp"] for f in want.values()) > 0
         assert served(worker, totals) == totals
+        assert {u: v["totalXp"] for u, v in served(worker, totals).items()} == views.xp_by_user(oracle)
 
         status, health = get_json(worker, "/healthz")
         assert (status, health["ready"]) == (200, True)
@@ -82,9 +87,19 @@ def test_api_serves_read_models_attempts_and_explain_through_redelivery_replay_a
             user, exercise = key.split("\x1f")
             assert get_json(worker, f"/users/{user}/exercises/{exercise}/attempt") == attempt_view(user, exercise, state)
         assert get_json(worker, "/users/nobody/exercises/ex1/attempt")[0] == 404
+        for user, exercise in sorted(oracle.exercises):  # the same views from the second oracle's attempt pointer
+            assert get_json(worker, f"/users/{user}/exercises/{exercise}/attempt") == views.attempt_view(
+                oracle, user, exercise), (user, exercise)
 
         masteries = sorted(simulator.store.masteries)
-        assert masteries
+        assert masteries and {tuple(k.split("\x1f")) for k in masteries} == set(oracle.masteries)
+        for user, exercise in sorted(oracle.masteries):  # what each mastery banked, from the second oracle
+            status, over_http = get_json(worker, f"/users/{user}/exercises/{exercise}/explain")
+            banked = views.banking(oracle, user, exercise)
+            awarded = {r["resourceSourcedId"]: {"activeSeconds": r["activeSeconds"], "minutes": r["minutes"],
+                                                "xp": r["decision"]} for r in over_http["resources"] if r["reason"] == "awarded"}
+            assert (status, over_http["masteryEventId"], over_http["decidedAt"], awarded) == (
+                200, banked["masteryEventId"], banked["decidedAt"], banked["awarded"]), (user, exercise)
         store = simulator.store
         for key in masteries:  # the evidence in Redis is what the final state explains
             user, exercise = key.split("\x1f")

@@ -8,6 +8,7 @@ from collections import defaultdict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.budget import examples
 from tests.builders import at, attempt, heartbeat, line, of_type, simulate, submission
 from xpbank.core.banking import minutes_for
 from xpbank.processing.simulate import current_facts
@@ -80,7 +81,7 @@ def final_facts(lines) -> dict[str, tuple]:
     return {fid: f.model_dump(exclude={"revision"}) for fid, f in current_facts(outputs).items()}
 
 
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY

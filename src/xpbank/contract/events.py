@@ -7,7 +7,8 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationInfo, model_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationInfo,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -173,7 +174,7 @@ class ExerciseMastered(Frozen):
 # ---- Curriculum ----------------------------------------------------------------
 
 ResourceKind = Literal["Article", "Video", "Exercise", "Quiz", "UnitTest", "CourseChallenge"]
-SortOrder = Annotated[float, Field(allow_inf_nan=False)]
+SortOrder = Annotated[StrictFloat, Field(allow_inf_nan=False)]  # a JSON number (an int too), never "2" nor true
 
 
 class CurriculumResource(Frozen):

@@ -128,7 +128,7 @@ class ExplainedResource(Output):
     minutes: int
     priorAward: int
     decision: int
-    reason: str  # not passive / zero xp / already banked / below 20 s / awarded
+    reason: str  # not passive / zero xp / already banked / below 20 s / awarded / not decided
 
 
 class Explanation(Output):

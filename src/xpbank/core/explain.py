@@ -35,24 +35,25 @@ def explain_banking(
     for placed in window.between:
         res = placed.resource
         pair = pairs.get(res.sourcedId, PairState())
-        credited, minutes, award = award_for(pair.entries, mastery.eventTime, res.xp or 0)
         decision = pair.decision
         by_this = decision is not None and decision.mastery_event_id == mastery.id
         prior = decision.xp if decision is not None and not by_this else 0
-        if res.kind not in ("Article", "Video"):
-            reason, award = "not passive", 0
+        credited, minutes, _ = award_for(pair.entries, mastery.eventTime, 0)
+        kind, cap, award = res.kind, res.xp or 0, 0
+        if by_this:  # what this mastery decided, against the course as it was then
+            kind, cap, award = decision.resource_kind, decision.expected_xp, decision.xp
+            reason = "awarded" if award > 0 else "below 20 s"
+        elif res.kind not in ("Article", "Video"):
+            reason = "not passive"
         elif not is_eligible(res):
-            reason, award = "zero xp", 0
+            reason = "zero xp"
         elif prior > 0:
-            reason, award = "already banked", 0
-        elif award == 0:
-            reason = "below 20 s"
-        else:
-            reason = "awarded"
-            award = decision.xp if by_this and decision is not None else award
+            reason = "already banked"
+        else:  # eligible now, but not when this mastery decided (the course changed since)
+            reason = "not decided"
         rows.append(
             ExplainedResource(
-                resourceSourcedId=res.sourcedId, kind=res.kind, cap=res.xp or 0, activeSeconds=credited / 1000,
+                resourceSourcedId=res.sourcedId, kind=kind, cap=cap, activeSeconds=credited / 1000,
                 minutes=minutes, priorAward=prior, decision=award, reason=reason,
             )
         )
