@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import ROOT, xpbank
 from tests.e2e.harness import free_port, wait_group
@@ -134,6 +135,21 @@ class Contract:
             "XPBANK_CALIPER_BATCH_SIZE": "25", "XPBANK_SINK_BACKOFF_MAX_SECONDS": "2",
             "XPBANK_METRICS_PUBLIC": "1",
         }
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory):
+    """The contract server (Prism behind a recording proxy) for one test module."""
+    contract = Contract(tmp_path_factory.mktemp("contract"))
+    yield contract
+    contract.stop()
+
+
+@pytest.fixture
+def fresh(contract):
+    """The module's contract server with nothing recorded."""
+    contract.reset()
+    return contract
 
 
 class SinkProc:

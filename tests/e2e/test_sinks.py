@@ -17,26 +17,13 @@ import pytest
 
 from tests.conftest import both_engines, xpbank
 from tests.e2e.harness import Worker, get_json, produce, wait_caught_up
-from tests.e2e.sinks_harness import (
-    Contract, SinkProc, assert_written_back, current_facts, fact_lines, facts_of_a_classroom, run_until_caught_up,
-    sink_dead_letters, wait_sinks_caught_up, xp_per_learner,
+from tests.e2e.sinks_harness import (  # contract, fresh: the module's fixtures
+    Contract, SinkProc, assert_written_back, contract, current_facts, fact_lines, facts_of_a_classroom, fresh,
+    run_until_caught_up, sink_dead_letters, wait_sinks_caught_up, xp_per_learner,
 )
 from tests.e2e.test_parity_and_replay import classroom_log
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def contract(tmp_path_factory):
-    contract = Contract(tmp_path_factory.mktemp("contract"))
-    yield contract
-    contract.stop()
-
-
-@pytest.fixture
-def fresh(contract):
-    contract.reset()
-    return contract
 
 
 def replaced_systems_result(fact: dict) -> tuple[str, dict]:

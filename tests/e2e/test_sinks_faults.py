@@ -14,8 +14,9 @@ import pytest
 
 from tests.conftest import Broker, both_engines, make_env, xpbank
 from tests.e2e.harness import Stream, Worker, eventually, produce, topic_values, wait_caught_up
-from tests.e2e.sinks_harness import (
-    Contract, SinkProc, assert_written_back, current_facts, fact_lines, facts_of_a_classroom, wait_sinks_caught_up,
+from tests.e2e.sinks_harness import (  # contract, fresh: the module's fixtures
+    Contract, SinkProc, assert_written_back, contract, current_facts, fact_lines, facts_of_a_classroom, fresh,
+    wait_sinks_caught_up,
 )
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.config import Settings
@@ -24,19 +25,6 @@ from xpbank.kafka.admin import Admin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SINKS = ("oneroster", "caliper")
-
-
-@pytest.fixture(scope="module")
-def contract(tmp_path_factory):
-    contract = Contract(tmp_path_factory.mktemp("contract"))
-    yield contract
-    contract.stop()
-
-
-@pytest.fixture
-def fresh(contract):
-    contract.reset()
-    return contract
 
 
 def unacknowledged(settings: Settings) -> dict[str, int]:
