@@ -126,28 +126,6 @@ class BrokerProbe:
             await asyncio.sleep(self.every)
 
 
-STOP_GRACE_SECONDS = 20.0  # within Kubernetes' terminationGracePeriodSeconds (30 s in deploy/k8s)
-
-
-def exit_if_not_stopped_within(seconds: float = STOP_GRACE_SECONDS) -> None:
-    """A stop was asked for: should the process not have exited `seconds` from now (its
-    last checkpoint, commit or flush waiting for a broker that does not answer), it exits
-    anyway, as kill -9 would. Safe: everything since the last durable checkpoint is read
-    again by the partitions' next owner (at least once). Call once per stop."""
-    import os
-    import threading
-
-    def give_up() -> None:
-        log.warning("could not stop cleanly within %.0f s (the broker does not answer?): exiting now; records "
-                    "since the last checkpoint are read again", seconds)
-        logging.shutdown()
-        os._exit(143)
-
-    timer = threading.Timer(seconds, give_up)
-    timer.daemon = True
-    timer.start()
-
-
 class ThrottledLogs(logging.Filter):
     """Lets a library's warning or error through once per `window` seconds per message
     template; the next one let through says how many were held back."""

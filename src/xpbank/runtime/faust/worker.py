@@ -10,7 +10,8 @@ import time
 
 from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.admin import group_lag
-from xpbank.kafka.background import exit_if_not_stopped_within, guarded, throttle_library_logs
+from xpbank.kafka.background import guarded, throttle_library_logs
+from xpbank.runtime.stop_grace import exit_if_not_stopped_within
 from xpbank.runtime.faust.app import create_app
 from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics

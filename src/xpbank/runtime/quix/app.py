@@ -30,7 +30,6 @@ from quixstreams.models import TopicAdmin, TopicManager
 from xpbank.config import Settings
 from xpbank.contract import codec
 from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TOPICS
-from xpbank.kafka.background import exit_if_not_stopped_within
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.processing.handlers import handle_record
 from xpbank.processing.state import BufferedStore
@@ -75,14 +74,6 @@ class XpbankApplication(Application):
     def _on_revoke(self, consumer, topic_partitions):
         self.engine.revoked({tp.partition for tp in topic_partitions})
         super()._on_revoke(consumer, topic_partitions)
-
-    def _on_sigterm(self, *args):  # bounded: with the broker away, the last commit and flush wait
-        exit_if_not_stopped_within()
-        super()._on_sigterm(*args)
-
-    def _on_sigint(self, *args):
-        exit_if_not_stopped_within()
-        super()._on_sigint(*args)
 
     def _on_lost(self, consumer, topic_partitions):
         self.engine.revoked({tp.partition for tp in topic_partitions}, lost=True)

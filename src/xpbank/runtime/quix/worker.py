@@ -24,6 +24,7 @@ from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.quix.app import QuixEngine
 from xpbank.runtime.sidecar import Sidecar
 from xpbank.runtime.broker_wait import wait_for_broker
+from xpbank.runtime.stop_grace import start_grace_on_stop_signals
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
 
 log = logging.getLogger("xpbank")
@@ -37,6 +38,7 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
         logging.getLogger(name).setLevel(framework)
     throttle_library_logs()
     wait_for_broker(settings, None if until_caught_up else settings.web_port)
+    start_grace_on_stop_signals()  # Quix's main thread may sit in librdkafka's flush()
     risky = prepare_topics(settings)
     metrics: Counter = Counter()
     curriculum = CurriculumView(settings)
