@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 XPBANK := $(VENV)/bin/xpbank
 PYTEST_ARGS ?=
 
-.PHONY: help setup mutate prism kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow test-unit test-integration test-e2e run bench clean
+.PHONY: help setup mutate prism kafka-up kafka-down kafka-up-secure kafka-down-secure kafka-up-cluster kafka-down-cluster redis-up redis-down redis-up-secure redis-down-secure redis-up-cluster redis-down-cluster services schemas test test-slow check-guarantees test-unit test-integration test-e2e run bench clean
 
 help:
 	@echo "make run    - Kafka and Redis, a worker, the gateway, a live demo classroom, until Ctrl-C (SINKS=1: the sinks too)"
 	@echo "make test   - all tests (unit, integration, e2e) against a real Kafka and Redis, but the slow tier"
 	@echo "make test-slow - the slow tier: clusters and long fault tests (CI runs it after make test)"
+	@echo "make check-guarantees - each guarantee turned off, a named test shown failing (CI runs it last)"
 	@echo "make bench  - benchmarks against a local Kafka (BENCH_SCALE=0.05 for a quick run); writes bench/results/"
 	@echo "make kafka-up-secure - a second broker with SASL_SSL (SCRAM) and ACLs on 127.0.0.1:9094"
 	@echo "make redis-up-secure - a second Redis with a password and TLS on 127.0.0.1:6380"
@@ -88,6 +89,11 @@ test: setup
 # Clusters and long fault tests: CI runs them after `make test` (.ci/run).
 test-slow: setup
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+# Each guarantee turned off in the source, and a named test shown failing for it
+# (tests/guarantees_check.py; docs/testing.md). CI runs it after the slow tier.
+check-guarantees: setup
+	$(PY) -m tests.guarantees_check
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -129,8 +129,8 @@ def test_a_crash_after_a_checkpoint_before_its_outputs_leave_publishes_them_on_r
     worker.start()
     try:
         wait_caught_up(settings)
-        assert "published the outbox a stop left" in worker.log()
         assert_matches_simulate(settings, lines)
+        assert "published the outbox a stop left" in worker.log()
     finally:
         worker.stop()
 
