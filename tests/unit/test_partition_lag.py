@@ -26,3 +26,18 @@ def test_a_group_is_rebalancing_while_preparing_or_completing_a_rebalance():
     assert GroupView("g", "PreparingRebalance", {}).rebalancing
     assert GroupView("g", "CompletingRebalance", {}).rebalancing
     assert not GroupView("g", "Stable", {"w1": (("t", 0),)}).rebalancing
+
+
+def test_answers_of_a_leader_that_just_moved_are_asked_again_and_a_refusal_is_not():
+    """A broker killed in a cluster: the new leader answers the old epoch with
+    FENCED_LEADER_EPOCH for a moment (CI's lag check failed on it); librdkafka does not
+    mark it retriable, Kafka's own clients retry it after a metadata refresh."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from xpbank.kafka.admin import _retriable
+
+    for code in (KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.NOT_LEADER_FOR_PARTITION,
+                 KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE):
+        assert _retriable(KafkaException(KafkaError(code)))
+    assert not _retriable(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    assert not _retriable(ValueError("not a Kafka error"))

@@ -99,10 +99,14 @@ def finite_retention(setups: Iterable[TopicSetup], drifts: Iterable[Drift]) -> l
     return [d for d in drifts if d.topic in kept and d.key in keys]
 
 
-# Answers of a cluster that is still settling (a topic or broker just created): try again.
+# Answers of a cluster that is still settling (a topic or broker just created, a leader
+# just moved: the errors Kafka's own clients retry after refreshing metadata, which
+# librdkafka does not mark retriable): try again.
 SETTLING = frozenset({
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR,
+    KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError.REPLICA_NOT_AVAILABLE,
 })
 
 
