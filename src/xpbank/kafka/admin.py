@@ -166,7 +166,8 @@ class Admin:
         if problem and problem not in self.problems:
             self.problems.append(problem)
 
-    async def _await(self, futures: dict) -> dict:
+    async def answers(self, futures: dict) -> dict:
+        """The admin client's futures awaited, by key (a failure as its value)."""
         keys = list(futures)
         results = await asyncio.gather(*(asyncio.wrap_future(futures[k]) for k in keys), return_exceptions=True)
         return dict(zip(keys, results))
@@ -191,7 +192,7 @@ class Admin:
         """The configs of one broker of the cluster (its defaults for every topic)."""
         meta = await self.metadata()
         resource = ConfigResource(ResourceType.BROKER, str(min(meta.brokers)))
-        [result] = (await self._await(self.client.describe_configs([resource], request_timeout=self.timeout))).values()
+        [result] = (await self.answers(self.client.describe_configs([resource], request_timeout=self.timeout))).values()
         if isinstance(result, BaseException):
             raise KafkaUnavailable(explain(result, "cannot read the broker's configs"))
         return {k: e.value for k, e in result.items()}
@@ -202,7 +203,7 @@ class Admin:
         present = [n for n in names if n in meta.topics and meta.topics[n].error is None]
         if not present:
             return {}
-        answers = await self._await(self.client.describe_configs(
+        answers = await self.answers(self.client.describe_configs(
             [ConfigResource(ResourceType.TOPIC, n) for n in present], request_timeout=self.timeout))
         described = {}
         for resource, result in answers.items():
@@ -220,7 +221,7 @@ class Admin:
             return []
         new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config)
                for s in setups]
-        answers = await self._await(self.client.create_topics(new, request_timeout=self.timeout))
+        answers = await self.answers(self.client.create_topics(new, request_timeout=self.timeout))
         created = []
         for name, result in answers.items():
             if isinstance(result, KafkaException) and result.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -239,7 +240,7 @@ class Admin:
                 ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET) for key, value in configs.items()])
             for name, configs in changes.items()
         ]
-        answers = await self._await(self.client.incremental_alter_configs(resources, request_timeout=self.timeout))
+        answers = await self.answers(self.client.incremental_alter_configs(resources, request_timeout=self.timeout))
         for resource, result in answers.items():
             if isinstance(result, BaseException):
                 raise TopicSetupError(explain(result, f"cannot alter the configs of topic {resource.name}"))
@@ -269,7 +270,7 @@ class Admin:
             return {}
         deadline = time.monotonic() + self.timeout
         while True:  # a partition just created may not have its leader yet: retriable
-            answers = await self._await(self.client.list_offsets(request, request_timeout=self.timeout))
+            answers = await self.answers(self.client.list_offsets(request, request_timeout=self.timeout))
             failed = {tp: r for tp, r in answers.items() if isinstance(r, BaseException)}
             if not failed:
                 return {(tp.topic, tp.partition): result.offset for tp, result in answers.items()}

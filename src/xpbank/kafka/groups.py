@@ -14,7 +14,7 @@ from xpbank.kafka.admin import Admin, KafkaUnavailable, explain
 async def group_names(admin: Admin) -> list[str]:
     """Every consumer group the cluster knows."""
     try:
-        listed = await admin._await({"groups": admin.client.list_consumer_groups(request_timeout=admin.timeout)})  # noqa: SLF001
+        listed = await admin.answers({"groups": admin.client.list_consumer_groups(request_timeout=admin.timeout)})
     except KafkaException as exc:
         raise KafkaUnavailable(explain(exc, "cannot list the consumer groups")) from None
     result = listed["groups"]
@@ -28,7 +28,7 @@ async def delete_groups(admin: Admin, names: Iterable[str]) -> list[str]:
     names = list(names)
     if not names:
         return []
-    answers = await admin._await(admin.client.delete_consumer_groups(names, request_timeout=admin.timeout))  # noqa: SLF001
+    answers = await admin.answers(admin.client.delete_consumer_groups(names, request_timeout=admin.timeout))
     deleted = []
     for name, result in answers.items():
         if isinstance(result, KafkaException) and result.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
@@ -44,7 +44,7 @@ async def delete_topics(admin: Admin, names: Iterable[str]) -> list[str]:
     names = list(names)
     if not names:
         return []
-    answers = await admin._await(admin.client.delete_topics(names, operation_timeout=60, request_timeout=admin.timeout))  # noqa: SLF001
+    answers = await admin.answers(admin.client.delete_topics(names, operation_timeout=60, request_timeout=admin.timeout))
     deleted = []
     for name, result in answers.items():
         if isinstance(result, KafkaException) and result.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:

@@ -15,10 +15,9 @@ The agent's ledger (continuity.py) is part of the state: after a crash the recor
 the last checkpoint are read again and processed against the state they left, and the
 outbox a crash left is published by the partition's next owner.
 
-This relies on faust-streaming 0.15.3 internals, pinned and kept here: the rocksdb
-store's per-partition databases (`_dbs`, `_db_for_partition`) and the memory store's
-dict (`data`), the table's changelog topic and `set_persisted_offset`, and the app
-producer's `send`. The crash, scale-out and lost-disk tests in
+The stores' per-partition databases are reached through `internals` (faust-streaming's
+private names live there); the table's changelog topic, `set_persisted_offset` and the
+app producer's `send` are public. The crash, scale-out and lost-disk tests in
 tests/e2e/test_crash_and_scale_out.py check the behaviour it relies on."""
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from faust.types import TP
 
 from xpbank.runtime import outbox
+from xpbank.runtime.faust import internals
 
 log = logging.getLogger("xpbank")
 OUTBOX_TABLE = "positions"  # the outbox of a partition is a key of its positions table
@@ -60,10 +60,7 @@ class Checkpoint:
         held = self.changed.get((table, key))
         if held is not None:
             return held[1]
-        store = self.tables[table].data
-        if hasattr(store, "_db_for_partition"):  # rocksdb: this partition's own database
-            return store._db_for_partition(partition).get(key)  # noqa: SLF001
-        return store.data.get(key)  # memory
+        return internals.read_key(self.tables[table].data, partition, key)
 
     def put(self, table: str, key: bytes, value: bytes, partition: int) -> None:
         self.changed[(table, key)] = (partition, value)
@@ -191,17 +188,7 @@ class Checkpoint:
             batches.setdefault((table, partition), []).append((key, value))
         for (table, partition), items in batches.items():
             store = self.tables[table].data
-            if hasattr(store, "_dbs"):  # rocksdb
-                db = store._dbs.get(partition)  # noqa: SLF001 - a revoked partition's database is closed:
-                if db is None:  # its next owner recovers this write from the changelog
-                    continue
-                from rocksdict import WriteBatch
-
-                batch = WriteBatch(raw_mode=True)
-                for key, value in items:
-                    batch.put(key, value)
-                db.write(batch)
-            else:
-                store.data.update(items)
+            if not internals.write_batch(store, partition, items):  # revoked: its next owner
+                continue  # recovers this write from the changelog
             changelog = self.tables[table].changelog_topic.get_topic_name()
             store.set_persisted_offset(TP(changelog, partition), written[(table, partition)])

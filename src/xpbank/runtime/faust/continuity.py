@@ -22,6 +22,7 @@ from faust.types.tuples import ConsumerMessage
 from xpbank.contract.identifiers import escaped
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
+from xpbank.runtime.faust import internals
 
 # Owner under which the per-partition ledger lives in the positions table; no learner
 # sourcedId contains NUL.
@@ -175,7 +176,5 @@ def take_overs(counts: dict, kicks: dict) -> tuple[dict, set]:
 
 
 async def commit_processed(consumer, tp: TP, offset: int) -> None:
-    """Commit `offset` (the next to read) for `tp` through Faust's own commit path,
-    which flushes the producer, commits, tells the tables and updates Faust's idea of
-    the committed offset (faust-streaming 0.15.3's `Consumer._commit_offsets`)."""
-    await consumer._commit_offsets({tp: offset})  # noqa: SLF001
+    """Commit `offset` (the next to read) for `tp` through Faust's own commit path."""
+    await internals.commit_offsets(consumer, {tp: offset})

@@ -12,6 +12,7 @@ from xpbank.config import DEFAULTS, Settings
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.background import guarded, throttle_library_logs
 from xpbank.runtime.stop_grace import exit_if_not_stopped_within
+from xpbank.runtime.faust import internals
 from xpbank.runtime.faust.app import create_app
 from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
@@ -23,7 +24,7 @@ log = logging.getLogger("xpbank")
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:
     """Run a worker in this process. With `until_caught_up` (replay), stop once every
     input record present has been processed and committed."""
-    BoundedStopWorker = bounded_stop_worker()
+    BoundedStopWorker = internals.worker_class_stopping_within(exit_if_not_stopped_within)
     wait_for_broker(settings, None if until_caught_up else settings.web_port)
     risky = prepare_topics(settings)
     wiring = create_app(settings, web=not until_caught_up)
@@ -67,19 +68,3 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     worker = BoundedStopWorker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None  # faust's spinner switches the root logger to DEBUG
     worker.execute_from_commandline()
-
-
-def bounded_stop_worker():
-    """faust.Worker whose stop is bounded (`exit_if_not_stopped_within`): with the
-    broker away, Faust's stop waits for the last commits and flushes for as long as its
-    request timeouts (20 min). Relies on mode-streaming 0.7.1's `Worker._schedule_shutdown`
-    (its SIGTERM/SIGINT handlers call it)."""
-    from faust.worker import Worker
-
-    class Bounded(Worker):
-        def _schedule_shutdown(self, signal) -> None:  # noqa: ANN001 - mode's signature
-            if not self._signal_stop_time:  # the first signal only
-                exit_if_not_stopped_within()
-            super()._schedule_shutdown(signal)
-
-    return Bounded

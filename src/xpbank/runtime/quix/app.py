@@ -23,7 +23,7 @@ import os
 import time
 from collections import Counter
 
-from quixstreams import Application, message_context
+from quixstreams import message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicAdmin, TopicManager
 
@@ -38,6 +38,8 @@ from xpbank.runtime import outbox
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.failpoints import Failpoint
 from xpbank.runtime.records import from_millis, input_record, learner_record, observe, origin_headers
+from xpbank.runtime.quix import internals
+from xpbank.runtime.quix.internals import HookedApplication, NamedTopicManager
 from xpbank.runtime.quix.state import QuixStore
 from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, rekeyed_topic
 
@@ -45,39 +47,6 @@ log = logging.getLogger("xpbank")
 OUTPUTS_WITHIN = 0.01  # seconds: held outputs force a checkpoint this soon (at once when the consumer idles)
 OUTBOX_PREFIX = b"\x00\x00\x00\x00"  # the outbox's key, OUTBOX_KEY, starts with NUL: no learner's key does
 RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializer": "bytes", "value_serializer": "bytes"}
-
-
-class NamedTopicManager(TopicManager):
-    """Quix's internal topics named like xpbank's others: `{group}-{store}-changelog`
-    (created beforehand by `xpbank topics create` or the worker, with their configs)."""
-
-    def _internal_name(self, topic_type, topic_name, suffix) -> str:
-        return f"{self._consumer_group}-{topic_name}-{topic_type}"
-
-
-class XpbankApplication(Application):
-    """Quix's Application with the rebalance hooks health needs (it has no public ones)."""
-
-    engine: QuixEngine
-
-    def _process_message(self, dataframe_composed):
-        if self.engine.unrecovered:  # state recovered (the loop runs this only then)
-            self.engine.publish_outboxes_left()
-        self.engine.idle = True  # until a record comes: then held outputs need not wait
-        super()._process_message(dataframe_composed)
-
-    def _on_assign(self, consumer, topic_partitions):
-        self.engine.rebalancing = True
-        super()._on_assign(consumer, topic_partitions)
-        self.engine.assigned_partitions(topic_partitions)
-
-    def _on_revoke(self, consumer, topic_partitions):
-        self.engine.revoked({tp.partition for tp in topic_partitions})
-        super()._on_revoke(consumer, topic_partitions)
-
-    def _on_lost(self, consumer, topic_partitions):
-        self.engine.revoked({tp.partition for tp in topic_partitions}, lost=True)
-        super()._on_lost(consumer, topic_partitions)
 
 
 class QuixEngine:
@@ -111,7 +80,7 @@ class QuixEngine:
             consumer_extra["group.instance.id"] = settings.instance_id
             # a stable transactional id fences a crashed predecessor's open transaction at once
             producer_extra["transactional.id"] = f"{self.group}-{settings.instance_id}"
-        self.app = XpbankApplication(
+        self.app = HookedApplication(
             broker_address=connection,
             consumer_group=self.group,
             auto_offset_reset="earliest",
@@ -128,7 +97,7 @@ class QuixEngine:
             broker_availability_timeout=0,  # a broker away is waited for, as Faust does
             consumer_poll_timeout=0.005,  # an idle poll ends soon, and held outputs leave at once
         )
-        self.app.engine = self
+        self.app.hooks = self
         names = {spec.name: spec.full_name(self.prefix) for spec in TOPICS}
         self.outputs = {name: full for name, full in names.items()}
         learner_topics = [self.app.topic(names[t], **RAW) for t in (CALIPER, SUBMISSIONS, MASTERY)]
@@ -136,15 +105,14 @@ class QuixEngine:
         dataframes = [self.app.dataframe(topic) for topic in learner_topics]
         self.context = dataframes[0].processing_context
         self.producer = self.context.producer
-        self._commit_checkpoint = self.context.commit_checkpoint
-        self.context.commit_checkpoint = self.commit_checkpoint  # the one place checkpoints are committed
+        self._commit_checkpoint = internals.route_checkpoints(self.context, self.commit_checkpoint)
         # one store for the four learner topics (not concat(): it would buffer and align
         # by time, and name the changelog after the set of topics)
         self.context.dataframe_registry.register_stream_id(QUIX_STORE, [t.name for t in learner_topics])
         TopicManager.ensure_topics_copartitioned(*learner_topics)
         self.context.state_manager.register_store(
             stream_id=QUIX_STORE, changelog_config=TopicManager.derive_topic_config(learner_topics))
-        assert self.app._topic_manager.changelog_topics_list[0].name == changelog_topic(settings, QUIX_STORE)  # noqa: SLF001
+        assert self.app.changelog_topic_names()[0] == changelog_topic(settings, QUIX_STORE)
         for dataframe in dataframes:
             dataframe.update(self.process, metadata=True)
         self.app.dataframe(self.app.topic(names[CURRICULUM], **RAW)).update(self.process_curriculum, metadata=True)
@@ -214,7 +182,7 @@ class QuixEngine:
             self.failpoint.crash()  # committed, not yet published: the next owner publishes it
         self._send([item for items in held.values() for item in items])
         self._write_outboxes(dict.fromkeys(held, b""))
-        if revoking or not self.app._run_tracker.running:  # noqa: SLF001
+        if revoking or self.app.stopping:
             self._commit_checkpoint(force=True, revoking=revoking)
 
     def publish_outboxes_left(self, partitions: list[int] | None = None) -> None:
@@ -248,6 +216,21 @@ class QuixEngine:
         logger.exception("processing failed: %s", exc)
         self.metrics["processing_errors"] += 1
         return False
+
+    # ---- the application's hooks (internals.Hooks) ----------------------------------------
+    def on_poll(self) -> None:
+        if self.unrecovered:  # state recovered (the loop polls only then)
+            self.publish_outboxes_left()
+        self.idle = True  # until a record comes: then held outputs need not wait
+
+    def on_assigning(self) -> None:
+        self.rebalancing = True
+
+    def on_assigned(self, topic_partitions) -> None:
+        self.assigned_partitions(topic_partitions)
+
+    def on_revoked(self, partitions: set[int], lost: bool) -> None:
+        self.revoked(partitions, lost=lost)
 
     # ---- health (written here, read by the API's thread) -------------------------------
     def assigned_partitions(self, topic_partitions) -> None:
@@ -285,11 +268,11 @@ class QuixEngine:
         fetch saw them: asking the broker waits behind the consumer's long poll."""
         if not self.ready() or not self.assigned:
             return False
-        if len(self.producer._producer._producer):  # noqa: SLF001 - records not yet acknowledged
+        if internals.unacknowledged(self.producer):
             return False
         from confluent_kafka import TopicPartition
 
-        consumer = self.app._consumer  # noqa: SLF001 - Quix's consumer: positions and watermarks
+        consumer = self.app.kafka_consumer
         partitions = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
         committed = None
         for tp in consumer.position(partitions):
