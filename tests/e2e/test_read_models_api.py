@@ -18,7 +18,7 @@ from tests.e2e.harness import (
 from tests.oracle import views
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.core.explain import explain_banking
-from xpbank.read.api import attempt_view
+from tests.attempt_views import attempt_view
 from xpbank.kafka.clients import read_topic
 from xpbank.read.projector import projected_topics, projector_group
 from xpbank.read.read_models import ReadModels

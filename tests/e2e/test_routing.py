@@ -12,7 +12,7 @@ from tests.e2e.harness import (
 )
 from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import wait_projected
-from xpbank.read.api import attempt_view
+from tests.attempt_views import attempt_view
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import orjson
 
 from tests.golden.corpus import FIXED_START
 from xpbank.contract.times import format_time
-from xpbank.processing.handlers import InputRecord
+from xpbank.contract.records import InputRecord
 
 ROSTER = "https://roster.example.org/ims/oneroster/rostering/v1p2/users/"
 NS = uuid.UUID("0b7d7a8e-1c0e-4a8e-9d6f-5c1a2b3c4d5e")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.test_projection import seed002
 from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
-from xpbank.read.api import attempt_view
+from tests.attempt_views import attempt_view
 from xpbank.read.projection import plan_attempt, plan_decision, plan_fact
 from xpbank.read.read_models import ReadModels
 

@@ -16,7 +16,7 @@ from tests.builders import simulate
 from xpbank.contract.topics import ATTEMPTS, FACTS
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.clients import produce
-from xpbank.processing.handlers import InputRecord
+from xpbank.contract.records import InputRecord
 from xpbank.read.projection import plan_fact
 from xpbank.read.projector import Projector, projected_topics, projector_group
 from xpbank.read.read_models import EpochChanged, ReadModels, ReadModelsUnavailable

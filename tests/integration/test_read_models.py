@@ -14,12 +14,12 @@ import pytest
 from tests.builders import attempt, course, resource, simulate, submission
 from tests.e2e.test_parity_and_replay import classroom_log
 from xpbank.core.rules import Rules
-from xpbank.processing.handlers import InputRecord
+from xpbank.contract.records import InputRecord
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.clients import produce
 from xpbank.runtime.topology import create_topics
 from xpbank.contract.outputs import AttemptCompleted, AttemptDiscarded, AttemptOpened, AttemptProgressed, XpFact
-from xpbank.read.api import attempt_view
+from tests.attempt_views import attempt_view
 from xpbank.read.projection import plan_attempt, plan_fact
 from xpbank.read.projector import project, projected_topics, projector_group, rebuild
 from xpbank.read.read_models import ReadModels

@@ -23,7 +23,7 @@ from tests.oracle.state import exercise_xp, minutes_for
 from tests.oracle_compare import differences, limits_of
 from xpbank.core.explain import explain_banking
 from xpbank.core.rules import Rules
-from xpbank.read.api import attempt_view
+from tests.attempt_views import attempt_view
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"

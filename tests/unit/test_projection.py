@@ -6,7 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from xpbank.read.api import attempt_view, health, render_metrics
+from tests.attempt_views import attempt_view
+from xpbank.read.api import health, render_metrics
 from xpbank.read.latency import Histogram
 from xpbank.config import Settings
 from xpbank.core.attempts import OpenAttempt

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from xpbank.contract.events import ExerciseMastered
-from xpbank.processing.handlers import OutputRecord
+from xpbank.contract.records import OutputRecord
 from xpbank.cli.records import RecordLineError, output_line, parse_line, read_lines
 
 T0 = datetime(2026, 11, 21, 10, 0, 5, tzinfo=UTC)

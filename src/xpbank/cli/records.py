@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from xpbank.contract.times import format_time, parse_time
-from xpbank.processing.handlers import InputRecord, OutputRecord
+from xpbank.contract.records import InputRecord, OutputRecord
 from xpbank.contract.topics import BY_NAME, base_name
 
 

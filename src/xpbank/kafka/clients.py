@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from xpbank.config import Settings
-from xpbank.processing.handlers import InputRecord
+from xpbank.contract.records import InputRecord
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.kafka.admin import Admin, KafkaUnavailable, TopicSetupError
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 
 from pydantic import BaseModel
@@ -21,27 +20,9 @@ from xpbank.core.rules import Rules
 from xpbank.core.time_spent import record_time_spent
 from xpbank.contract.events import CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
 from xpbank.contract.outputs import DeadLetter
+from xpbank.contract.records import InputRecord, OutputRecord
 from xpbank.processing.state import StateStore
 from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
-
-
-@dataclass(frozen=True)
-class InputRecord:
-    topic: str  # registry name (without prefix)
-    key: bytes | None
-    value: bytes | None
-    timestamp: datetime | None
-    partition: int | None = None
-    offset: int | None = None
-    topic_full_name: str | None = None  # as it appears on the broker, for dead letters
-
-
-@dataclass(frozen=True)
-class OutputRecord:
-    topic: str
-    key: str | None
-    value: BaseModel
-    timestamp: datetime | None
 
 
 @dataclass(slots=True)

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from xpbank.contract import codec
 from xpbank.core.rules import Rules
 from xpbank.contract.events import ExerciseMastered
-from xpbank.processing.handlers import InputRecord, OutputRecord, handle_record
+from xpbank.contract.records import InputRecord, OutputRecord
+from xpbank.processing.handlers import handle_record
 from xpbank.contract.outputs import XpFact
 from xpbank.processing.state import MemoryStore
 from xpbank.contract.topics import MASTERY

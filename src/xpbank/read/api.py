@@ -1,5 +1,5 @@
-"""The HTTP API's content as pure functions: an attempt's view, problem documents, the
-readiness answer and the Prometheus text. `server.py` reads and hands them out."""
+"""The HTTP API's content as pure functions: problem documents, the readiness answer and
+the Prometheus text (the views themselves are the read models', read/projection.py). `server.py` reads and hands them out."""
 
 from __future__ import annotations
 
@@ -7,23 +7,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 
 from xpbank.contract.outputs import REASONS
-from xpbank.core.attempts import AttemptState, progress
 from xpbank.read.latency import Histogram
-from xpbank.read.projection import completed_view, no_attempt_view, open_view
-
-
-def attempt_view(user: str, exercise: str, state: AttemptState | None) -> tuple[int, dict]:
-    """What `GET .../attempt` answers for a worker's attempt state (the read models hold
-    the same views, built from the attempt events): the open attempt, else the last
-    completed one, else 404."""
-    if state is not None and state.open is not None:
-        answered, correct, reported = progress(state.open)
-        return 200, open_view(user, exercise, state.open.number, answered, correct, reported, state.open.total_questions)
-    if state is not None and state.last_completed is not None:
-        done = state.last_completed
-        return 200, completed_view(user, exercise, done.number, done.correct, done.total, done.accuracy,
-                                   done.exercise_xp, done.mastered)
-    return 404, no_attempt_view(user, exercise)
 
 
 def problem(status: int, detail: str) -> dict:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import orjson
 
 from xpbank.contract import codec
-from xpbank.processing.handlers import OutputRecord
+from xpbank.contract.records import OutputRecord
 
 # a partition's outbox lives in that partition under a key no learner's key can be (they
 # never start with NUL); Faust's tables are one keyspace, so there the key names the partition

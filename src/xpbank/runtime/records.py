@@ -13,7 +13,8 @@ from functools import lru_cache
 from aiokafka.partitioner import murmur2
 
 from xpbank.contract.topics import base_name
-from xpbank.processing.handlers import Handled, InputRecord
+from xpbank.contract.records import InputRecord
+from xpbank.processing.handlers import Handled
 
 log = logging.getLogger("xpbank")
 ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")

@@ -12,7 +12,7 @@ from xpbank.processing import state_codec
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
 from xpbank.contract.events import CourseUpserted
-from xpbank.processing.handlers import OutputRecord
+from xpbank.contract.records import OutputRecord
 from xpbank.contract.identifiers import store_part
 from xpbank.processing.state import pair_key
 from xpbank.runtime.faust.checkpoint import Checkpoint

@@ -1,0 +1,29 @@
+"""The records the processing step takes and gives: a record read from a topic, and an
+output to publish (its value a contract model). Engine-neutral: the engines, the
+simulator, the CLI and the Kafka clients build and read them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    topic: str  # registry name (without prefix)
+    key: bytes | None
+    value: bytes | None
+    timestamp: datetime | None
+    partition: int | None = None
+    offset: int | None = None
+    topic_full_name: str | None = None  # as it appears on the broker, for dead letters
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    topic: str
+    key: str | None
+    value: BaseModel
+    timestamp: datetime | None
