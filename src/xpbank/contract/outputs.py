@@ -3,7 +3,6 @@ identity, so a redelivered output is recognisably the same output."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from xpbank.config import (
-    DEFAULTS, MIN_TOKEN_LENGTH, ApiTokens, ConfigError, Rereadable, Secret, Settings, _int, warn_if_shared,
+    DEFAULTS, MIN_TOKEN_LENGTH, ApiTokens, ConfigError, Rereadable, Secret, Settings, env_int, warn_if_shared,
 )
 from xpbank.web.limits import HttpLimits
 
@@ -159,7 +159,7 @@ class GatewaySettings:
         if not len(tokens):
             raise ConfigError("the gateway needs tokens: set XPBANK_GATEWAY_TOKENS (comma-separated) "
                               "or XPBANK_GATEWAY_TOKENS_FILE")
-        buffer_bytes = _int(env, "XPBANK_GATEWAY_BUFFER_BYTES", 1)
+        buffer_bytes = env_int(env, "XPBANK_GATEWAY_BUFFER_BYTES", 1)
         largest = 2 * base.rules.max_payload_bytes + 64 * 1024  # caliper.bound: the most one request writes
         if buffer_bytes < largest:
             raise ConfigError(f"XPBANK_GATEWAY_BUFFER_BYTES={buffer_bytes} is below {largest} (twice "
@@ -171,9 +171,9 @@ class GatewaySettings:
         if base.api_tokens_file:
             operators = Rotating(Rereadable(base.api_tokens_file, lambda text: operators_of(ApiTokens.reread(text)),
                                             "XPBANK_API_TOKENS_FILE", operators))
-        return cls(base=base, port=_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
-                   ack_timeout_seconds=float(_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators,
-                   http=HttpLimits.from_env(env), reads_per_token=_int(env, "XPBANK_GATEWAY_READS_PER_TOKEN", 1),
-                   requests_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND", 1),
-                   bytes_per_second=_int(env, "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND", 1))
+        return cls(base=base, port=env_int(env, "XPBANK_GATEWAY_PORT", 1), tokens=tokens, buffer_bytes=buffer_bytes,
+                   ack_timeout_seconds=float(env_int(env, "XPBANK_GATEWAY_ACK_TIMEOUT_SECONDS", 1)), operators=operators,
+                   http=HttpLimits.from_env(env), reads_per_token=env_int(env, "XPBANK_GATEWAY_READS_PER_TOKEN", 1),
+                   requests_per_second=env_int(env, "XPBANK_GATEWAY_TOKEN_REQUESTS_PER_SECOND", 1),
+                   bytes_per_second=env_int(env, "XPBANK_GATEWAY_TOKEN_BYTES_PER_SECOND", 1))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
-from xpbank.config import Settings, _int
+from xpbank.config import Settings, env_int
 from xpbank.kafka.background import throttle_library_logs
 from xpbank.contract.outputs import Explanation
 from xpbank.core.explain import explain_banking
@@ -77,7 +77,7 @@ class Doors:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Doors:
         env = os.environ if env is None else env
-        return cls(HttpLimits.from_env(env), _int(env, "XPBANK_UI_MAX_STREAMS", minimum=1))
+        return cls(HttpLimits.from_env(env), env_int(env, "XPBANK_UI_MAX_STREAMS", minimum=1))
 
 
 def problem_response(status: int, detail: str, **headers: str) -> web.Response:

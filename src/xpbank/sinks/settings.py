@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from xpbank.config import DEFAULTS, ConfigError, Secret, Settings, _int, _text
+from xpbank.config import DEFAULTS, ConfigError, Secret, Settings, env_int, env_text
 from xpbank.sinks.analytics import Identity
 from xpbank.sinks.gradebook import Naming, parse_kinds
 
@@ -32,8 +32,8 @@ class Credentials:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], prefix: str) -> Credentials:
-        found = cls(Secret(_text(env, f"{prefix}_TOKEN")), _text(env, f"{prefix}_TOKEN_URL"),
-                    Secret(_text(env, f"{prefix}_CLIENT_ID")), Secret(_text(env, f"{prefix}_CLIENT_SECRET")))
+        found = cls(Secret(env_text(env, f"{prefix}_TOKEN")), env_text(env, f"{prefix}_TOKEN_URL"),
+                    Secret(env_text(env, f"{prefix}_CLIENT_ID")), Secret(env_text(env, f"{prefix}_CLIENT_SECRET")))
         if found.token and found.token_url:
             raise ConfigError(f"{prefix}_TOKEN and {prefix}_TOKEN_URL are both set: a token, or client credentials")
         if found.token_url:
@@ -59,9 +59,9 @@ class Delivery:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], prefix: str, credentials_prefix: str) -> Delivery:
-        return cls(Credentials.from_env(env, credentials_prefix), float(_int(env, f"{prefix}_RATE")),
-                   _int(env, f"{prefix}_CONCURRENCY", 1), float(_int(env, "XPBANK_SINK_TIMEOUT_SECONDS", 1)),
-                   float(_int(env, "XPBANK_SINK_BACKOFF_MAX_SECONDS", 1)))
+        return cls(Credentials.from_env(env, credentials_prefix), float(env_int(env, f"{prefix}_RATE")),
+                   env_int(env, f"{prefix}_CONCURRENCY", 1), float(env_int(env, "XPBANK_SINK_TIMEOUT_SECONDS", 1)),
+                   float(env_int(env, "XPBANK_SINK_BACKOFF_MAX_SECONDS", 1)))
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class OneRosterSettings:
                               _value(env, "XPBANK_ONEROSTER_EXERCISE_RESULT_ID"))
         return cls(base, url, parse_kinds(_value(env, "XPBANK_ONEROSTER_KINDS")), naming,
                    Delivery.from_env(env, "XPBANK_ONEROSTER", "XPBANK_ONEROSTER"),
-                   _int(env, "XPBANK_ONEROSTER_SINK_PORT", 1))
+                   env_int(env, "XPBANK_ONEROSTER_SINK_PORT", 1))
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ class CaliperSettings:
         if ":" not in sensor:
             raise ConfigError(f"XPBANK_CALIPER_SENSOR={sensor!r}: an IRI (scheme:...)")
         return cls(base, url, Identity.parse(actor, _value(env, "XPBANK_CALIPER_ACTIVITY_ID")), sensor,
-                   _int(env, "XPBANK_CALIPER_BATCH_SIZE", 1),
-                   Delivery.from_env(env, "XPBANK_CALIPER", "XPBANK_CALIPER_SINK"), _int(env, "XPBANK_CALIPER_SINK_PORT", 1))
+                   env_int(env, "XPBANK_CALIPER_BATCH_SIZE", 1),
+                   Delivery.from_env(env, "XPBANK_CALIPER", "XPBANK_CALIPER_SINK"), env_int(env, "XPBANK_CALIPER_SINK_PORT", 1))
 
 
 def _value(env: Mapping[str, str], name: str) -> str:

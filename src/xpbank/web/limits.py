@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 
-from xpbank.config import _int
+from xpbank.config import env_int
 
 KEEPALIVE_SECONDS = 75.0
 
@@ -36,8 +36,8 @@ class HttpLimits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HttpLimits:
-        return cls(header_timeout=float(_int(env, "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS", minimum=1)),
-                   body_min_rate=_int(env, "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND", minimum=1))
+        return cls(header_timeout=float(env_int(env, "XPBANK_HTTP_HEADER_TIMEOUT_SECONDS", minimum=1)),
+                   body_min_rate=env_int(env, "XPBANK_HTTP_BODY_MIN_BYTES_PER_SECOND", minimum=1))
 
     def body_seconds(self, size: int) -> float:
         """How long a body of `size` bytes may take: the header timeout's grace, then the
