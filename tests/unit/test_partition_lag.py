@@ -3,7 +3,7 @@ group committed nothing or less, never negative; the per-topic lag is its sum.""
 
 from __future__ import annotations
 
-from xpbank.kafka.admin import GroupView, PartitionLag, partition_lag
+from xpbank.kafka.views import GroupView, PartitionLag, partition_lag
 
 
 def test_lag_per_partition_counts_from_the_log_start_and_never_goes_negative():

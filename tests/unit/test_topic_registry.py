@@ -7,7 +7,7 @@ import pytest
 
 from xpbank.config import ConfigError, Settings
 from xpbank.runtime.topology import all_setups, internal_setups
-from xpbank.kafka.admin import Described, Drift, finite_retention, plan
+from xpbank.kafka.views import Described, Drift, finite_retention, plan
 from xpbank.contract.topics import INPUTS, TopicSetup
 
 FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}

@@ -116,7 +116,7 @@ def test_an_engine_status_says_ready_and_counts_the_continuity_repairs():
 
 
 def test_a_sink_is_running_stopped_or_never_run_as_its_consumer_group_says():
-    from xpbank.kafka.admin import PartitionLag
+    from xpbank.kafka.views import PartitionLag
 
     behind = lag_rows([PartitionLag("xp.facts.v1", 0, 0, 9, 4, 5), PartitionLag("xp.facts.v1", 1, 0, 3, None, 3)])
     never = lag_rows([PartitionLag("xp.facts.v1", 0, 0, 9, None, 9)])

@@ -3,6 +3,7 @@ identity, so a redelivered output is recognisably the same output."""
 
 from __future__ import annotations
 
+from datetime import date  # noqa: F401 - pydantic resolves the `date: date` annotation by name
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict

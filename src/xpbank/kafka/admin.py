@@ -1,7 +1,7 @@
 """Topic administration and offsets with confluent-kafka's AdminClient (it has the
 incremental config changes and earliest offsets that aiokafka's admin lacks).
 
-`plan` decides, as a pure function, what to create, what to alter and what differs;
+`views.plan` decides, as a pure function, what to create, what to alter and what differs;
 `Admin` talks to the broker and awaits its futures on the running asyncio loop. Clients
 are made per use, never at import time."""
 
@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
@@ -22,6 +21,7 @@ from xpbank.config import Settings
 from xpbank.kafka import group_reads
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.contract.topics import TopicSetup
+from xpbank.kafka.views import Described, Drift, GroupView, PartitionLag, Truncation, partition_lag, plan
 
 log = logging.getLogger("xpbank.kafka")
 
@@ -42,61 +42,6 @@ class KafkaUnavailable(RuntimeError):
 class BrokerAway(KafkaUnavailable):
     """No broker answered in time (down, restarting, unreachable): worth waiting for,
     unlike a broker that answers and refuses us."""
-
-
-@dataclass(frozen=True)
-class Drift:
-    topic: str
-    key: str  # "exists", "partitions", "replication" or a config name
-    expected: str
-    actual: str
-
-    def __str__(self) -> str:
-        return f"{self.topic}: {self.key} is {self.actual}, expected {self.expected}"
-
-
-@dataclass(frozen=True)
-class Described:
-    partitions: int
-    replication: int
-    configs: dict[str, str]
-
-
-def _same(key: str, expected: str, actual: str | None) -> bool:
-    if key == "cleanup.policy":  # "compact,delete" and "delete,compact" are one policy
-        return set(expected.split(",")) == set((actual or "").split(","))
-    return expected == actual
-
-
-def plan(wanted: Iterable[TopicSetup], found: dict[str, Described]) -> tuple[list[TopicSetup], dict[str, dict[str, str]], list[Drift]]:
-    """(topics to create, configs to set per existing topic, every drift). Partition and
-    replication counts are reported, never changed: a learner's state lives on the
-    partition its records hash to."""
-    create, alter, drifts = [], {}, []
-    for setup in wanted:
-        held = found.get(setup.name)
-        if held is None:
-            create.append(setup)
-            drifts.append(Drift(setup.name, "exists", "yes", "no"))
-            continue
-        if held.partitions != setup.partitions:
-            drifts.append(Drift(setup.name, "partitions", str(setup.partitions), str(held.partitions)))
-        if held.replication != setup.replication:
-            drifts.append(Drift(setup.name, "replication", str(setup.replication), str(held.replication)))
-        for key, value in setup.configs:
-            actual = held.configs.get(key)
-            if not _same(key, value, actual):
-                alter.setdefault(setup.name, {})[key] = value
-                drifts.append(Drift(setup.name, key, value, str(actual)))
-    return create, alter, drifts
-
-
-def finite_retention(setups: Iterable[TopicSetup], drifts: Iterable[Drift]) -> list[Drift]:
-    """Drifts that let the broker delete records of a topic replays or the worker read
-    (inputs and the internal re-key topic)."""
-    kept = {s.name for s in setups if s.role in ("input", "internal")}
-    keys = {"retention.ms", "retention.bytes", "cleanup.policy"}
-    return [d for d in drifts if d.topic in kept and d.key in keys]
 
 
 # Answers of a cluster that is still settling (a topic or broker just created, a leader
@@ -318,41 +263,6 @@ class Admin:
         return GroupView(group, state, members)
 
 
-@dataclass(frozen=True)
-class PartitionLag:
-    topic: str
-    partition: int
-    start: int  # log start offset
-    end: int  # end offset (next to be written)
-    committed: int | None  # the group's committed offset, None when it committed nothing
-    lag: int  # records from max(committed, start) to end
-
-
-def partition_lag(starts: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
-                  committed: dict[tuple[str, int], int]) -> list[PartitionLag]:
-    """Lag per partition, sorted, counted from the log start where the group committed
-    nothing or less than it (deleted records can never be consumed)."""
-    rows = []
-    for tp in sorted(ends):
-        start, end, done = starts.get(tp, 0), ends[tp], committed.get(tp)
-        rows.append(PartitionLag(tp[0], tp[1], start, end, done, max(0, end - max(start, done if done is not None else start))))
-    return rows
-
-
-# librdkafka's ConsumerGroupState names, as Kafka itself spells them
-
-
-@dataclass(frozen=True)
-class GroupView:
-    group: str
-    state: str
-    members: dict[str, tuple[tuple[str, int], ...]]  # member (static instance id, else member id) -> partitions
-
-    @property
-    def rebalancing(self) -> bool:
-        return self.state in ("PreparingRebalance", "CompletingRebalance")
-
-
 async def converge(settings: Settings, setups: list[TopicSetup]) -> tuple[list[str], dict[str, dict[str, str]], list[Drift]]:
     """`xpbank topics create`: create what is missing, set configs that differ. Returns
     (created, altered configs, drifts left: partitions and replication)."""
@@ -382,20 +292,6 @@ async def check(settings: Settings, setups: list[TopicSetup]) -> list[Drift]:
 
 async def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> dict[str, int]:
     return await Admin(settings).lag(group, topics)
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """A partition whose log no longer starts at offset 0: `start` records are gone."""
-
-    topic: str
-    partition: int
-    start: int
-    previous: int | None  # offset the previous generation had consumed to, if any
-
-    def __str__(self) -> str:
-        seen = f"; generation before had consumed to offset {self.previous}" if self.previous is not None else ""
-        return f"{self.topic}:{self.partition} starts at offset {self.start} ({self.start:,} records gone{seen})"
 
 
 async def truncations(settings: Settings, topics: Iterable[str], previous_group: str | None) -> list[Truncation]:

@@ -9,7 +9,8 @@ import asyncio
 import logging
 
 from xpbank.config import Settings
-from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing, finite_retention
+from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing
+from xpbank.kafka.views import finite_retention
 from xpbank.contract.topics import (
     CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, caliper_sent_setup, registry_setups,
     replica_configs, topic_configs,
