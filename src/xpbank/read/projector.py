@@ -24,66 +24,22 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
-from typing import Annotated
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import Field, TypeAdapter, ValidationError
+from aiokafka import AIOKafkaConsumer
 
-from xpbank.config import DEFAULTS, Settings
-from xpbank.contract.outputs import AttemptEvent, BankingDecided, XpFact
-from xpbank.contract.topics import ATTEMPTS, DECISIONS, FACTS, base_name
+from xpbank.config import Settings
 from xpbank.kafka.admin import Admin
 from xpbank.kafka.background import keep_running
 from xpbank.kafka.connection import aiokafka_options
-from xpbank.read.projection import Keys, Upsert, plan_attempt, plan_decision, plan_fact, position_field
+from xpbank.read.output_topics import (
+    BATCH, assigned_positions, plans, projected_topics, projector_group, read_to_end, seek_or_rewind,
+)
+from xpbank.contract.topics import base_name
+from xpbank.read.projection import position_field
 from xpbank.read.read_models import EpochChanged, Guard, ReadModels, Status
 
 log = logging.getLogger("xpbank.projector")
-ATTEMPT_EVENT = TypeAdapter(Annotated[AttemptEvent, Field(discriminator="type")])
 LOCK_MS = 30_000  # the rebuild lock outlives a stalled rebuilder by this much
-BATCH = 2000
-
-
-def projector_group(settings: Settings) -> str:
-    """One group per set of read models: a second projector with its own
-    XPBANK_REDIS_PREFIX (the reader switch of a replay) reads every output record again
-    into its own keys instead of sharing the live projector's partitions. The default
-    prefix keeps the group name projectors have always had."""
-    group = f"{settings.topic_prefix}xpbank-projector"
-    return group if settings.redis_prefix == DEFAULTS["XPBANK_REDIS_PREFIX"] else f"{group}-{settings.redis_prefix}"
-
-
-def projected_topics(settings: Settings) -> list[str]:
-    return [settings.topic_prefix + t for t in (FACTS, ATTEMPTS, DECISIONS)]
-
-
-def plan(keys: Keys, topic: str, value: bytes | None, offset: int) -> Upsert | None:
-    """The upsert for one output record, or None for one that is not ours to project."""
-    if value is None:
-        return None
-    try:
-        if topic == FACTS:
-            return plan_fact(keys, XpFact.model_validate_json(value))
-        if topic == ATTEMPTS:
-            return plan_attempt(keys, ATTEMPT_EVENT.validate_json(value), offset)
-        if topic == DECISIONS:
-            return plan_decision(keys, BankingDecided.model_validate_json(value), offset)
-    except (ValidationError, ValueError) as exc:
-        log.warning("projector skipped an unreadable record topic=%s offset=%s: %s", topic, offset, str(exc)[:200])
-    return None
-
-
-def plans(settings: Settings, keys: Keys, messages: Iterable, metrics: Counter) -> list[Upsert]:
-    """The messages' upserts."""
-    planned = []
-    for m in messages:
-        topic = base_name(m.topic, settings.topic_prefix)
-        metrics[f"projector_in:{topic}"] += 1
-        upsert = plan(keys, topic, m.value, m.offset)
-        if upsert is not None:
-            planned.append(upsert)
-    return planned
 
 
 @dataclasses.dataclass
@@ -161,7 +117,7 @@ class Projector:
                 self.metrics["projector_applied"] += await models.apply(
                     plans(self.settings, models.keys, messages, self.metrics), guard.epoch)
                 if batch:
-                    await models.advance(await _positions(consumer), guard)
+                    await models.advance(await assigned_positions(consumer), guard)
             except EpochChanged:
                 guard = None
                 continue
@@ -187,7 +143,7 @@ class Projector:
             if held is None or held < first:
                 if held is not None:
                     self._lost(field, held, first)
-                await _seek(consumer, tp, held)
+                await seek_or_rewind(consumer, tp, held)
                 if held is None:
                     rewound.add(field)
                 continue
@@ -204,7 +160,7 @@ class Projector:
         positions = await models.positions(guard.shards)
         for tp in consumer.assignment():
             field = position_field(tp.topic, tp.partition)
-            await _seek(consumer, tp, positions.get(field))
+            await seek_or_rewind(consumer, tp, positions.get(field))
             if field not in positions:
                 rewound.add(field)
 
@@ -279,7 +235,7 @@ class Projector:
             guard = await models.begin_rebuild(epoch, reason)
             log.warning("rebuilding the read models from the topics (%s) as epoch %s", reason, epoch[:8])
             counts["keys_deleted"] = await models.clear()
-            async for messages, ends in _read_to_end(self.settings, projected_topics(self.settings)):
+            async for messages, ends in read_to_end(self.settings, projected_topics(self.settings)):
                 if not await models.keep_lock(token, LOCK_MS):
                     raise RuntimeError("the rebuild lock expired: another projector took the rebuild over")
                 counts["applied"] += await models.apply(plans(self.settings, models.keys, messages, counts), epoch)
@@ -312,52 +268,6 @@ def _log_progress(counts: Counter, started: float) -> None:
 
 def _print_progress(counts: Counter, started: float) -> None:
     print("\r" + _read_so_far(counts, started), end="", file=sys.stderr, flush=True)
-
-
-async def _positions(consumer: AIOKafkaConsumer) -> dict[str, int]:
-    """Every assigned partition's next offset: what the group commits next (past the
-    transaction markers of exactly-once outputs too). None for an empty one: absent reads from 0."""
-    positions = {position_field(tp.topic, tp.partition): await consumer.position(tp) for tp in consumer.assignment()}
-    return {field: offset for field, offset in positions.items() if offset}
-
-
-async def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int | None) -> None:
-    if offset is None:
-        await consumer.seek_to_beginning(tp)
-    else:
-        consumer.seek(tp, offset)
-
-
-async def _read_to_end(settings: Settings, topics: list[str]):
-    """Batches of every record of `topics` from the beginning up to their ends as they
-    are now (topics not created yet are empty), each with the partitions it completes
-    (position field -> end offset)."""
-    found = await Admin(settings).partitions(topics)
-    if not found:
-        return
-    consumer = AIOKafkaConsumer(**aiokafka_options(settings), group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
-        assigned = [TopicPartition(t, p) for t, p in found]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
-        remaining = set(assigned)
-        while remaining:
-            done = {}
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-                    if ends[tp]:  # (an empty partition has no position to hold: absent reads from 0)
-                        done[position_field(tp.topic, tp.partition)] = ends[tp]
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=BATCH) if remaining else {}
-            messages = [m for tp in sorted(batch, key=lambda tp: (tp.topic, tp.partition))
-                        for m in batch[tp] if m.offset < ends[tp]]
-            if messages or done:
-                yield messages, done
-    finally:
-        await consumer.stop()
 
 
 def _is_redis_error(exc: BaseException) -> bool:
