@@ -20,7 +20,8 @@ from bench import payloads
 from bench.broker import GroupWatch, produce, raw_ceiling, topic_bytes
 from bench.procs import Proc, dir_bytes
 from xpbank.config import Settings
-from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, create_topics, input_topics
+from xpbank.runtime.engines import QUIX_STORE
+from xpbank.runtime.topology import app_id, changelog_topic, create_topics, input_topics
 from xpbank.contract.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
 
 HOUR = timedelta(hours=1)

@@ -17,6 +17,7 @@ from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupErro
 from xpbank.cli import copy_inputs, dead_letters, generations
 from xpbank.cli.records import RecordLineError, output_line, read_lines
 from xpbank.cli.sinks import add_sink_parser
+from xpbank.runtime.engines import engine_of
 
 
 def _open(path: str) -> IO[bytes]:
@@ -119,15 +120,6 @@ def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
-def engine_runner(settings: Settings):
-    """The configured engine's `run_worker` (imported only when needed: each is heavy)."""
-    if settings.engine == "quix":
-        from xpbank.runtime.quix.worker import run_worker
-    else:
-        from xpbank.runtime.faust.worker import run_worker
-    return run_worker
-
-
 def with_engine(args: argparse.Namespace, settings: Settings) -> Settings:
     """--engine over XPBANK_ENGINE (checked again with the rest of the settings)."""
     if not getattr(args, "engine", None):
@@ -137,7 +129,7 @@ def with_engine(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = with_engine(args, settings)
-    engine_runner(settings)(settings, loglevel=args.loglevel)
+    engine_of(settings).run_worker(settings, loglevel=args.loglevel)
     return 0
 
 
@@ -168,7 +160,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
               "gone): a replay would rebuild state from part of it. Not replaying; --accept-truncated-history "
               "replays what is left.", file=sys.stderr)
         return 1
-    engine_runner(replayed)(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
+    engine_of(replayed).run_worker(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
     return 0
 
 

@@ -11,21 +11,19 @@ import logging
 from xpbank.config import Settings
 from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing
 from xpbank.kafka.views import finite_retention
+from xpbank.runtime.engines import engine_of
 from xpbank.contract.topics import (
     CALIPER, CURRICULUM, KEEP_ALL, MASTERY, SUBMISSIONS, TopicSetup, caliper_sent_setup, registry_setups,
     replica_configs, topic_configs,
 )
 
-TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")  # the Faust engine's
-QUIX_STORE = "learners"  # the Quix engine keeps every learner's state in one store
 COMPACTED = (("cleanup.policy", "compact"),)
 
 
 def app_id(settings: Settings) -> str:
     """Consumer group and state names: a replay with a new generation starts fresh, and
     so does a switch of engine (their state is kept differently)."""
-    engine = "" if settings.engine == "faust" else f"{settings.engine}-"
-    return f"{settings.topic_prefix}xpbank-{engine}g{settings.rules.generation}"
+    return f"{settings.topic_prefix}xpbank-{engine_of(settings).group_infix}g{settings.rules.generation}"
 
 
 def rekeyed_topic(settings: Settings) -> str:
@@ -39,7 +37,7 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 def changelogs(settings: Settings) -> list[str]:
     """The engine's changelog topics (Faust: one per table; Quix: one store)."""
-    return [changelog_topic(settings, t) for t in (TABLES if settings.engine == "faust" else (QUIX_STORE,))]
+    return [changelog_topic(settings, store) for store in engine_of(settings).stores]
 
 
 def input_topics(settings: Settings) -> list[str]:

@@ -31,7 +31,8 @@ from xpbank.runtime.faust.checkpoint import Checkpoint
 from xpbank.runtime.faust.tables import TableStore, send
 from xpbank.runtime.faust.web import add_api
 from xpbank.runtime.records import from_seconds, input_record, learner_record, observe, origin_headers
-from xpbank.runtime.topology import TABLES, app_id, input_topics, rekeyed_topic
+from xpbank.runtime.engines import FAUST_TABLES
+from xpbank.runtime.topology import app_id, input_topics, rekeyed_topic
 
 log = logging.getLogger("xpbank")
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -93,7 +94,7 @@ def create_app(settings: Settings, *, web: bool = True) -> Wiring:
         return app.Table(name, partitions=settings.partitions, **RAW_TABLE)
 
     curriculum_view = CurriculumView(settings)
-    tables = {name: table(name) for name in TABLES}
+    tables = {name: table(name) for name in FAUST_TABLES}
     checkpoint = Checkpoint(app, tables)
     learner_topics = set(learner_inputs.topics)
     store = TableStore(checkpoint, curriculum_view)

@@ -41,7 +41,8 @@ from xpbank.runtime.records import from_millis, input_record, learner_record, ob
 from xpbank.runtime.quix import internals
 from xpbank.runtime.quix.internals import HookedApplication, NamedTopicManager
 from xpbank.runtime.quix.state import QuixStore
-from xpbank.runtime.topology import QUIX_STORE, app_id, changelog_topic, rekeyed_topic
+from xpbank.runtime.engines import QUIX_STORE
+from xpbank.runtime.topology import app_id, changelog_topic, rekeyed_topic
 
 log = logging.getLogger("xpbank")
 OUTPUTS_WITHIN = 0.01  # seconds: held outputs force a checkpoint this soon (at once when the consumer idles)
