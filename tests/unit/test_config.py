@@ -69,3 +69,14 @@ def test_a_redis_cluster_url_names_its_nodes_and_keeps_its_password_out_of_the_d
     assert Settings.from_env({"XPBANK_REDIS_URL": "rediss+cluster://h:1", "XPBANK_REDIS_CA_FILE": str(ca)}).redis_ca_file
     with pytest.raises(ConfigError, match="rediss://"):
         Settings.from_env({"XPBANK_REDIS_URL": "redis+cluster://h:1", "XPBANK_REDIS_CA_FILE": str(ca)})
+
+
+def test_the_framework_log_level_is_read_once_into_settings_and_checked():
+    assert Settings.from_env({}).framework_loglevel == "WARNING"
+    assert Settings.from_env({"XPBANK_FRAMEWORK_LOGLEVEL": "info"}).framework_loglevel == "INFO"
+    try:
+        Settings.from_env({"XPBANK_FRAMEWORK_LOGLEVEL": "LOUD"})
+    except ConfigError as exc:
+        assert "XPBANK_FRAMEWORK_LOGLEVEL" in str(exc)
+    else:
+        raise AssertionError("a log level logging does not know was accepted")

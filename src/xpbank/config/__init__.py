@@ -6,7 +6,7 @@ works on a developer machine; a bad value fails fast with the variable's name.
 
 from xpbank.config.access import SCOPES, ApiTokens, KafkaSecurity, Rereadable
 from xpbank.config.defaults import (
-    DEFAULTS, DESCRIPTIONS, ENGINES, GUARANTEES, MIN_TOKEN_LENGTH, SASL_MECHANISMS, SECRETS, SECURITY_PROTOCOLS,
+    DEFAULTS, DESCRIPTIONS, ENGINES, GUARANTEES, LOG_LEVELS, MIN_TOKEN_LENGTH, SASL_MECHANISMS, SECRETS, SECURITY_PROTOCOLS,
     SINK_SETTINGS, markdown_table,
 )
 from xpbank.config.settings import Settings
@@ -16,7 +16,7 @@ from xpbank.config.values import (
 )
 
 __all__ = [
-    "CLUSTER_SCHEMES", "DEFAULTS", "DESCRIPTIONS", "ENGINES", "GUARANTEES", "MIN_TOKEN_LENGTH", "SASL_MECHANISMS",
+    "CLUSTER_SCHEMES", "DEFAULTS", "DESCRIPTIONS", "ENGINES", "GUARANTEES", "LOG_LEVELS", "MIN_TOKEN_LENGTH", "SASL_MECHANISMS",
     "SCOPES", "SECRETS", "SECURITY_PROTOCOLS", "SINK_SETTINGS", "ApiTokens", "ConfigError", "KafkaSecurity",
     "Rereadable", "Secret", "Settings", "env_choice", "env_flag", "env_int", "env_readable", "env_retention_days",
     "env_text", "markdown_table", "redis_cluster_nodes", "warn_if_shared",

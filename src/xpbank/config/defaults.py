@@ -86,6 +86,7 @@ SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 ENGINES = ("faust", "quix")
 GUARANTEES = ("at-least-once", "exactly-once")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL")
 MIN_TOKEN_LENGTH = 32  # every bearer token (API, web page, gateway): not guessable over the network
 
 DESCRIPTIONS: dict[str, str] = {  # docs/configuration.md's table (markdown_table)

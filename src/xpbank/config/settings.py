@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xpbank.config.access import ApiTokens, KafkaSecurity
-from xpbank.config.defaults import DEFAULTS, ENGINES, GUARANTEES
+from xpbank.config.defaults import DEFAULTS, ENGINES, GUARANTEES, LOG_LEVELS
 from xpbank.config.values import (
-    CLUSTER_SCHEMES, ConfigError, Secret, env_flag, env_int, env_readable, env_retention_days, env_text, redis_cluster_nodes,
+    CLUSTER_SCHEMES, ConfigError, Secret, env_choice, env_flag, env_int, env_readable, env_retention_days, env_text, redis_cluster_nodes,
 )
 from xpbank.core.rules import Rules
 
@@ -32,6 +32,7 @@ class Settings:
     redis_prefix: str = "xpbank:"
     output_retention_days: int = -1
     allow_finite_retention: bool = False
+    framework_loglevel: str = "WARNING"  # the client libraries' loggers (Faust, Quix, aiokafka, aiohttp)
     kafka: KafkaSecurity = KafkaSecurity()
     redis_secret_url: Secret = Secret("")
     redis_ca_file: str = ""
@@ -86,6 +87,7 @@ class Settings:
             redis_prefix=env.get("XPBANK_REDIS_PREFIX", DEFAULTS["XPBANK_REDIS_PREFIX"]),
             output_retention_days=env_retention_days(env, "XPBANK_OUTPUT_RETENTION_DAYS"),
             allow_finite_retention=env_flag(env, "XPBANK_ALLOW_FINITE_RETENTION"),
+            framework_loglevel=env_choice(env, "XPBANK_FRAMEWORK_LOGLEVEL", LOG_LEVELS),
             rules=Rules(
                 lateness_seconds=env_int(env, "XPBANK_LATENESS_SECONDS"),
                 max_clock_skew_seconds=env_int(env, "XPBANK_MAX_CLOCK_SKEW_SECONDS"),

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 
 import uvloop
 from aiohttp import web
 
-from xpbank.config import DEFAULTS
-from xpbank.kafka.background import throttle_library_logs
+from xpbank.kafka.background import quiet_libraries
 from xpbank.gateway.access_log import AccessLines, AccessLogger
 from xpbank.gateway.app import METRICS, TRAFFIC, create_app
 from xpbank.gateway.settings import GatewaySettings
@@ -66,10 +64,7 @@ async def drain(app: web.Application, site: web.TCPSite) -> None:
 def run(settings: GatewaySettings, loglevel: str = "INFO", loop: str = "uvloop") -> None:
     """`loop`: uvloop (default: measured faster, see docs/gateway.md) or asyncio's own."""
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-    framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
-    for name in ("aiokafka", "aiohttp"):
-        logging.getLogger(name).setLevel(framework)
-    throttle_library_logs()
+    quiet_libraries(settings.base, ("aiokafka", "aiohttp"))
     if loop == "uvloop":
         uvloop.run(serve(settings))
     else:

@@ -162,3 +162,11 @@ def throttle_library_logs(window: float = 30.0) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, ThrottledLogs) for f in handler.filters):
             handler.addFilter(ThrottledLogs(window))
+
+
+def quiet_libraries(settings: Settings, names: tuple[str, ...]) -> None:
+    """The client libraries' loggers at XPBANK_FRAMEWORK_LOGLEVEL, their repeated errors
+    throttled (`throttle_library_logs`). Call once logging is set up."""
+    for name in names:
+        logging.getLogger(name).setLevel(settings.framework_loglevel)
+    throttle_library_logs()

@@ -99,6 +99,11 @@ def prepare_topics(settings: Settings) -> list[str]:
             "input topics delete records, so a replay would rebuild state from part of the history: "
             + "; ".join(map(str, risky))
             + ". Run `xpbank topics create` to keep everything, or set XPBANK_ALLOW_FINITE_RETENTION=1.")
+    warn_finite_retention(risky)
+    return [str(d) for d in risky]
+
+
+def warn_finite_retention(risky) -> None:
+    """Said at start and every RETENTION_WARNING_SECONDS while a worker runs so."""
     for drift in risky:
         log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
-    return [str(d) for d in risky]

@@ -8,15 +8,14 @@ import asyncio
 import contextlib
 import faulthandler
 import logging
-import os
 import signal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from xpbank.config import DEFAULTS, Settings
+from xpbank.config import Settings
 from xpbank.contract.topics import FACTS, SINK_DEAD_LETTERS, caliper_sent_setup, registry_setups
 from xpbank.kafka.admin import Admin, create_missing
-from xpbank.kafka.background import BrokerProbe, throttle_library_logs
+from xpbank.kafka.background import BrokerProbe, quiet_libraries
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.sinks.caliper import CaliperSink
 from xpbank.sinks.consumer import SetupRefused, follow
@@ -109,10 +108,7 @@ def main(settings: OneRosterSettings | CaliperSettings, until_caught_up: bool, l
     faulthandler.enable()  # a crash in a C extension (librdkafka) leaves its stack in the log
     faulthandler.register(signal.SIGUSR1)  # kill -USR1: every thread's stack in the log, the sink goes on
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-    framework = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
-    throttle_library_logs()  # aiokafka logs each failed connection during an outage; and its fixes
-    for noisy in ("aiokafka", "kafka", "aiohttp"):
-        logging.getLogger(noisy).setLevel(framework)
+    quiet_libraries(settings.base, ("aiokafka", "kafka", "aiohttp"))  # aiokafka logs each failed connection
 
     async def until_signal() -> None:
         task = asyncio.current_task()

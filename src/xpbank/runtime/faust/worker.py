@@ -8,14 +8,16 @@ import signal
 import sys
 import time
 
-from xpbank.config import DEFAULTS, Settings
+from xpbank.config import Settings
 from xpbank.kafka.admin import group_lag
-from xpbank.kafka.background import guarded, throttle_library_logs
+from xpbank.kafka.background import guarded, quiet_libraries
 from xpbank.runtime.stop_grace import exit_if_not_stopped_within
 from xpbank.runtime.faust import internals
 from xpbank.runtime.faust.app import create_app
 from xpbank.runtime.broker_wait import wait_for_broker
-from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
+from xpbank.runtime.topology import (
+    RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics, warn_finite_retention,
+)
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp", "kafka")
 log = logging.getLogger("xpbank")
@@ -35,16 +37,12 @@ def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: s
     if risky:
         @app.timer(RETENTION_WARNING_SECONDS, on_leader=False)
         @guarded("retention warning", wiring.metrics)
-        async def warn_finite_retention() -> None:
-            for drift in risky:
-                log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
+        async def warn_hourly() -> None:
+            warn_finite_retention(risky)
 
     @app.task
     async def quiet_framework_logs() -> None:
-        framework_level = (os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or DEFAULTS["XPBANK_FRAMEWORK_LOGLEVEL"]).upper()
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(framework_level)
-        throttle_library_logs()
+        quiet_libraries(settings, QUIET_LOGGERS)
         logging.getLogger("xpbank").info(
             "worker ready to consume group=%s generation=%d partitions=%d store=%s web=:%d",
             group, settings.rules.generation, settings.partitions, settings.store, settings.web_port,

@@ -19,7 +19,6 @@ Kafka transaction and no outbox is needed."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 
@@ -94,7 +93,7 @@ class QuixEngine:
                 topic_admin=TopicAdmin(broker_address=connection), consumer_group=self.group,
                 timeout=30, create_timeout=60, auto_create_topics=False),
             on_processing_error=self.on_processing_error,
-            loglevel=os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL", "WARNING").upper(),
+            loglevel=settings.framework_loglevel,
             broker_availability_timeout=0,  # a broker away is waited for, as Faust does
             consumer_poll_timeout=0.005,  # an idle poll ends soon, and held outputs leave at once
         )

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from xpbank.config import Settings
-from xpbank.kafka.background import BrokerProbe, throttle_library_logs
+from xpbank.kafka.background import BrokerProbe, quiet_libraries
 from xpbank.kafka.lag import PartitionLagProbe
 from xpbank.read.api import health, projector_gauges, projector_health, render_metrics
 from xpbank.read.latency import Histogram
@@ -25,7 +25,9 @@ from xpbank.runtime.quix.app import QuixEngine
 from xpbank.runtime.sidecar import Sidecar
 from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.stop_grace import start_grace_on_stop_signals
-from xpbank.runtime.topology import RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics
+from xpbank.runtime.topology import (
+    RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics, warn_finite_retention,
+)
 
 log = logging.getLogger("xpbank")
 QUIET_LOGGERS = ("quixstreams", "aiokafka", "aiohttp", "kafka")
@@ -33,10 +35,7 @@ QUIET_LOGGERS = ("quixstreams", "aiokafka", "aiohttp", "kafka")
 
 def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
-    framework = logging.getLevelName(settings_level(loglevel))
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(framework)
-    throttle_library_logs()
+    quiet_libraries(settings, QUIET_LOGGERS)
     wait_for_broker(settings, None if until_caught_up else settings.web_port)
     start_grace_on_stop_signals()  # Quix's main thread may sit in librdkafka's flush()
     risky = prepare_topics(settings)
@@ -127,12 +126,6 @@ class Running:
                 signal.signal(sig, handler)
 
 
-def settings_level(loglevel: str) -> int:
-    import os
-
-    return logging.getLevelName((os.environ.get("XPBANK_FRAMEWORK_LOGLEVEL") or "WARNING").upper())
-
-
 class Periodic:
     """Runs on every turn of Quix's loop: readiness log, hourly retention warnings, and
     for a replay the stop once caught up (two checks in a row, a second apart)."""
@@ -151,8 +144,7 @@ class Periodic:
             log.info("Worker ready: partitions assigned, state recovered, curriculum loaded")
         if self.risky and now - self.last_warning >= RETENTION_WARNING_SECONDS:
             self.last_warning = now
-            for drift in self.risky:
-                log.warning("input topic deletes records (XPBANK_ALLOW_FINITE_RETENTION=1): %s", drift)
+            warn_finite_retention(self.risky)
         if not self.until_caught_up or now - self.last_check < 1.0:
             return
         self.last_check = now
