@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -81,3 +82,12 @@ def output_line(record: OutputRecord, prefix: str = "", **extra: Any) -> bytes:
     }
     doc.update(extra)
     return orjson.dumps(doc)
+
+
+def open_lines(path: str) -> Iterator[bytes]:
+    """The lines of a file, or of stdin for `-`."""
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(path, "rb") as handle:
+        yield from handle
