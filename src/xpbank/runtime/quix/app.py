@@ -226,24 +226,17 @@ class QuixEngine:
     def on_assigning(self) -> None:
         self.rebalancing = True
 
+    # (health is written here and read by the API's thread)
     def on_assigned(self, topic_partitions) -> None:
-        self.assigned_partitions(topic_partitions)
-
-    def on_revoked(self, partitions: set[int], lost: bool) -> None:
-        self.revoked(partitions, lost=lost)
-
-    # ---- health (written here, read by the API's thread) -------------------------------
-    def assigned_partitions(self, topic_partitions) -> None:
         inputs = {self.outputs[CALIPER], self.outputs[SUBMISSIONS], self.outputs[MASTERY], self.rekeyed_name}
         self.assigned = {(tp.topic, tp.partition) for tp in topic_partitions if tp.topic in inputs}
         self.unrecovered |= {partition for _, partition in self.assigned}
         self.rebalancing = False
         self.metrics["rebalances"] += 1
-        if not self.ever_assigned:
-            self.ever_assigned = True
+        self.ever_assigned = True
         log.info("assigned partitions=%s", ",".join(f"{t}:{p}" for t, p in sorted(self.assigned)))
 
-    def revoked(self, partitions: set[int], lost: bool = False) -> None:
+    def on_revoked(self, partitions: set[int], lost: bool) -> None:
         """Lost partitions' held outputs are dropped: their records are processed again
         by the next owner (revoked ones are published by the commit that follows)."""
         self.rebalancing = True
