@@ -10,6 +10,7 @@ import ast
 import inspect
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 from xpbank.runtime.faust import internals as faust_internals
 from xpbank.runtime.quix import internals as quix_internals
@@ -44,11 +45,7 @@ def test_faust_touch_points_keep_their_shape():
 
 
 def test_the_faust_memory_store_is_read_and_written_as_a_dict():
-    class MemoryStore:
-        data: dict = {}
-
-    store = MemoryStore()
-    store.data = {}
+    store = SimpleNamespace(data={})  # faust's memory store: its `data` dict, no per-partition databases
     assert not faust_internals.is_rocksdb(store)
     assert faust_internals.write_batch(store, 0, [(b"k", b"v")]) and faust_internals.read_key(store, 0, b"k") == b"v"
 
