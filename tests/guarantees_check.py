@@ -42,26 +42,22 @@ class Break:
 
 
 BREAKS = (
-    Break("outbox (Faust)", "a restarted worker publishes the outbox a crash left after its checkpoint",
-          "runtime/faust/checkpoint.py",
-          "        items = outbox.decode(self.get(OUTBOX_TABLE, outbox.key(partition), partition))\n",
-          "        items = []\n",
+    Break("outbox", "a restarted worker publishes the outbox a crash left after its checkpoint (one policy, both engines)",
+          "runtime/outbox.py",
+          "    return decode(port.get_bytes(outbox_key(partition), prefix=OUTBOX_PREFIX))\n",
+          "    return []\n",
           ("tests/e2e/test_crash_and_scale_out.py::"
-           "test_a_crash_after_a_checkpoint_before_its_outputs_leave_publishes_them_on_restart[faust]",)),
-    Break("outbox (Quix)", "a restarted worker publishes the outbox a crash left after its checkpoint",
-          "runtime/quix/app.py",
-          "            items = outbox.decode(transaction.get_bytes(outbox.OUTBOX_KEY, prefix=OUTBOX_PREFIX))\n",
-          "            items = []\n",
-          ("tests/e2e/test_crash_and_scale_out.py::"
-           "test_a_crash_after_a_checkpoint_before_its_outputs_leave_publishes_them_on_restart[quix]",)),
+           "test_a_crash_after_a_checkpoint_before_its_outputs_leave_publishes_them_on_restart[faust]",
+           "tests/e2e/test_crash_and_scale_out.py::"
+           "test_a_crash_after_a_checkpoint_before_its_outputs_leave_publishes_them_on_restart[quix]")),
     Break("ledger", "a record delivered again after it was processed is skipped",
-          "runtime/faust/app.py",
+          "runtime/faust/continuity.py",
           "        if last is not None and message.offset <= last:  # redelivered after a crash or rebalance\n",
           "        if False:\n",
           ("tests/e2e/test_continuity.py::test_records_delivered_again_are_skipped_by_the_ledger",)),
     Break("watchdog", "a partition that stalls behind its end is sent back to its first record not done",
-          "runtime/faust/app.py",
-          "        kicks = stalled(last_check, now)\n",
+          "runtime/faust/continuity.py",
+          "        kicks = stalled(self.last_check, now)\n",
           "        kicks = {}\n",
           ("tests/e2e/test_continuity.py::"
            "test_partitions_committed_to_their_end_but_never_processed_are_read_again_by_the_watchdog",)),

@@ -6,8 +6,8 @@ Two ways through the same records:
   and its counters;
 - `worker_bytes`: the worker's path without Kafka: `handle_record` with `owner` = the
   record key, routed copies (`rekeyed=True`) for the learners a record is not keyed by,
-  self-published masteries fed back, and state kept as the Faust engine keeps it (the
-  state codec's bytes in dicts, writes buffered and flushed per record).
+  self-published masteries fed back, and state kept as the engines keep it (the
+  one key layout, the state codec's bytes in a dict, writes buffered and flushed per record).
 
 A corpus is stored as the InputRecords themselves (not record lines), so replaying it
 never reads a clock. `tests/golden/generate.py` wrote the corpora and their outputs with
@@ -37,7 +37,7 @@ from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, handle_record
 from xpbank.processing.simulate import Simulator
 from xpbank.processing.state import BufferedStore, MemoryStore
-from xpbank.runtime.faust.tables import TableStore
+from xpbank.processing.learner_state import DictPort, LearnerState
 
 GOLDEN = Path(__file__).resolve().parent
 ROOT = GOLDEN.parents[1]
@@ -148,54 +148,50 @@ def simulate_file_bytes(path: Path) -> bytes:
     return simulate_bytes(lines, Rules())
 
 
-class DictCheckpoint:
-    """The Faust checkpoint's read and write interface over plain dicts, one per table."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[bytes, bytes]] = {}
-
-    def get(self, table: str, key: bytes, partition: int) -> bytes | None:
-        return self.tables.get(table, {}).get(key)
-
-    def put(self, table: str, key: bytes, value: bytes, partition: int) -> None:
-        self.tables.setdefault(table, {})[key] = value
-
-
-def table_store() -> tuple[TableStore, MemoryStore]:
-    """The Faust engine's TableStore over plain dicts (bytes values through the state
-    codec); courses live in a MemoryStore, as the curriculum view holds them."""
+def table_store() -> tuple[LearnerState, MemoryStore]:
+    """The engines' state (the one key layout, bytes values through the state codec)
+    over a dict; courses live in a MemoryStore, as the curriculum view holds them."""
     courses = MemoryStore()
-    return TableStore(DictCheckpoint(), courses.courses), courses
+    return LearnerState(DictPort(), courses.courses), courses
 
 
 def worker_bytes(records: list[InputRecord], rules: Rules) -> bytes:
     """One line per handle_record call as the worker makes them (partition 0)."""
     store, courses = table_store()
-    lines: list[bytes] = []
-    mastery_offset = 0
-    for original in records:
-        if original.partition is None:  # a broker record has one
-            original = replace(original, partition=0)
-        if original.topic == CURRICULUM:
-            handled = handle_record(courses, original, rules)
-            lines.append(_step_line(original, None, False, handled))
-            continue
-        owner = (original.key or b"").decode("utf-8", "replace")
-        pending = [(original, owner, False)]
-        while pending:
-            record, owner, copy = pending.pop(0)
-            buffered = BufferedStore(store)
-            handled = handle_record(buffered, record, rules, owner=owner, rekeyed=copy)
-            buffered.flush()
-            lines.append(_step_line(record, owner, copy, handled))
-            pending.extend((record, user, True) for user in sorted(handled.foreign_users))
-            for out in handled.outputs:
-                if isinstance(out.value, ExerciseMastered):
-                    mastery_offset += 1
-                    fed = InputRecord(MASTERY, out.key.encode("utf-8"), codec.encode(out.value), out.timestamp,
-                                      partition=0, offset=mastery_offset, topic_full_name=MASTERY)
-                    pending.append((fed, out.key, False))
-    return b"".join(line + b"\n" for line in lines)
+    return b"".join(line + b"\n" for line in WorkerPath(store, courses, rules).lines(records))
+
+
+class WorkerPath:
+    """The worker's path over one partition's state (`store`): resumable, so that a log
+    can be processed in two parts, over state another layout kept in between."""
+
+    def __init__(self, store, courses: MemoryStore, rules: Rules) -> None:
+        self.store, self.courses, self.rules = store, courses, rules
+        self.mastery_offset = 0
+
+    def lines(self, records: list[InputRecord]) -> Iterator[bytes]:
+        for original in records:
+            if original.partition is None:  # a broker record has one
+                original = replace(original, partition=0)
+            if original.topic == CURRICULUM:
+                handled = handle_record(self.courses, original, self.rules)
+                yield _step_line(original, None, False, handled)
+                continue
+            owner = (original.key or b"").decode("utf-8", "replace")
+            pending = [(original, owner, False)]
+            while pending:
+                record, owner, copy = pending.pop(0)
+                buffered = BufferedStore(self.store)
+                handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=copy)
+                buffered.flush()
+                yield _step_line(record, owner, copy, handled)
+                pending.extend((record, user, True) for user in sorted(handled.foreign_users))
+                for out in handled.outputs:
+                    if isinstance(out.value, ExerciseMastered):
+                        self.mastery_offset += 1
+                        fed = InputRecord(MASTERY, out.key.encode("utf-8"), codec.encode(out.value), out.timestamp,
+                                          partition=0, offset=self.mastery_offset, topic_full_name=MASTERY)
+                        pending.append((fed, out.key, False))
 
 
 def _step_line(record: InputRecord, owner: str | None, copy: bool, handled) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.unit.test_deployment_files import compose, containers, k8s_env, kind, parses, runnable
 from xpbank.config import DEFAULTS
 from xpbank.gateway.app import create_app
-from xpbank.gateway.server import DRAIN_SECONDS
+from xpbank.entrypoints.gateway import DRAIN_SECONDS
 from xpbank.gateway.settings import GatewaySettings
 
 PORT = int(DEFAULTS["XPBANK_GATEWAY_PORT"])

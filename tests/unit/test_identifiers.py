@@ -22,7 +22,7 @@ from xpbank.core import ids
 from xpbank.core.rules import Rules
 from xpbank.processing.state import pair_key
 from xpbank.read.projection import Keys
-from xpbank.runtime.quix.state import learner_prefix
+from xpbank.processing.learner_state import learner_prefix
 
 LONG = "u" * 513
 RULES = Rules()

@@ -1,5 +1,8 @@
 """The folders are the layers, and imports only point down: a lower layer never imports
-a higher one, and peers on one level never import each other."""
+a higher one, and peers on one level never import each other. From the bottom: the
+contract, the pure core, applying a record, settings and observation, the Kafka and HTTP
+edges, then four peers (the read side, the stream engines, the gateway, write-back), the
+processes that host them (entrypoints), and the command line."""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ LEVELS = [
     {"contract"},  # models, times, topic registry, codec, schemas
     {"core"},  # the pure rules
     {"processing"},  # applying a record: handle_record, state protocol, simulate
-    {"config"},  # settings from the environment
+    {"config", "observe"},  # settings from the environment; counters and histograms a process keeps
     {"kafka", "web"},  # the Kafka edge; the HTTP edge (client limits, aiohttp internals) of both servers
-    {"read"},  # projector, read models, HTTP API content
-    {"runtime", "gateway", "sinks"},  # the stream engines; the HTTP gateway onto the input topics; write-back
+    # peers: the read side (projector, read models, HTTP API content), the stream engines,
+    # the HTTP gateway onto the input topics, write-back
+    {"read", "runtime", "gateway", "sinks"},
+    {"entrypoints"},  # the processes: the worker's runner hosts an engine, the API and the projector
     {"cli"},  # the command line and its tools
 ]
 LEVEL = {layer: n for n, layers in enumerate(LEVELS) for layer in layers}
@@ -84,3 +89,21 @@ def test_the_layer_test_catches_an_upward_import(tmp_path, monkeypatch):
         assert "core/bad.py (core) imports xpbank.kafka.admin (kafka)" in str(failure)
     else:
         raise AssertionError("an upward import went unnoticed")
+
+
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 350
+
+
+def test_no_function_over_60_lines_and_no_module_over_350():
+    """Small enough to read at once (a nested function counts within its own)."""
+    offenders = []
+    for path, parts in modules():
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            offenders.append(f"{'/'.join(parts)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    offenders.append(f"{'/'.join(parts)}:{node.lineno} {node.name}: {length} lines")
+    assert offenders == []

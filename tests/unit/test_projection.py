@@ -8,7 +8,7 @@ import orjson
 
 from tests.attempt_views import attempt_view
 from xpbank.read.api import health, render_metrics
-from xpbank.read.latency import Histogram
+from xpbank.observe.latency import Histogram
 from xpbank.config import Settings
 from xpbank.core.attempts import OpenAttempt
 from xpbank.contract.outputs import (

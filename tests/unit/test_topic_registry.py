@@ -33,8 +33,7 @@ def test_compacted_topics_and_changelogs_stay_compacted():
     assert topics["learning.curriculum.v1"].config == {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
     assert topics["xp.facts.v1"].config == {"cleanup.policy": "compact", "min.compaction.lag.ms": "86400000"}
     changelogs = [s for s in internal_setups(Settings.from_env({})) if s.role == "changelog"]
-    assert {s.name for s in changelogs} == {f"xpbank-g1-{t}-changelog" for t in
-                                          ("watermarks", "pairs", "attempts", "masteries", "positions")}
+    assert {s.name for s in changelogs} == {"xpbank-g1-learners-changelog"}
     assert all(s.config == {"cleanup.policy": "compact"} for s in changelogs)
 
 

@@ -14,7 +14,6 @@ from xpbank.kafka.admin import FiniteRetention, KafkaUnavailable, TopicSetupErro
 from xpbank.cli import copy_inputs, dead_letters, generations, topics
 from xpbank.cli.records import RecordLineError, open_lines, output_line, read_lines
 from xpbank.cli.sinks import add_sink_parser
-from xpbank.runtime.engines import engine_of
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -84,7 +83,7 @@ def _explain_from_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.read.projector_main import main_projector
+    from xpbank.entrypoints.projector import main_projector
 
     main_projector(settings)
     return 0
@@ -116,13 +115,15 @@ def with_engine(args: argparse.Namespace, settings: Settings) -> Settings:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from xpbank.entrypoints.worker import run_worker
+
     settings = with_engine(args, settings)
-    engine_of(settings).run_worker(settings, loglevel=args.loglevel)
+    run_worker(settings, loglevel=args.loglevel)
     return 0
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.gateway.server import run
+    from xpbank.entrypoints.gateway import run
     from xpbank.gateway.settings import GatewaySettings
 
     run(GatewaySettings.from_env(), loglevel=args.loglevel, loop=args.loop)
@@ -132,6 +133,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
+    from xpbank.entrypoints.worker import run_worker
     from xpbank.runtime.topology import app_id
     from xpbank.kafka.admin import truncations
     from xpbank.contract.topics import INPUTS
@@ -148,7 +150,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
               "gone): a replay would rebuild state from part of it. Not replaying; --accept-truncated-history "
               "replays what is left.", file=sys.stderr)
         return 1
-    engine_of(replayed).run_worker(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
+    run_worker(replayed, until_caught_up=not args.follow, loglevel=args.loglevel)
     return 0
 
 

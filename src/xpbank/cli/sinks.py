@@ -8,7 +8,7 @@ from xpbank.config import Settings
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.sinks.run import main
+    from xpbank.entrypoints.sinks import main
     from xpbank.sinks.settings import CaliperSettings, OneRosterSettings
 
     sink_settings = OneRosterSettings.from_env() if args.sink == "oneroster" else CaliperSettings.from_env()

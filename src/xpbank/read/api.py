@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 
 from xpbank.contract.outputs import REASONS
-from xpbank.read.latency import Histogram
+from xpbank.observe.latency import Histogram
 
 
 def problem(status: int, detail: str) -> dict:

@@ -6,9 +6,33 @@ it runs (each is heavy)."""
 from __future__ import annotations
 
 import importlib
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from xpbank.config import Settings
+from xpbank.observe.latency import Histogram
+
+
+class EngineRun(Protocol):
+    """What the worker's runner (entrypoints/worker.py) asks of an engine. `recovered`,
+    `rebalancing`, `metrics` and `latency` are read from the runner's thread."""
+
+    name: str
+    quiet_loggers: tuple[str, ...]  # its framework's loggers, set to XPBANK_FRAMEWORK_LOGLEVEL
+    runs_background: bool  # it runs the curriculum view and the broker probe itself
+    metrics: Counter
+    latency: Histogram  # record timestamp -> outputs published
+
+    @property
+    def recovered(self) -> bool: ...  # partitions assigned once and their state recovered
+    @property
+    def rebalancing(self) -> bool: ...
+    def table_sizes(self) -> dict[str, int]: ...
+    async def caught_up(self) -> bool: ...  # every input record present processed, its outputs sent
+    def run(self, loglevel: str, started: Callable[[], None]) -> None: ...  # till stopped; `started` once up
+    def stop(self) -> None: ...  # a clean stop, from any thread
 
 
 @dataclass(frozen=True)
@@ -16,18 +40,21 @@ class Engine:
     name: str
     group_infix: str  # in the consumer group's name: "" keeps the name Faust's groups always had
     stores: tuple[str, ...]  # its changelog-backed stores, each with a changelog topic
-    worker_module: str  # holds `run_worker(settings, *, until_caught_up=False, loglevel="INFO")`
+    runner: str  # "module:Class" of its EngineRun, built with (settings, curriculum, probe, metrics, latency)
 
-    def run_worker(self, settings: Settings, **options) -> None:
-        importlib.import_module(self.worker_module).run_worker(settings, **options)
+    def build(self, settings: Settings, curriculum, probe, metrics: Counter, latency: Histogram) -> EngineRun:
+        module, _, name = self.runner.partition(":")
+        return getattr(importlib.import_module(module), name)(settings, curriculum, probe, metrics, latency)
 
 
-FAUST_TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")
-QUIX_STORE = "learners"  # the Quix engine keeps every learner's state in one store
+# every engine keeps the decision state in one store of this name, in one key layout
+# (processing/learner_state.py); the Faust engine's earlier tables are read through
+# (processing/upcast.py) where they exist
+FAUST_TABLE = QUIX_STORE = "learners"
 
 ENGINES: dict[str, Engine] = {
-    "faust": Engine("faust", "", FAUST_TABLES, "xpbank.runtime.faust.worker"),
-    "quix": Engine("quix", "quix-", (QUIX_STORE,), "xpbank.runtime.quix.worker"),
+    "faust": Engine("faust", "", (FAUST_TABLE,), "xpbank.runtime.faust.app:FaustEngine"),
+    "quix": Engine("quix", "quix-", (QUIX_STORE,), "xpbank.runtime.quix.worker:QuixWorker"),
 }
 
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 
 from xpbank.config import Settings
-from xpbank.kafka.admin import FiniteRetention, TopicSetupError, converge, create_missing
+from xpbank.kafka.admin import Admin, FiniteRetention, TopicSetupError, converge, create_missing
 from xpbank.kafka.views import finite_retention
 from xpbank.runtime.engines import engine_of
 from xpbank.contract.topics import (
@@ -38,6 +38,14 @@ def changelog_topic(settings: Settings, table: str) -> str:
 def changelogs(settings: Settings) -> list[str]:
     """The engine's changelog topics (Faust: one per table; Quix: one store)."""
     return [changelog_topic(settings, store) for store in engine_of(settings).stores]
+
+
+def changelogs_present(settings: Settings, stores) -> bool:
+    """Whether a changelog topic of any of `stores` exists on the broker (state an earlier
+    version wrote, to be read through: processing/upcast.py)."""
+    names = {changelog_topic(settings, store) for store in stores}
+    metadata = asyncio.run(Admin(settings).metadata())
+    return bool(names & set(metadata.topics))
 
 
 def input_topics(settings: Settings) -> list[str]:

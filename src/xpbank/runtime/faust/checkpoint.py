@@ -8,8 +8,9 @@ a checkpoint costs one changelog record per changed key, and none for a key writ
 
 A checkpoint is durable once the broker acknowledged its changelog records; the local
 store is written after, so it is never ahead of what another worker would recover. A
-record's outputs wait in the partition's outbox (runtime/outbox.py), written with the
-state, and are published once the checkpoint is durable; the outbox is then emptied.
+record's outputs wait in the partition's outbox (the policy is runtime/outbox.py's),
+written with the state, and are published once the checkpoint is durable; the outbox
+is then emptied.
 Re-keyed copies go out at once and are acknowledged before the state that records them.
 The agent's ledger (continuity.py) is part of the state: after a crash the records since
 the last checkpoint are read again and processed against the state they left, and the
@@ -29,53 +30,65 @@ from collections.abc import Awaitable, Callable
 
 from faust.types import TP
 
+from xpbank.processing.learner_state import OUTBOX_PREFIX, full_key, outbox_key
+from xpbank.processing.upcast import ReadThrough, faust_v1_key
 from xpbank.runtime import outbox
 from xpbank.runtime.faust import internals
+from xpbank.runtime.outbox import Item, Outbox
+from xpbank.runtime.engines import FAUST_TABLE
 
 log = logging.getLogger("xpbank")
-OUTBOX_TABLE = "positions"  # the outbox of a partition is a key of its positions table
+
+
+class TablePort:
+    """One partition of the state table, read through the checkpoint's cache (and, where
+    the faust-v1 tables exist, through them: processing/upcast.py)."""
+
+    __slots__ = ("checkpoint", "partition")
+
+    def __init__(self, checkpoint: Checkpoint, partition: int) -> None:
+        self.checkpoint, self.partition = checkpoint, partition
+
+    def get_bytes(self, key: bytes, prefix: bytes) -> bytes | None:
+        return self.checkpoint.get(FAUST_TABLE, full_key(prefix, key), self.partition)
+
+    def set_bytes(self, key: bytes, value: bytes, prefix: bytes) -> None:
+        self.checkpoint.changed[full_key(prefix, key)] = (self.partition, value)
 
 
 class Checkpoint:
-    def __init__(self, app, tables: dict, every_records: int = 500, every_seconds: float = 0.2,
-                 outputs_within: float = 0.01) -> None:
+    def __init__(self, app, tables: dict, outbox_policy: Outbox, every_records: int = 500,
+                 every_seconds: float = 0.2) -> None:
         self.app = app
-        self.tables = tables  # name -> faust.Table with bytes keys and values
-        self.every_records, self.every_seconds, self.outputs_within = every_records, every_seconds, outputs_within
-        self.changed: dict[tuple[str, bytes], tuple[int, bytes]] = {}  # (table, key) -> (partition, value)
-        self.outputs: list[list] = []  # re-keyed copies [acknowledgement or None, resend]: acknowledged before the state
-        self.held: dict[int, list] = {}  # partition -> outputs waiting for this checkpoint
-        self.published: set[int] = set()  # partitions whose durable outbox is published: emptied next time
-        self.unrecovered: set[int] = set()  # assigned partitions whose outbox is not looked at yet
-        self.held_since: float | None = None
+        self.tables = tables  # name -> faust.Table with bytes keys and values: the state table, and faust-v1's if any
+        self.outbox = outbox_policy
+        self.every_records, self.every_seconds = every_records, every_seconds
+        self.changed: dict[bytes, tuple[int, bytes]] = {}  # key of the state table -> (partition, value)
+        self.copies: list[list] = []  # re-keyed copies [acknowledgement or None, resend]: acknowledged before the state
         self.records = 0
         self.since: float | None = None
-        self.failpoint = None
-        self.latency = None  # a read.latency.Histogram: record timestamp -> outputs acknowledged
+        self.latency = None  # an observe.latency.Histogram: record timestamp -> outputs acknowledged
         self.lock = asyncio.Lock()  # a record is processed, or a checkpoint written, never both at once
         self.flushes = 0
 
     # ---- state, read through the cache -------------------------------------------------
+    def port(self, partition: int):
+        port = TablePort(self, partition)
+        if len(self.tables) == 1:
+            return port
+        return ReadThrough(port, lambda key, prefix: self.get(*faust_v1_key(key, prefix), partition))
+
     def get(self, table: str, key: bytes, partition: int) -> bytes | None:
-        held = self.changed.get((table, key))
-        if held is not None:
-            return held[1]
+        if table == FAUST_TABLE:
+            held = self.changed.get(key)
+            if held is not None:
+                return held[1]
         return internals.read_key(self.tables[table].data, partition, key)
 
-    def put(self, table: str, key: bytes, value: bytes, partition: int) -> None:
-        self.changed[(table, key)] = (partition, value)
-
-    def sent(self, acknowledged: Awaitable, resend: Callable[[], Awaitable[Awaitable]]) -> None:
-        """A re-keyed copy sent now, to be acknowledged before the next checkpoint's state;
-        `resend` sends it again should it fail (a copy sent twice is recognised)."""
-        self.outputs.append([acknowledged, resend])
-
-    def hold(self, partition: int, items: list) -> None:
-        """A record's outputs: into the partition's outbox, written with its state."""
-        if items:
-            self.held.setdefault(partition, []).extend(items)
-            if self.held_since is None:
-                self.held_since = time.monotonic()
+    def sent(self, acknowledged: Awaitable | None, resend: Callable[[], Awaitable[Awaitable]]) -> None:
+        """A re-keyed copy sent now (or not yet: None), to be acknowledged before the next
+        checkpoint's state; `resend` sends it again should it fail (a copy sent twice is recognised)."""
+        self.copies.append([acknowledged, resend])
 
     def record_done(self) -> None:
         self.records += 1
@@ -84,15 +97,14 @@ class Checkpoint:
 
     @property
     def due(self) -> bool:
-        now = time.monotonic()
-        if self.held_since is not None and now - self.held_since >= self.outputs_within:
+        if self.outbox.due():
             return True
-        return self.since is not None and (self.records >= self.every_records or now - self.since >= self.every_seconds)
+        return self.since is not None and (
+            self.records >= self.every_records or time.monotonic() - self.since >= self.every_seconds)
 
     @property
     def pending(self) -> bool:
-        return (self.since is not None or bool(self.outputs) or bool(self.changed) or bool(self.held)
-                or bool(self.published))
+        return self.since is not None or bool(self.copies) or bool(self.changed) or self.outbox.pending
 
     # ---- the checkpoint ------------------------------------------------------------------
     async def flush(self) -> None:
@@ -103,58 +115,58 @@ class Checkpoint:
         if not self.pending:
             return
         await self._copies_acknowledged()
-        changed, held = dict(self.changed), {partition: list(items) for partition, items in self.held.items()}
-        for partition in self.published - held.keys():  # published last time: emptied with this state
-            changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, b"")
-        for partition, items in held.items():
-            changed[(OUTBOX_TABLE, outbox.key(partition))] = (partition, outbox.encode(items))
+        changed = dict(self.changed)
+        for partition, value in self.outbox.writes().items():
+            changed[full_key(OUTBOX_PREFIX, outbox_key(partition))] = (partition, value)
         if changed:
             await self._write(changed)
-        self.changed, self.published, self.records, self.since = {}, set(), 0, None
+        self.changed, self.records, self.since = {}, 0, None
+        held = self.outbox.durable()
         if held:
-            if self.failpoint is not None and self.failpoint.hit():
-                self.failpoint.crash()  # durable, not yet published: the next owner publishes it
             await self.publish(held)
-        self.held, self.held_since = {}, None
         self.flushes += 1
 
     async def _copies_acknowledged(self) -> None:
         """Every re-keyed copy acknowledged; one that failed is sent again, and the
         failure raised (the next flush waits for the new send)."""
         failed = None
-        for entry in self.outputs:
+        for entry in self.copies:
             if entry[0] is None:
                 entry[0] = await entry[1]()
-        results = await asyncio.gather(*(entry[0] for entry in self.outputs), return_exceptions=True)
-        for entry, result in zip(self.outputs, results):
+        results = await asyncio.gather(*(entry[0] for entry in self.copies), return_exceptions=True)
+        for entry, result in zip(self.copies, results):
             if isinstance(result, BaseException):
                 entry[0], failed = None, result
         if failed is not None:
             raise failed
-        self.outputs = []
+        self.copies = []
 
     async def settle(self) -> None:
         """A checkpoint, and one more that empties the outboxes it published: before a
         revocation or a stop, so that the next owner finds nothing to publish again."""
         await self.flush()
-        if self.published:
+        if self.outbox.emptied:
             await self.flush()
 
-    async def publish(self, held: dict[int, list]) -> None:
-        """Send the outboxes' outputs and wait for the broker; the next checkpoint empties them."""
+    async def send(self, items: list[Item]) -> None:
+        """Send outputs and wait for the broker to take them."""
         producer = self.app.producer
         sends = [await producer.send(topic, key, value, None, None if ts is None else ts / 1000, None)
-                 for items in held.values() for topic, key, value, ts in items]
+                 for topic, key, value, ts in items]
         await asyncio.gather(*sends)
-        self.published.update(held)
         if self.latency is not None:
-            self.latency.observe_since(ts for items in held.values() for _, _, _, ts in items)
+            self.latency.observe_since(ts for _, _, _, ts in items)
+
+    async def publish(self, held: dict[int, list[Item]]) -> None:
+        """Send the outboxes' outputs; the next checkpoint empties them."""
+        await self.send([item for items in held.values() for item in items])
+        self.outbox.published(held)
 
     async def recover(self, partition: int) -> int:
         """Publish what a stop left in a partition's outbox before anything else of the
         partition is (the same outputs: same ids and values). Call with `lock` held."""
-        self.unrecovered.discard(partition)
-        items = outbox.decode(self.get(OUTBOX_TABLE, outbox.key(partition), partition))
+        self.outbox.recovered(partition)
+        items = outbox.read(self.port(partition), partition)
         if items:
             await self.publish({partition: items})
             log.warning("published the outbox a stop left on partition %d: %d outputs", partition, len(items))
@@ -164,31 +176,26 @@ class Checkpoint:
         """Partitions revoked: their outboxes and state are their next owner's. What a
         failed last checkpoint left of them is dropped: the next owner reads those records
         again from the committed offsets (it must never reach their changelogs from here)."""
-        self.published -= partitions
-        self.unrecovered -= partitions
+        self.outbox.forget(partitions)
         self.changed = {key: value for key, value in self.changed.items() if value[0] not in partitions}
-        self.held = {partition: items for partition, items in self.held.items() if partition not in partitions}
 
-    async def _write(self, changed: dict[tuple[str, bytes], tuple[int, bytes]]) -> None:
+    async def _write(self, changed: dict[bytes, tuple[int, bytes]]) -> None:
         producer = self.app.producer
-        sends = []
-        for (table, key), (partition, value) in changed.items():
-            topic = self.tables[table].changelog_topic.get_topic_name()
-            sends.append((table, partition, key, value,
-                          await producer.send(topic, key, value, partition, None, None)))
-        written: dict[tuple[str, int], int] = {}
-        for table, partition, _, _, acknowledged in sends:
+        topic = self.tables[FAUST_TABLE].changelog_topic.get_topic_name()
+        sends = [(partition, key, value, await producer.send(topic, key, value, partition, None, None))
+                 for key, (partition, value) in changed.items()]
+        written: dict[int, int] = {}
+        for partition, _, _, acknowledged in sends:
             metadata = await acknowledged
-            written[(table, partition)] = max(written.get((table, partition), -1), metadata.offset)
-        self._write_stores(sends, written)
+            written[partition] = max(written.get(partition, -1), metadata.offset)
+        self._write_stores(sends, written, topic)
 
-    def _write_stores(self, sends, written: dict[tuple[str, int], int]) -> None:
-        batches: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
-        for table, partition, key, value, _ in sends:
-            batches.setdefault((table, partition), []).append((key, value))
-        for (table, partition), items in batches.items():
-            store = self.tables[table].data
+    def _write_stores(self, sends, written: dict[int, int], changelog: str) -> None:
+        batches: dict[int, list[tuple[bytes, bytes]]] = {}
+        for partition, key, value, _ in sends:
+            batches.setdefault(partition, []).append((key, value))
+        store = self.tables[FAUST_TABLE].data
+        for partition, items in batches.items():
             if not internals.write_batch(store, partition, items):  # revoked: its next owner
                 continue  # recovers this write from the changelog
-            changelog = self.tables[table].changelog_topic.get_topic_name()
-            store.set_persisted_offset(TP(changelog, partition), written[(table, partition)])
+            store.set_persisted_offset(TP(changelog, partition), written[partition])

@@ -13,30 +13,26 @@ over acknowledged offsets, and would otherwise stay behind the hole for ever."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from xpbank.contract.identifiers import escaped
+from xpbank.kafka.admin import Admin
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.config import Settings
 from xpbank.runtime.faust import internals
 
-# Owner under which the per-partition ledger lives in the positions table; no learner
-# sourcedId contains NUL.
-DELIVERED = "\x00delivered"
-
-
-def ledger_key(topic: str, partition: int) -> str:
-    """(Kafka's topic names hold no `:`; escaped all the same, as every combined id is.)"""
-    return f"{escaped(topic)}:{partition}"
+log = logging.getLogger("xpbank")
+STALL_CHECK_SECONDS = 5.0  # a partition with no progress across two checks is read again
 
 
 class Ledger:
     """The last offset processed per (topic, partition), in memory, with its copy in the
-    positions table (written by the agent with the record's state, at the checkpoint).
+    partition's state (written by the unit with the record's state, at the checkpoint).
     Forgotten at every rebalance: another worker may have moved a partition on meanwhile."""
 
     def __init__(self, stored) -> None:
@@ -178,3 +174,97 @@ def take_overs(counts: dict, kicks: dict) -> tuple[dict, set]:
 async def commit_processed(consumer, tp: TP, offset: int) -> None:
     """Commit `offset` (the next to read) for `tp` through Faust's own commit path."""
     await internals.commit_offsets(consumer, {tp: offset})
+
+
+class Continuity:
+    """The learner agent's continuity: the ledger, the gap reader and the watchdog with
+    its take-over. `process(message)` applies one record (within the checkpoint lock)."""
+
+    def __init__(self, settings: Settings, app, checkpoint, stored: Callable[[str, int], int | None],
+                 process: Callable[[object], Awaitable[None]], metrics, learner_topics: set[str]) -> None:
+        self.settings, self.app, self.checkpoint, self.process = settings, app, checkpoint, process
+        self.metrics, self.learner_topics = metrics, learner_topics
+        self.ledger = Ledger(stored)
+        self.gaps = GapReader(settings)
+        self.last_check: dict = {}
+        self.kicked: dict = {}  # partition -> kicks in a row
+        self.admin: Admin | None = None  # made on the first check, kept for the next ones
+
+    async def deliver(self, message) -> None:
+        """One delivered record: skipped when the ledger has it, after the records never
+        delivered before it (read directly)."""
+        last = self.ledger.last(message.topic, message.partition)
+        if last is not None and message.offset <= last:  # redelivered after a crash or rebalance
+            log.debug("redelivered topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
+            self.metrics["redelivered"] += 1
+            return
+        start = last + 1 if last is not None else await self.gaps.log_start(message.topic, message.partition)
+        if message.offset > start:
+            missed = await self.gaps.read(message.topic, message.partition, start, message.offset)
+            log.warning("records never delivered, read directly topic=%s partition=%s offsets=%d..%d count=%d",
+                        message.topic, message.partition, start, message.offset - 1, len(missed))
+            self.metrics["refetched"] += len(missed)
+            await self._process_all(missed)
+        await self.process(message)
+
+    async def _process_all(self, messages) -> None:
+        for message in messages:
+            await self.process(message)
+            self.app.consumer.ack(message)
+
+    async def take_over(self, tp, end: int) -> None:
+        """Seeking back did not help: read the records not processed yet directly, write
+        a checkpoint, and commit what the ledger has processed."""
+        checkpoint = self.checkpoint
+        async with checkpoint.lock:
+            if tp.partition in checkpoint.outbox.unrecovered:
+                await checkpoint.recover(tp.partition)
+            last = self.ledger.last(tp.topic, tp.partition)
+            start = last + 1 if last is not None else await self.gaps.log_start(tp.topic, tp.partition)
+            missed = await self.gaps.read(tp.topic, tp.partition, start, end) if start < end else []
+            await self._process_all(missed)
+            await checkpoint.flush()
+            done = self.ledger.last(tp.topic, tp.partition)
+        if done is not None:
+            await commit_processed(self.app.consumer, tp, done + 1)
+        log.warning("partition made no progress in %d checks in a row, reading it again did not help: read %d "
+                    "records directly and committed up to offset %s topic=%s partition=%s", TAKE_OVER_AFTER,
+                    len(missed), None if done is None else done + 1, tp.topic, tp.partition)
+        self.metrics["stall_take_overs"] += 1
+
+    def calm(self, broker_up: bool | None) -> bool:
+        app = self.app
+        return (not app.rebalancing and app.tables.recovery.completed.is_set() and app.consumer.flow_active
+                and bool(broker_up))
+
+    async def watch(self, broker_up: bool | None, curriculum_ready: bool, resumes: Callable[[TP], bool]) -> None:
+        """One check of the watchdog: partitions with no progress since the last calm
+        check are sent back (`resumes(tp)`: whether to resume its fetching too), and
+        taken over after TAKE_OVER_AFTER kicks in a row."""
+        if not self.calm(broker_up):
+            self.last_check.clear()  # progress is only compared across a calm stretch
+            return
+        assigned = [tp for tp in self.app.consumer.assignment() if tp.topic in self.learner_topics]
+        try:
+            ends = await self.gaps.end_offsets(assigned)
+            self.admin = self.admin or Admin(self.settings)
+            committed = await self.admin.committed(self.app.conf.id, retry_for=5)
+        except Exception:
+            self.last_check.clear()  # the broker away: compare again from the next calm check
+            raise
+        now = {tp: Progress(committed.get(tp), self.ledger.last(tp.topic, tp.partition), ends[tp]) for tp in assigned}
+        kicks = stalled(self.last_check, now)
+        counts, due = take_overs(dict(self.kicked), kicks)
+        self.kicked = counts
+        for tp, offset in kicks.items():
+            if tp in due and curriculum_ready:
+                await self.take_over(tp, now[tp].end)
+                continue
+            start = offset if offset is not None else await self.gaps.log_start(tp.topic, tp.partition)
+            log.warning("partition made no progress, reading it again topic=%s partition=%s from=%s end=%s",
+                        tp.topic, tp.partition, start, now[tp].end)
+            self.metrics["stall_restarts"] += 1
+            if resumes(tp):
+                self.app.consumer.resume_partitions({tp})
+            await self.app.consumer.seek(tp, start)
+        self.last_check = now

@@ -1,86 +1,80 @@
-"""Running the Quix engine: `xpbank worker` and `xpbank replay --generation N` with
-XPBANK_ENGINE=quix. Quix owns the main thread; the curriculum view, the projector and the
-API run on a sidecar thread."""
+"""The Quix engine as the worker's runner sees it (runtime/engines.py: EngineRun). Quix
+owns the main thread; the runner's sidecar thread runs the curriculum view, the broker
+probe, the projector and the API beside it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
-import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from xpbank.config import Settings
-from xpbank.kafka.background import BrokerProbe, quiet_libraries
-from xpbank.kafka.lag import PartitionLagProbe
-from xpbank.read.api import health, projector_gauges, projector_health, render_metrics
-from xpbank.read.latency import Histogram
-from xpbank.read.projector import Projector
-from xpbank.read.server import Host, Watch
-from xpbank.read.ui.views import engine_status
+from xpbank.kafka.background import BrokerProbe
+from xpbank.observe.latency import Histogram
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.quix.app import QuixEngine
-from xpbank.runtime.sidecar import Sidecar
-from xpbank.runtime.broker_wait import wait_for_broker
 from xpbank.runtime.stop_grace import start_grace_on_stop_signals
-from xpbank.runtime.topology import (
-    RETENTION_WARNING_SECONDS, app_id, input_topics, prepare_topics, warn_finite_retention,
-)
 
 log = logging.getLogger("xpbank")
-QUIET_LOGGERS = ("quixstreams", "aiokafka", "aiohttp", "kafka")
+CAUGHT_UP_EVERY = 1.0  # seconds between caught-up checks (in Quix's loop, where its consumer lives)
 
 
-def run_worker(settings: Settings, *, until_caught_up: bool = False, loglevel: str = "INFO") -> None:
-    logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
-    quiet_libraries(settings, QUIET_LOGGERS)
-    wait_for_broker(settings, None if until_caught_up else settings.web_port)
-    start_grace_on_stop_signals()  # Quix's main thread may sit in librdkafka's flush()
-    risky = prepare_topics(settings)
-    metrics: Counter = Counter()
-    curriculum = CurriculumView(settings)
-    probe = BrokerProbe(settings)
-    running = Running(settings, curriculum, metrics)
-    projector = Projector(settings, metrics) if settings.projector and not until_caught_up else None
-    lag_probe = PartitionLagProbe(settings, running.group, input_topics(settings))
+class QuixWorker:
+    name = "quix"
+    quiet_loggers = ("quixstreams", "aiokafka", "aiohttp", "kafka")
+    runs_background = False
 
-    async def readiness() -> tuple[int, dict]:
-        engine = running.engine
-        status, body = health(engine is not None and engine.ever_assigned and not engine.recovering,
-                              engine is None or engine.rebalancing, curriculum.ready_now(), probe.up, probe.problem)
-        return status, body | projector_health(projector)
+    def __init__(self, settings: Settings, curriculum: CurriculumView, probe: BrokerProbe, metrics: Counter,
+                 latency: Histogram) -> None:
+        self.settings, self.curriculum, self.metrics, self.latency = settings, curriculum, metrics, latency
+        self.running = Running(settings, curriculum, metrics, latency)
+        self.last_caught_up = False  # as the last check in Quix's loop saw it
+        self.last_check = 0.0
 
-    async def metrics_text() -> str:
-        try:
-            lag = await asyncio.wait_for(lag_probe.lag(), 5)
-        except Exception:  # noqa: BLE001 - the rest of the metrics still count
-            lag = None
-        gauges, projector_lag = projector_gauges(projector)
-        return render_metrics(metrics, lag, {}, running.latency, ready=(await readiness())[0] == 200,
-                              projector_lag=projector_lag,
-                              gauges={"xpbank_broker_up": None if probe.up is None else int(probe.up), **gauges})
+    @property
+    def recovered(self) -> bool:
+        engine = self.running.engine
+        return engine is not None and engine.ever_assigned and not engine.recovering
 
-    async def status() -> dict:
-        engine = running.engine
-        return engine_status("quix", settings.instance_id, engine is not None and engine.ever_assigned
-                             and not engine.recovering, engine is None or engine.rebalancing, curriculum.ready_now(),
-                             metrics)
+    @property
+    def rebalancing(self) -> bool:
+        engine = self.running.engine
+        return engine is None or engine.rebalancing
 
-    host = Host(readiness, metrics_text, status=status, watch=Watch(running.group, tuple(input_topics(settings))))
-    sidecar = Sidecar(settings, curriculum, None if until_caught_up else host, metrics, projector=projector,
-                      probe=probe)
-    sidecar.start()
-    log.info("worker ready to consume group=%s generation=%d partitions=%d engine=quix guarantee=%s web=:%d",
-             running.group, settings.rules.generation, settings.partitions, settings.processing_guarantee,
-             settings.web_port)
-    try:
-        while not curriculum.loaded.wait(5):  # a broker away at the start is waited for
+    def table_sizes(self) -> dict[str, int]:
+        return {}
+
+    async def caught_up(self) -> bool:
+        return self.last_caught_up
+
+    def run(self, loglevel: str, started: Callable[[], None]) -> None:
+        logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+        started()
+        start_grace_on_stop_signals()  # Quix's main thread may sit in librdkafka's flush()
+        while not self.curriculum.loaded.wait(5):  # a broker away at the start is waited for
             log.info("waiting for the curriculum topic to be read to its end")
-        running.run(lambda engine: Periodic(engine, risky, until_caught_up, settings))
-    finally:
-        sidecar.stop()
+        self.running.run(self.check_caught_up)
+
+    def stop(self) -> None:
+        self.running.stopping.set()
+        engine = self.running.engine
+        if engine is not None:
+            engine.app.stop()
+
+    def check_caught_up(self, engine: QuixEngine) -> None:
+        """On every turn of Quix's loop (its consumer is not asked from another thread)."""
+        now = time.monotonic()
+        if now - self.last_check < CAUGHT_UP_EVERY:
+            return
+        self.last_check = now
+        try:
+            self.last_caught_up = engine.caught_up()
+        except Exception as exc:  # noqa: BLE001 - the broker away: not caught up, ask again next time
+            log.debug("caught-up check failed: %s", exc)
+            self.last_caught_up = False
 
 
 class Running:
@@ -89,21 +83,21 @@ class Running:
     failed: Local: Fatal error"), and only a new consumer gets past them. Its state is
     the committed one, so records since the last checkpoint are processed again."""
 
-    def __init__(self, settings: Settings, curriculum: CurriculumView, metrics: Counter) -> None:
+    def __init__(self, settings: Settings, curriculum: CurriculumView, metrics: Counter, latency: Histogram) -> None:
         self.settings, self.curriculum, self.metrics = settings, curriculum, metrics
-        self.group = app_id(settings)
         self.engine: QuixEngine | None = None
         self.stopping = threading.Event()
-        self.latency = Histogram()  # record timestamp -> outputs published, across engine restarts
+        self.latency = latency  # record timestamp -> outputs published, across engine restarts
 
-    def run(self, periodic) -> None:
+    def run(self, on_loop: Callable[[QuixEngine], None]) -> None:
+        """`on_loop(engine)` runs on every turn of Quix's loop."""
         wait = 1.0
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                self.engine = engine = QuixEngine(self.settings, self.curriculum, self.metrics)  # asks the broker
-                engine.latency = self.latency
-                engine.context.dataframe_registry.register_periodic_task(periodic(engine))
+                self.engine = engine = QuixEngine(self.settings, self.curriculum, self.metrics,  # asks the broker
+                                                  self.latency)
+                engine.context.dataframe_registry.register_periodic_task(lambda: on_loop(engine))
                 engine.app.run()  # until SIGTERM/SIGINT (or caught up): Quix commits once more as it stops
                 return
             except Exception as exc:  # noqa: BLE001 - the worker stays up; the engine starts again
@@ -124,40 +118,3 @@ class Running:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-class Periodic:
-    """Runs on every turn of Quix's loop: readiness log, hourly retention warnings, and
-    for a replay the stop once caught up (two checks in a row, a second apart)."""
-
-    def __init__(self, engine: QuixEngine, risky: list[str], until_caught_up: bool, settings: Settings) -> None:
-        self.engine, self.risky, self.until_caught_up, self.settings = engine, risky, until_caught_up, settings
-        self.announced = False
-        self.last_check = self.last_warning = time.monotonic()
-        self.calm = 0
-        self.started = time.monotonic()
-
-    def __call__(self) -> None:
-        engine, now = self.engine, time.monotonic()
-        if not self.announced and engine.ready():
-            self.announced = True
-            log.info("Worker ready: partitions assigned, state recovered, curriculum loaded")
-        if self.risky and now - self.last_warning >= RETENTION_WARNING_SECONDS:
-            self.last_warning = now
-            warn_finite_retention(self.risky)
-        if not self.until_caught_up or now - self.last_check < 1.0:
-            return
-        self.last_check = now
-        processed = sum(v for k, v in engine.metrics.items() if k.startswith("records_in:"))
-        generation = self.settings.rules.generation
-        print(f"\rreplay generation {generation}: {processed:,} records processed ({now - self.started:.0f}s)",
-              end="", file=sys.stderr, flush=True)
-        try:
-            caught_up = engine.caught_up()
-        except Exception as exc:  # noqa: BLE001 - the broker away: not caught up, ask again next time
-            log.debug("caught-up check failed: %s", exc)
-            caught_up = False
-        self.calm = self.calm + 1 if caught_up else 0
-        if self.calm >= 2:
-            print(f"\nreplay generation {generation}: caught up", file=sys.stderr, flush=True)
-            engine.app.stop()

@@ -1,28 +1,26 @@
-"""An asyncio loop on a thread of its own, for an engine that owns the main thread (Quix
-Streams installs its signal handlers there): the curriculum view, the projector and the
-HTTP API run on it, as tasks of the Faust worker's own loop do there."""
+"""An asyncio loop on a thread of its own beside the engine, which owns the main thread
+(both install their signal handlers there): the HTTP API, the projector and the
+worker's chores run on it, and for the Quix engine, whose loop is not asyncio, the
+curriculum view and the broker probe too."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from xpbank.config import Settings
-from xpbank.kafka.background import BrokerProbe, keep_running
-from xpbank.read.projector import Projector
 from xpbank.read.server import Host, serve
-from xpbank.runtime.curriculum_view import CurriculumView
 
 log = logging.getLogger("xpbank")
 
 
 class Sidecar:
-    def __init__(self, settings: Settings, curriculum: CurriculumView, host: Host | None, metrics: Counter,
-                 projector: Projector | None, probe: BrokerProbe) -> None:
-        self.settings, self.curriculum, self.host, self.metrics = settings, curriculum, host, metrics
-        self.projector, self.probe = projector, probe
+    def __init__(self, settings: Settings, host: Host | None,
+                 tasks: dict[str, Callable[[], Awaitable[None]]]) -> None:
+        """`host`: the API to serve (None: none); `tasks`: name -> what runs till the stop."""
+        self.settings, self.host, self.tasks = settings, host, tasks
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
         self.failure: BaseException | None = None
@@ -51,10 +49,7 @@ class Sidecar:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        tasks = [asyncio.create_task(self.curriculum.follow(self.metrics), name="curriculum"),
-                 asyncio.create_task(keep_running("broker check", self.probe.run, self.metrics), name="broker check")]
-        if self.projector is not None:
-            tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
+        tasks = [asyncio.create_task(run(), name=name) for name, run in self.tasks.items()]
         runner = await serve(self.settings, self.host) if self.host is not None else None
         self.started.set()
         try:

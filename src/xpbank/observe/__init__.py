@@ -1,0 +1,1 @@
+"""What every process observes of itself: counters and latency histograms."""
