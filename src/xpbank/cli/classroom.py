@@ -79,71 +79,108 @@ def classroom(
 
 
 def _learner(rng, user, start, course_id, units, lessons, pace, mistakes) -> list[Arrival]:
-    out: list[Arrival] = []
-    clock = rng.uniform(0, 20) * pace
-
-    def emit(delay: float, line: dict, when: float | None = None) -> None:
-        out.append(Arrival(delay, line | {"timestamp": format_time(start + timedelta(seconds=when or delay))}))
-
-    def ev(*parts: object) -> str:
-        return f"urn:uuid:{uuid.uuid5(NS, ':'.join(map(str, (user, *parts))))}"
-
+    learner = _Learner(rng, user, start, course_id, pace)
     for u in range(1, units + 1):
         for l in range(1, lessons + 1):
-            late: list[tuple[float, dict]] = []
-            for rid in (f"video-{u}-{l}", f"article-{u}-{l}"):
-                if rng.random() < 0.15:
-                    continue  # skipped this one
-                beats = rng.randint(1, 6)
-                for b in range(beats):
-                    seconds = rng.choice([10, 15, 20, 30, 30, 30, 45, 60])
-                    clock += seconds * pace
-                    event = _time_spent(ev("ts", rid, b), user, rid, course_id, start + timedelta(seconds=clock), seconds)
-                    line = {"topic": "learning.caliper.v1", "key": user, "value": event}
-                    if b == beats - 1 and rng.random() < 0.2:
-                        late.append((clock, line))  # the unload beacon: arrives after the mastery
-                        continue
-                    emit(clock, line)
-                    if rng.random() < 0.05:
-                        emit(clock + 0.5 * pace, line, when=clock)  # redelivered
-            exercise = f"exercise-{u}-{l}"
-            attempt_no = 1
-            for tries in range(4):
-                clock += 5 * pace
-                sub = lambda kind, t, **f: {  # noqa: E731
-                    "topic": "learning.submissions.v1", "key": user,
-                    "value": {"id": ev(kind, exercise, tries, t, *f.values()), "type": kind, "userSourcedId": user,
-                              "exerciseSourcedId": exercise, "courseSourcedId": course_id,
-                              "eventTime": format_time(start + timedelta(seconds=t)), "email": f"{user}@school.example", **f},
-                }
-                emit(clock, sub("AttemptStarted", clock, totalQuestions=4))
-                skill = rng.random()
-                for q in range(4):
-                    clock += rng.uniform(3, 8) * pace
-                    emit(clock, sub("AnswerSubmitted", clock, questionId=f"q{q}", correct=rng.random() < 0.55 + skill * 0.5, attempt=attempt_no))
-                if mistakes and rng.random() < 0.05:
-                    emit(clock + 0.2 * pace, sub("AnswerSubmitted", clock, questionId="q0", correct=True, attempt=attempt_no + 1))  # stale
-                if rng.random() < 0.08 and tries < 3:
-                    clock += 2 * pace
-                    emit(clock, sub("AttemptReset", clock))
-                    continue  # a reset does not consume the number
-                clock += 2 * pace
-                emit(clock, sub("AttemptFinalized", clock, attempt=attempt_no))
-                attempt_no += 1
-                if skill > 0.35 or attempt_no > 3:
-                    break
-            for when, line in late:
-                emit(clock + rng.uniform(1, 4) * pace, line, when=when)
-            if mistakes and rng.random() < 0.04:
-                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "raw": '{"type": "TimeSpentEvent", "id": '})
-            if mistakes and rng.random() < 0.04:
-                bad = _time_spent(ev("bad", l), user, f"video-{u}-{l}", course_id, start + timedelta(seconds=clock), 30)
-                bad["action"] = "Paused"
-                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": bad})
-            if mistakes and rng.random() < 0.03:
-                future = _time_spent(ev("future", l), user, f"video-{u}-{l}", course_id, start + timedelta(seconds=clock + 3600), 30)
-                emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": future})
-    return out
+            late = learner.watch(u, l)
+            learner.exercise(f"exercise-{u}-{l}", mistakes)
+            for when, line in late:  # the unload beacons, after the exercise's mastery
+                learner.emit(learner.clock + rng.uniform(1, 4) * pace, line, when=when)
+            if mistakes:
+                learner.client_mistakes(u, l)
+    return learner.out
+
+
+class _Learner:
+    """One learner's arrivals, on a clock (seconds after the start) that only moves on.
+    Every draw from `rng` is in a fixed order: the same seed, the same classroom."""
+
+    def __init__(self, rng: random.Random, user: str, start: datetime, course_id: str, pace: float) -> None:
+        self.rng, self.user, self.start, self.course_id, self.pace = rng, user, start, course_id, pace
+        self.out: list[Arrival] = []
+        self.clock = rng.uniform(0, 20) * pace
+
+    def emit(self, delay: float, line: dict, when: float | None = None) -> None:
+        at = self.start + timedelta(seconds=when or delay)
+        self.out.append(Arrival(delay, line | {"timestamp": format_time(at)}))
+
+    def ev(self, *parts: object) -> str:
+        return f"urn:uuid:{uuid.uuid5(NS, ':'.join(map(str, (self.user, *parts))))}"
+
+    def watch(self, u: int, l: int) -> list[tuple[float, dict]]:
+        """The lesson's video and article, as heartbeats; returns the late ones."""
+        rng, user, pace = self.rng, self.user, self.pace
+        late: list[tuple[float, dict]] = []
+        for rid in (f"video-{u}-{l}", f"article-{u}-{l}"):
+            if rng.random() < 0.15:
+                continue  # skipped this one
+            beats = rng.randint(1, 6)
+            for b in range(beats):
+                seconds = rng.choice([10, 15, 20, 30, 30, 30, 45, 60])
+                self.clock += seconds * pace
+                clock = self.clock
+                event = _time_spent(self.ev("ts", rid, b), user, rid, self.course_id, self.start + timedelta(seconds=clock),
+                                    seconds)
+                line = {"topic": "learning.caliper.v1", "key": user, "value": event}
+                if b == beats - 1 and rng.random() < 0.2:
+                    late.append((clock, line))  # the unload beacon: arrives after the mastery
+                    continue
+                self.emit(clock, line)
+                if rng.random() < 0.05:
+                    self.emit(clock + 0.5 * pace, line, when=clock)  # redelivered
+        return late
+
+    def exercise(self, exercise: str, mistakes: bool) -> None:
+        """Attempts until one is good enough or the third is finalized; some are reset."""
+        rng, pace = self.rng, self.pace
+        attempt_no = 1
+        for tries in range(4):
+            self.clock += 5 * pace
+            self.emit(self.clock, self.submission("AttemptStarted", exercise, tries, totalQuestions=4))
+            skill = rng.random()
+            for q in range(4):
+                self.clock += rng.uniform(3, 8) * pace
+                self.emit(self.clock, self.submission("AnswerSubmitted", exercise, tries, questionId=f"q{q}",
+                                                      correct=rng.random() < 0.55 + skill * 0.5, attempt=attempt_no))
+            if mistakes and rng.random() < 0.05:
+                stale = self.submission("AnswerSubmitted", exercise, tries, questionId="q0", correct=True,
+                                        attempt=attempt_no + 1)
+                self.emit(self.clock + 0.2 * pace, stale)
+            if rng.random() < 0.08 and tries < 3:
+                self.clock += 2 * pace
+                self.emit(self.clock, self.submission("AttemptReset", exercise, tries))
+                continue  # a reset does not consume the number
+            self.clock += 2 * pace
+            self.emit(self.clock, self.submission("AttemptFinalized", exercise, tries, attempt=attempt_no))
+            attempt_no += 1
+            if skill > 0.35 or attempt_no > 3:
+                break
+
+    def submission(self, kind: str, exercise: str, tries: int, **fields: object) -> dict:
+        """A submission line at the clock's time."""
+        t = self.clock
+        return {
+            "topic": "learning.submissions.v1", "key": self.user,
+            "value": {"id": self.ev(kind, exercise, tries, t, *fields.values()), "type": kind, "userSourcedId": self.user,
+                      "exerciseSourcedId": exercise, "courseSourcedId": self.course_id,
+                      "eventTime": format_time(self.start + timedelta(seconds=t)), "email": f"{self.user}@school.example",
+                      **fields},
+        }
+
+    def client_mistakes(self, u: int, l: int) -> None:
+        """What real clients get wrong now and then: bad JSON, a schema violation, a clock
+        an hour ahead."""
+        rng, user, pace, clock = self.rng, self.user, self.pace, self.clock
+        if rng.random() < 0.04:
+            self.emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "raw": '{"type": "TimeSpentEvent", "id": '})
+        if rng.random() < 0.04:
+            bad = _time_spent(self.ev("bad", l), user, f"video-{u}-{l}", self.course_id, self.start + timedelta(seconds=clock), 30)
+            bad["action"] = "Paused"
+            self.emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": bad})
+        if rng.random() < 0.03:
+            future = _time_spent(self.ev("future", l), user, f"video-{u}-{l}", self.course_id,
+                                 self.start + timedelta(seconds=clock + 3600), 30)
+            self.emit(clock + pace, {"topic": "learning.caliper.v1", "key": user, "value": future})
 
 
 def _time_spent(event_id: str, user: str, rid: str, course_id: str, at: datetime, seconds: float) -> dict[str, Any]:

@@ -139,29 +139,11 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
             raise _Decline
         actor = doc["actor"]
         if actor != last_actor or type(actor) is not dict:
-            if type(actor) is not dict:
-                raise _Decline
-            ref = actor["id"]
-            _check_id(ref, max_id)
-            _optional_str(actor.get("email"))
-            user = _segment(ref)
+            user = _user_of(actor, max_id)
             last_actor = actor
         obj = doc["object"]
         if obj != last_object or type(obj) is not dict:
-            if type(obj) is not dict:
-                raise _Decline
-            activity = obj["activity"]
-            if type(activity) is not dict:
-                raise _Decline
-            ref = activity["id"]
-            _check_id(ref, max_id)
-            course = obj.get("course")
-            if course is not None:
-                if type(course) is not dict:
-                    raise _Decline
-                _check_id(course["id"], max_id)
-            _optional_str(obj.get("subject"))
-            resource = _segment(ref)
+            resource = _resource_of(obj, max_id)
             last_object = obj
         text = doc["eventTime"]
         time_us = times.get(text)  # times holds str keys only: another type misses, then declines
@@ -169,40 +151,74 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
             time_us = times[text] = _micros(text)
         if timestamp_us is not None and time_us - timestamp_us > skew_us:
             raise _Decline  # future_event_time: the models word the dead letter
-        generated = doc["generated"]
-        if type(generated) is not dict:
-            raise _Decline
-        items = generated.get("items", ())
-        if type(items) is not list and items != ():
-            raise _Decline
-        active: tuple = ()
-        for item in items:
-            if type(item) is not dict:
-                raise _Decline
-            kind = item["type"]
-            value = item["value"]
-            if type(kind) is not str or (type(value) is not float and type(value) is not int) or not value >= 0:
-                raise _Decline  # orjson gives no inf or nan; an int becomes a float as in the models
-            start, end = item.get("startDate"), item.get("endDate")
-            if start is not None:
-                start_us = times.get(start)
-                if start_us is None:
-                    start_us = times[start] = _micros(start)
-            if end is not None:
-                end_us = times.get(end)
-                if end_us is None:
-                    end_us = times[end] = _micros(end)
-            if kind == "active":
-                if start is None or end is None:
-                    active += ((float(value), None),)
-                elif end_us < start_us:
-                    raise _Decline  # endDate before startDate
-                else:
-                    active += ((float(value), end_us - start_us),)
-            elif start is not None and end is not None and end_us < start_us:
-                raise _Decline
+        active = _active(doc["generated"], times)
         beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, active, key)))
     return beats
+
+
+def _user_of(actor: object, max_id: int) -> str:
+    """The learner of an actor unlike the previous event's, after events.Actor's checks."""
+    if type(actor) is not dict:
+        raise _Decline
+    ref = actor["id"]
+    _check_id(ref, max_id)
+    _optional_str(actor.get("email"))
+    return _segment(ref)
+
+
+def _resource_of(obj: object, max_id: int) -> str:
+    """The resource of an object unlike the previous event's, after events.Object's checks."""
+    if type(obj) is not dict:
+        raise _Decline
+    activity = obj["activity"]
+    if type(activity) is not dict:
+        raise _Decline
+    ref = activity["id"]
+    _check_id(ref, max_id)
+    course = obj.get("course")
+    if course is not None:
+        if type(course) is not dict:
+            raise _Decline
+        _check_id(course["id"], max_id)
+    _optional_str(obj.get("subject"))
+    return _segment(ref)
+
+
+def _active(generated: object, times: dict[str, int]) -> tuple[tuple[float, int | None], ...]:
+    """Heartbeat.active of an event's `generated`, after the checks of its items (of
+    every type: an inactive item with bad values or windows declines too)."""
+    if type(generated) is not dict:
+        raise _Decline
+    items = generated.get("items", ())
+    if type(items) is not list and items != ():
+        raise _Decline
+    active: tuple = ()
+    for item in items:
+        if type(item) is not dict:
+            raise _Decline
+        kind = item["type"]
+        value = item["value"]
+        if type(kind) is not str or (type(value) is not float and type(value) is not int) or not value >= 0:
+            raise _Decline  # orjson gives no inf or nan; an int becomes a float as in the models
+        start, end = item.get("startDate"), item.get("endDate")
+        if start is not None:
+            start_us = times.get(start)
+            if start_us is None:
+                start_us = times[start] = _micros(start)
+        if end is not None:
+            end_us = times.get(end)
+            if end_us is None:
+                end_us = times[end] = _micros(end)
+        if kind == "active":
+            if start is None or end is None:
+                active += ((float(value), None),)
+            elif end_us < start_us:
+                raise _Decline  # endDate before startDate
+            else:
+                active += ((float(value), end_us - start_us),)
+        elif start is not None and end is not None and end_us < start_us:
+            raise _Decline
+    return active
 
 
 _heartbeat = tuple.__new__

@@ -174,6 +174,18 @@ def _finalize(
         return state, rejected(
             "unknown_exercise", f"exercise {event.exerciseSourcedId} is not in course {course.courseSourcedId}", event.id
         )
+    record = _score(attempt, event, placed.resource.xp or 0, state.mastered_before)
+    new_state = state._replace(
+        completed=attempt.number,
+        mastered_before=state.mastered_before or record.accuracy >= MASTERY_ACCURACY,
+        open=None,
+        last_completed=record,
+    )
+    return _seen(new_state, event), Outcome(outputs=_completion_outputs(record, event, course, rules))
+
+
+def _score(attempt: OpenAttempt, event: AttemptFinalized, resource_xp: int, mastered_before: bool) -> CompletedAttempt:
+    """The attempt as finalized: its accuracy, the XP it earns and whether it masters."""
     counted_answers = [(q, ok) for q, ok in attempt.answers if q not in attempt.reported]
     planned = event.totalQuestions if event.totalQuestions is not None else attempt.total_questions
     # never fewer than the questions answered: a client that declared too few cannot
@@ -181,26 +193,35 @@ def _finalize(
     total = len(counted_answers) if planned is None else max(planned - len(attempt.reported), len(counted_answers))
     correct = sum(1 for _, ok in counted_answers if ok)
     accuracy = accuracy_of(correct, total)
-    xp = exercise_xp(placed.resource.xp or 0, attempt.number, accuracy, state.mastered_before)
-    mastered = accuracy >= MASTERY_ACCURACY and xp > 0
-    user, exercise, generation = event.userSourcedId, event.exerciseSourcedId, rules.generation
+    xp = exercise_xp(resource_xp, attempt.number, accuracy, mastered_before)
+    return CompletedAttempt(
+        number=attempt.number, correct=correct, total=total, accuracy=accuracy,
+        exercise_xp=xp, mastered=accuracy >= MASTERY_ACCURACY and xp > 0, completed_by=event.id,
+    )
+
+
+def _completion_outputs(
+    record: CompletedAttempt, event: AttemptFinalized, course: CourseUpserted, rules: Rules
+) -> tuple:
+    """AttemptCompleted and the exercise's XpFact, then ExerciseMastered if it masters."""
+    user, exercise, generation, number = event.userSourcedId, event.exerciseSourcedId, rules.generation, record.number
     completed = AttemptCompleted(
-        id=attempt_completed_id(user, exercise, attempt.number, generation),
+        id=attempt_completed_id(user, exercise, number, generation),
         generation=generation,
         userSourcedId=user,
         exerciseSourcedId=exercise,
         courseSourcedId=event.courseSourcedId,
-        attempt=attempt.number,
-        correct=correct,
-        total=total,
-        accuracy=accuracy,
-        exerciseXp=xp,
-        mastered=mastered,
+        attempt=number,
+        correct=record.correct,
+        total=record.total,
+        accuracy=record.accuracy,
+        exerciseXp=record.exercise_xp,
+        mastered=record.mastered,
         sourceEventId=event.id,
         eventTime=event.eventTime,
     )
     fact = XpFact(
-        factId=exercise_fact_id(user, exercise, attempt.number),
+        factId=exercise_fact_id(user, exercise, number),
         kind="exercise",
         generation=generation,
         revision=1,
@@ -211,34 +232,22 @@ def _finalize(
         subject=course.subject,
         resourceSourcedId=exercise,
         exerciseSourcedId=exercise,
-        attempt=attempt.number,
-        xp=xp,
+        attempt=number,
+        xp=record.exercise_xp,
         eventTime=event.eventTime,
         sources=(event.id,),
     )
-    outputs: tuple = (completed, fact)
-    if mastered:
-        outputs += (
-            ExerciseMastered(
-                id=mastery_id(user, exercise, attempt.number),
-                userSourcedId=user,
-                exerciseSourcedId=exercise,
-                courseSourcedId=event.courseSourcedId,
-                attempt=attempt.number,
-                accuracy=accuracy,
-                exerciseXp=xp,
-                email=event.email,
-                eventTime=event.eventTime,
-            ),
-        )
-    record = CompletedAttempt(
-        number=attempt.number, correct=correct, total=total, accuracy=accuracy,
-        exercise_xp=xp, mastered=mastered, completed_by=event.id,
+    if not record.mastered:
+        return completed, fact
+    mastery = ExerciseMastered(
+        id=mastery_id(user, exercise, number),
+        userSourcedId=user,
+        exerciseSourcedId=exercise,
+        courseSourcedId=event.courseSourcedId,
+        attempt=number,
+        accuracy=record.accuracy,
+        exerciseXp=record.exercise_xp,
+        email=event.email,
+        eventTime=event.eventTime,
     )
-    new_state = state._replace(
-        completed=attempt.number,
-        mastered_before=state.mastered_before or accuracy >= MASTERY_ACCURACY,
-        open=None,
-        last_completed=record,
-    )
-    return _seen(new_state, event), Outcome(outputs=outputs)
+    return completed, fact, mastery

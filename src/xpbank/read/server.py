@@ -93,6 +93,21 @@ def build(settings: Settings, host: Host, doors: Doors | None = None) -> web.App
             models.append(ReadModels.connect(settings))
         return models[0]
 
+    async def close(app: web.Application) -> None:
+        if models:
+            await models[0].close()
+
+    # the access log outermost: it counts and logs the guard's refusals and problem documents too
+    app = web.Application(middlewares=[_access(host), _guard(settings)], client_max_size=session.FORM_LIMIT)
+    from xpbank.read.ui.routes import add_ui
+
+    add_ui(app, settings, host, read_models, doors)
+    _add_api(app, host, read_models)
+    app.on_cleanup.append(close)
+    return app
+
+
+def _access(host: Host) -> Callable:
     @web.middleware
     async def access(request: web.Request, handler) -> web.StreamResponse:
         """Counts requests by route and status, and logs them: path without the query
@@ -104,14 +119,17 @@ def build(settings: Settings, host: Host, doors: Doors | None = None) -> web.App
         log.info("request method=%s path=%s status=%d token=%s ms=%.1f", request.method, request.path,
                  response.status, request.get("token_name") or "-", (time.monotonic() - started) * 1000)
         return response
+    return access
 
+
+def _guard(settings: Settings) -> Callable:
     @web.middleware
     async def guard(request: web.Request, handler) -> web.StreamResponse:
         """Authentication, then the route, inside one error handling: whatever the
         client sends (bytes in a header or cookie no token has, a malformed form) is a
         4xx; a 500 is a bug, logged."""
         try:
-            refused = authenticate(request)
+            refused = _authenticate(request, settings)
             return refused if refused is not None else await handler(request)
         except ClientError as error:
             response = problem_response(error.status, error.detail, **error.headers)
@@ -129,24 +147,31 @@ def build(settings: Settings, host: Host, doors: Doors | None = None) -> web.App
                 return problem_response(503, f"read models unavailable: {type(exc).__name__}", **{"Retry-After": "2"})
             log.exception("request failed path=%s", request.path)
             return problem_response(500, f"internal error: {type(exc).__name__}")
+    return guard
 
-    def authenticate(request: web.Request) -> web.StreamResponse | None:
-        """None when the route may be served; else the answer (a refusal or a redirect)."""
-        scope = scope_of(request.path, settings.metrics_public)
-        if scope is None:
-            return None
-        tokens = current_tokens(settings)
-        if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
-            return session.exchange(request, tokens)
-        presented = bearer_token(request) or session.cookie_token(request)
-        status, request["token_name"] = authorize(tokens, presented, scope)
-        if status != 200 and session.is_page(request.path):  # a browser: to the login form
-            return session.refused_page(request, status, tokens, presented)
-        if status == 401:
-            return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
-        if status == 403:
-            return problem_response(403, f"this token may not read {scope} routes")
+
+def _authenticate(request: web.Request, settings: Settings) -> web.StreamResponse | None:
+    """None when the route may be served; else the answer (a refusal or a redirect)."""
+    scope = scope_of(request.path, settings.metrics_public)
+    if scope is None:
         return None
+    tokens = current_tokens(settings)
+    if session.carries_token(request):  # /ui/...?token=: a cookie, and the URL without it
+        return session.exchange(request, tokens)
+    presented = bearer_token(request) or session.cookie_token(request)
+    status, request["token_name"] = authorize(tokens, presented, scope)
+    if status != 200 and session.is_page(request.path):  # a browser: to the login form
+        return session.refused_page(request, status, tokens, presented)
+    if status == 401:
+        return problem_response(401, "a valid bearer token is needed", **{"WWW-Authenticate": 'Bearer realm="xpbank"'})
+    if status == 403:
+        return problem_response(403, f"this token may not read {scope} routes")
+    return None
+
+
+def _add_api(app: web.Application, host: Host, read_models: Callable[[], ReadModels]) -> None:
+    """The API's own routes: learners' XP, attempts and banking evidence, health, metrics
+    and the OpenAPI description."""
 
     async def user_xp(request: web.Request) -> web.Response:
         return web.json_response(await read_models().user_xp(request.match_info["user"]))
@@ -174,22 +199,12 @@ def build(settings: Settings, host: Host, doors: Doors | None = None) -> web.App
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(DESCRIPTION), content_type="application/json")
 
-    async def close(app: web.Application) -> None:
-        if models:
-            await models[0].close()
-
-    app = web.Application(middlewares=[access, guard], client_max_size=session.FORM_LIMIT)
-    from xpbank.read.ui.routes import add_ui
-
-    add_ui(app, settings, host, read_models, doors)
     app.router.add_get("/users/{user:[^/]+}/xp", user_xp)  # ids may hold { and } (%7B, %7D)
     app.router.add_get("/users/{user:[^/]+}/exercises/{exercise:[^/]+}/attempt", attempt)
     app.router.add_get("/users/{user:[^/]+}/exercises/{exercise:[^/]+}/explain", explain)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
-    app.on_cleanup.append(close)
-    return app
 
 
 def render_requests(requests: Counter, head_timeouts: int = 0) -> str:

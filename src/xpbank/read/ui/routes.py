@@ -149,18 +149,9 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
     live = LiveTail(settings)
     overview = Overview(settings, host, read_models, live)
 
-    async def home(request: web.Request) -> web.Response:
-        return session.redirect("/ui/")
-
     async def login(request: web.Request) -> web.Response:
         return await session.login(request, current_tokens(settings),
                                    lambda: read_body(request, session.FORM_LIMIT, doors.http, "the login form's limit"))
-
-    async def search(request: web.Request) -> web.StreamResponse:
-        wanted = request.query.get("sourcedId", "").strip()
-        if wanted:
-            return session.redirect("/ui/learners/" + quote(wanted, safe=""))
-        return web.FileResponse(PAGES / "learner.html")
 
     async def overview_json(request: web.Request) -> web.Response:
         return web.json_response(await overview.snapshot(), dumps=_dumps)
@@ -175,47 +166,6 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
             if row["explanation"] is not None:
                 row["rows"] = explained_rows(row["explanation"])
         return web.json_response(view, dumps=_dumps)
-
-    async def events(request: web.Request) -> web.StreamResponse:
-        """The overview as server-sent events: an `overview` at once and every TICK
-        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive. At most
-        XPBANK_UI_MAX_STREAMS at once (503 beyond); a page that does not read its events
-        within WRITE_SECONDS loses its stream (it reconnects)."""
-        if len(live.subscribers) >= doors.max_streams:
-            raise ClientError(503, f"{doors.max_streams} live streams are open on this process "
-                                   "(XPBANK_UI_MAX_STREAMS); the page retries", headers={"Retry-After": "10"})
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
-        await response.prepare(request)
-        queue = live.subscribe()
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(WRITE_SECONDS):
-                await response.write(b"retry: 3000\n\n")
-            await _send(response, "overview", await overview.snapshot())
-            due = loop.time() + TICK
-            while True:
-                try:
-                    kind, item = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
-                except TimeoutError:
-                    await _send(response, "overview", await overview.snapshot())
-                    due = loop.time() + TICK
-                    continue
-                batch: dict[str, list] = {"award": [], "deadLetter": [], "bye": [], "state": []}
-                for kind, item in [(kind, item), *_drain(queue)]:
-                    batch[kind].append(item)
-                for kind, name in (("award", "awards"), ("deadLetter", "deadLetters")):
-                    if batch[kind]:
-                        await _send(response, name, batch[kind][-25:])
-                if batch["bye"]:
-                    break
-        except (ConnectionResetError, ConnectionError):
-            pass  # the page went away
-        except TimeoutError:  # the page does not read: drop it
-            if request.transport is not None:
-                request.transport.close()
-        finally:
-            live.unsubscribe(queue)
-        return response
 
     async def goodbye(app: web.Application) -> None:  # open streams end before the server waits for them
         live.publish("bye", None)
@@ -232,12 +182,73 @@ def add_ui(app: web.Application, settings: Settings, host, read_models: Callable
     app.router.add_get("/ui/learners/", search)
     app.router.add_get("/ui/learners/{user:[^/]+}", page("learner.html"))
     app.router.add_get("/ui/api/overview", overview_json)
-    app.router.add_get("/ui/api/events", events)
+    app.router.add_get("/ui/api/events", event_stream(live, overview, doors.max_streams))
     app.router.add_get("/ui/api/learners/{user:[^/]+}", learner_json)
     app.router.add_get("/ui/static/{filename}", static)
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(goodbye)
     app.on_cleanup.append(close)
+
+
+async def home(request: web.Request) -> web.Response:
+    return session.redirect("/ui/")
+
+
+async def search(request: web.Request) -> web.StreamResponse:
+    wanted = request.query.get("sourcedId", "").strip()
+    if wanted:
+        return session.redirect("/ui/learners/" + quote(wanted, safe=""))
+    return web.FileResponse(PAGES / "learner.html")
+
+
+def event_stream(live: LiveTail, overview: Overview, max_streams: int) -> Callable:
+    async def events(request: web.Request) -> web.StreamResponse:
+        """The overview as server-sent events: an `overview` at once and every TICK
+        seconds, `awards` and `deadLetters` (the newest, batched) as they arrive. At most
+        XPBANK_UI_MAX_STREAMS at once (503 beyond); a page that does not read its events
+        within WRITE_SECONDS loses its stream (it reconnects)."""
+        if len(live.subscribers) >= max_streams:
+            raise ClientError(503, f"{max_streams} live streams are open on this process "
+                                   "(XPBANK_UI_MAX_STREAMS); the page retries", headers={"Retry-After": "10"})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        queue = live.subscribe()
+        try:
+            await _stream(response, queue, overview)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the page went away
+        except TimeoutError:  # the page does not read: drop it
+            if request.transport is not None:
+                request.transport.close()
+        finally:
+            live.unsubscribe(queue)
+        return response
+    return events
+
+
+async def _stream(response: web.StreamResponse, queue: asyncio.Queue, overview: Overview) -> None:
+    """Writes the events until the server says goodbye; raises TimeoutError when the
+    page does not take one within WRITE_SECONDS."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(WRITE_SECONDS):
+        await response.write(b"retry: 3000\n\n")
+    await _send(response, "overview", await overview.snapshot())
+    due = loop.time() + TICK
+    while True:
+        try:
+            kind, item = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
+        except TimeoutError:
+            await _send(response, "overview", await overview.snapshot())
+            due = loop.time() + TICK
+            continue
+        batch: dict[str, list] = {"award": [], "deadLetter": [], "bye": [], "state": []}
+        for kind, item in [(kind, item), *_drain(queue)]:
+            batch[kind].append(item)
+        for kind, name in (("award", "awards"), ("deadLetter", "deadLetters")):
+            if batch[kind]:
+                await _send(response, name, batch[kind][-25:])
+        if batch["bye"]:
+            return
 
 
 FILE_TYPES = {".js": "text/javascript", ".css": "text/css"}
