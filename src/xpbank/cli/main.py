@@ -90,7 +90,8 @@ def cmd_projector(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from xpbank.read.server import Watch, main_api
+    from xpbank.entrypoints.api import main_api
+    from xpbank.read.server import Watch
     from xpbank.runtime.topology import app_id, input_topics
 
     main_api(settings, Watch(app_id(settings), tuple(input_topics(settings))))

@@ -7,7 +7,6 @@ bearer token (or the page's cookie holding one); errors are RFC 7807 problem doc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -19,10 +18,9 @@ import orjson
 from aiohttp import web
 
 from xpbank.config import Settings, env_int
-from xpbank.kafka.background import throttle_library_logs
 from xpbank.contract.outputs import Explanation
 from xpbank.core.explain import explain_banking
-from xpbank.read.api import problem, render_metrics
+from xpbank.read.api import problem
 from xpbank.read.auth import authorize, current_tokens, scope_of
 from xpbank.read.openapi import DESCRIPTION
 from xpbank.read.read_models import ReadModels, ReadModelsUnavailable
@@ -229,51 +227,3 @@ async def serve(settings: Settings, host: Host, port: int | None = None, doors: 
     await web.TCPSite(runner, host="0.0.0.0", port=port or settings.web_port, shutdown_timeout=5).start()
     log.info("API on :%d", port or settings.web_port)
     return runner
-
-
-def main_api(settings: Settings, watch: Watch | None = None) -> None:
-    """`xpbank api`: the API alone (any number of them, behind a load balancer), ready
-    while Redis answers; stops on SIGTERM or SIGINT. `watch`: the worker group whose lag
-    and members the web page shows."""
-    import signal
-
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
-    throttle_library_logs()
-
-    async def run() -> None:
-        models = ReadModels.connect(settings)
-        seen: dict[str, bool | None] = {"redis": None, "ready": None}
-
-        async def readiness() -> tuple[int, dict]:
-            """Ready while Redis answers and holds complete read models."""
-            try:
-                status = await models.status()
-            except Exception as exc:  # noqa: BLE001 - Redis away: not ready
-                seen.update(redis=False, ready=False)
-                return 503, {"ready": False, "redisReachable": False, "readModels": "unknown",
-                             "problem": f"Redis does not answer: {type(exc).__name__}"}
-            seen.update(redis=True, ready=status.ready)
-            body = {"ready": status.ready, "redisReachable": True,
-                    "readModels": status.name}
-            if not status.ready:
-                body["problem"] = status.problem()
-            return (200 if status.ready else 503), body
-
-        async def api_metrics() -> str:
-            await readiness()
-            return render_metrics({}, None, {}, gauges={
-                "xpbank_redis_up": None if seen["redis"] is None else int(seen["redis"]),
-                "xpbank_read_models_ready": None if seen["ready"] is None else int(seen["ready"])})
-
-        runner = await serve(settings, Host(readiness, api_metrics, watch=watch))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-            await models.close()
-
-    asyncio.run(run())

@@ -19,7 +19,6 @@ Kafka transaction and no outbox is needed."""
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 
 from quixstreams import message_context
