@@ -20,7 +20,7 @@ from bench import payloads
 from bench.broker import GroupWatch, produce, raw_ceiling, topic_bytes
 from bench.procs import Proc, dir_bytes
 from xpbank.config import Settings
-from xpbank.runtime.engines import QUIX_STORE
+from xpbank.runtime.engines import engine_of
 from xpbank.runtime.topology import app_id, changelog_topic, create_topics, input_topics
 from xpbank.contract.topics import CALIPER, CURRICULUM, FACTS, SUBMISSIONS
 
@@ -133,8 +133,8 @@ def state_and_recovery(settings: Settings, worker: Proc, tmp: Path, pairs: int, 
     """Store size of the stopped worker, then the same worker restarted without its
     stores (rebuilt from the changelogs), then a replay of the same input."""
     out = {"pairs": pairs, "store_bytes": dir_bytes(worker.data_dir)}
-    # Faust: the pairs table's changelog; Quix: its one store's (every key of a learner)
-    changelog = changelog_topic(settings, "pairs" if settings.engine == "faust" else QUIX_STORE)
+    # both engines: the one store's changelog (every key of a learner)
+    changelog = changelog_topic(settings, engine_of(settings).stores[0])
     keys, live = asyncio.run(topic_bytes(settings.bootstrap_servers, changelog))
     out |= {"changelog": changelog, "changelog_keys": keys, "changelog_bytes": live}
     shutil.rmtree(worker.data_dir)
