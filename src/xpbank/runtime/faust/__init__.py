@@ -1,3 +1,3 @@
-"""The Faust engine: the one wiring module (`app`), the continuity layer for
-faust-streaming's rebalance bugs, tables as state, the worker entry point and its
-web pages."""
+"""The Faust engine: the one wiring module (`app`: FaustEngine), its checkpoint of the
+one state table, the continuity layer for faust-streaming's rebalance bugs, and the
+library's private names (`internals`)."""
