@@ -1,5 +1,6 @@
 """Where the per-learner decision state lives. The handlers talk to this protocol; the
-simulator uses dicts, the worker Faust tables. Values are replaced, never mutated."""
+simulator keeps it in dicts of objects (never stored), the engines in bytes under the one
+key layout of processing/learner_state.py. Values are replaced, never mutated."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def pair_key(user: str, other: str) -> str:
 
 
 class MemoryStore:
-    """The simulator's state: plain dicts with the same keys the worker's tables use."""
+    """The simulator's state: plain dicts of the core's values, never encoded or stored
+    (the engines' layout is processing/learner_state.py's)."""
 
     def __init__(self) -> None:
         self.watermarks: dict[str, int] = {}
