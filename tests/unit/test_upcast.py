@@ -17,7 +17,7 @@ import pytest
 from tests.golden.corpus import GOLDEN, WorkerPath, classroom_records, table_store
 from xpbank.contract.topics import CURRICULUM
 from xpbank.core.rules import Rules
-from xpbank.processing.learner_state import OUTBOX_PREFIX, DictPort, LearnerState
+from xpbank.processing.learner_state import OUTBOX_PREFIX, DictPort, LearnerState, count_kinds, full_key, outbox_key
 from xpbank.processing.state import MemoryStore
 from xpbank.processing.upcast import FAUST_V1_TABLES, QUIX_V1_OUTBOX_KEY, ReadThrough, quix_v1
 from xpbank.runtime import outbox
@@ -94,3 +94,19 @@ def test_an_outbox_a_quix_v1_stop_left_is_published_once(left):
     assert outbox.read(ReadThrough(port, quix_v1(port)), 3) == left
     outbox.write(port, 3, b"")  # published: emptied in today's layout
     assert outbox.read(ReadThrough(port, quix_v1(port)), 3) == []
+
+
+def test_stored_keys_are_counted_as_the_kinds_the_simulator_holds():
+    """`xpbank_table_keys{table=...}` counts the one table's keys per kind: as many as
+    the simulator's dicts of that kind hold after the same classroom."""
+    records = classroom_records(*FIXTURE["classroom"])
+    stored, courses = table_store()
+    list(WorkerPath(stored, courses, Rules()).lines(records))
+    simulator = MemoryStore()
+    list(WorkerPath(simulator, simulator, Rules()).lines(records))
+    stored.port.data[full_key(OUTBOX_PREFIX, outbox_key(0))] = b"\x01"
+    assert count_kinds(stored.port.data) == {
+        "watermarks": len(simulator.watermarks), "pairs": len(simulator.pairs),
+        "attempts": len(simulator.attempt_states), "masteries": len(simulator.masteries),
+        "positions": len(simulator.positions), "outbox": 1}
+    assert all(len(simulator.__dict__[name]) for name in ("watermarks", "pairs", "attempt_states", "masteries"))

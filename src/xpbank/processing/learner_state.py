@@ -38,6 +38,28 @@ def outbox_key(partition: int) -> bytes:
     return b"\x00outbox:%d" % partition
 
 
+# what an operator sees a stored key as (the metric `xpbank_table_keys{table=...}`): the
+# names of the five tables the layout replaced
+KINDS = {WATERMARK[:1]: "watermarks", PAIR[:1]: "pairs", ATTEMPTS[:1]: "attempts", MASTERY[:1]: "masteries",
+         POSITION[:1]: "positions"}
+
+
+def key_kind(stored: bytes) -> str:
+    """The kind of a stored key: one of KINDS' names, or "outbox"."""
+    if stored.startswith(OUTBOX_PREFIX):
+        return "outbox"
+    at = 4 + int.from_bytes(stored[:4], "big") + len(SEPARATOR)
+    return KINDS.get(stored[at:at + 1], "other")
+
+
+def count_kinds(stored_keys) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for stored in stored_keys:
+        kind = key_kind(stored)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def full_key(prefix: bytes, key: bytes) -> bytes:
     """The key as stored (what Quix Streams writes for `key` under `prefix`)."""
     return prefix + SEPARATOR + key

@@ -24,6 +24,7 @@ from xpbank.kafka.admin import group_lag
 from xpbank.kafka.background import BrokerProbe, guarded, keep_running
 from xpbank.kafka.connection import aiokafka_options
 from xpbank.observe.latency import Histogram
+from xpbank.processing.learner_state import count_kinds
 from xpbank.processing.upcast import FAUST_V1_TABLES
 from xpbank.runtime.curriculum_view import CurriculumView
 from xpbank.runtime.engines import FAUST_TABLE
@@ -118,7 +119,12 @@ class FaustEngine:
         return bool(self.app.rebalancing)
 
     def table_sizes(self) -> dict[str, int]:
-        return {name: _size(table) for name, table in self.checkpoint.tables.items()}
+        """Keys of the one table per kind (as the five tables it replaced were named), and
+        of faust-v1's own tables while they are read through (`v1-<name>`)."""
+        sizes = _kinds(self.checkpoint.tables[FAUST_TABLE])
+        sizes.update({f"v1-{name}": _size(table) for name, table in self.checkpoint.tables.items()
+                      if name != FAUST_TABLE})
+        return sizes
 
     async def caught_up(self) -> bool:
         """Every input record present processed and committed (the group's lag is 0)."""
@@ -281,6 +287,13 @@ def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | No
     if settings.kafka.tls:
         return faust.SSLCredentials(options["ssl_context"])
     return None
+
+
+def _kinds(table: faust.Table) -> dict[str, int]:
+    try:
+        return count_kinds(table.keys())
+    except Exception:  # noqa: BLE001 - a store mid-rebalance
+        return {}
 
 
 def _size(table: faust.Table) -> int:
