@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from xpbank.config import Settings
+from xpbank.entrypoints.signals import stop_on_signals
 from xpbank.kafka.background import throttle_library_logs
 from xpbank.read.api import render_metrics
 from xpbank.read.read_models import ReadModels
@@ -46,10 +46,7 @@ def main_api(settings: Settings, watch: Watch | None = None) -> None:
                 "xpbank_read_models_ready": None if seen["ready"] is None else int(seen["ready"])})
 
         runner = await serve(settings, Host(readiness, api_metrics, watch=watch))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         try:
             await stop.wait()
         finally:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 
 import uvloop
 from aiohttp import web
 
-from xpbank.kafka.background import quiet_libraries
+from xpbank.entrypoints.signals import stop_on_signals
 from xpbank.gateway.access_log import AccessLines, AccessLogger
 from xpbank.gateway.app import METRICS, TRAFFIC, create_app
 from xpbank.gateway.settings import GatewaySettings
+from xpbank.kafka.background import quiet_libraries
 from xpbank.web import aiohttp_server
 
 log = logging.getLogger("xpbank.gateway")
@@ -34,10 +34,7 @@ async def serve(settings: GatewaySettings, host: str = "0.0.0.0", stop: asyncio.
     site = web.TCPSite(runner, host, settings.port, backlog=1024, reuse_address=True)
     await site.start()
     log.info("gateway ready port=%d broker=%s tokens=%d", settings.port, settings.base.broker, len(settings.tokens))
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals(stop)
     try:
         await stop.wait()
         await drain(app, site)

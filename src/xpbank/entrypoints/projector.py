@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from xpbank.config import Settings
+from xpbank.entrypoints.signals import stop_on_signals
 from xpbank.kafka.background import BrokerProbe, keep_running, throttle_library_logs
 from xpbank.read.api import projector_gauges, projector_health, render_metrics
 from xpbank.read.projector import Projector
@@ -51,10 +51,7 @@ def main_projector(settings: Settings) -> None:
         runner = await serve_status(settings, settings.projector_port, health, metrics)
         tasks = [asyncio.create_task(projector.run(), name="projector"),
                  asyncio.create_task(keep_running("broker check", probe.run, projector.metrics), name="probe")]
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         try:
             await stop.wait()
         finally:
