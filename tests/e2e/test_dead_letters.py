@@ -9,7 +9,7 @@ import asyncio
 import orjson
 import pytest
 
-from tests.builders import attempt, course, heartbeat, line, resource, simulate
+from tests.builders import attempt, course, heartbeat, resource, simulate
 from tests.conftest import xpbank
 from tests.e2e.harness import Worker, current, produce, topic_values, wait_caught_up, without_revision
 from xpbank.kafka.admin import Admin

@@ -12,7 +12,6 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml

@@ -13,7 +13,6 @@ review the diff of the outputs).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import orjson
 import pytest

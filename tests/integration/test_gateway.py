@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from tests.builders import at, mastery, submission
+from tests.builders import mastery, submission
 from tests.caliper_fixtures import SENSOR, envelope, ims_examples, timeback_examples, timeback_time_spent
 from tests.conftest import drop_redis_keys, make_env
 from tests.gateway_proc import TOKEN, Gateway, free_port, records
