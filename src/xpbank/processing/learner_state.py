@@ -45,7 +45,7 @@ KINDS = {WATERMARK[:1]: "watermarks", PAIR[:1]: "pairs", ATTEMPTS[:1]: "attempts
 
 
 def key_kind(stored: bytes) -> str:
-    """The kind of a stored key: one of KINDS' names, or "outbox"."""
+    """The kind of a stored key: one of KINDS' names, "outbox", or "other"."""
     if stored.startswith(OUTBOX_PREFIX):
         return "outbox"
     at = 4 + int.from_bytes(stored[:4], "big") + len(SEPARATOR)
