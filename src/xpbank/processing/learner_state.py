@@ -12,6 +12,7 @@ written by earlier versions are read through `processing/upcast.py`."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol
 
 from xpbank.contract.events import CourseUpserted
@@ -53,11 +54,7 @@ def key_kind(stored: bytes) -> str:
 
 
 def count_kinds(stored_keys) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for stored in stored_keys:
-        kind = key_kind(stored)
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts
+    return dict(Counter(map(key_kind, stored_keys)))
 
 
 def full_key(prefix: bytes, key: bytes) -> bytes:
