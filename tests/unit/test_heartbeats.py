@@ -81,6 +81,8 @@ def time_spent(draw, user: str = "u1", damaged: int = 2) -> dict:
     if draw(st.booleans()):  # the Timeback shape's extra fields
         doc |= {"@context": "http://purl.imsglobal.org/ctx/caliper/v1p2", "profile": "TimebackProfile"}
         doc["generated"] |= {"id": doc["id"] + "-metrics", "type": "TimebackTimeSpentMetricsCollection"}
+    if draw(st.integers(0, 3)) == 0:  # fields the rules never read, whatever their values
+        doc["extensions"], doc["actor"]["type"], doc["object"]["app"] = draw(st.tuples(json_values, json_values, json_values))
     if damaged and draw(st.integers(1, damaged)) == 1:
         for _ in range(draw(st.integers(1, 3))):
             mutate(draw, doc)
@@ -224,6 +226,13 @@ ACCEPTED = {
     "an envelope": envelope(beat(), beat(id="urn:uuid:3f1c2a40-0000-4000-8000-000000000002"), beat(actor={"id": "u2"})),
     "an empty envelope": envelope(),
     "extra fields": beat(**{"@context": ["a", {"b": 1e300}], "extensions": {"x": [None, True]}}),
+    "the Timeback shape": beat(profile="TimebackProfile", edApp={"id": "https://app.example.org"},
+                               actor={"id": "u1", "type": "TimebackUser", "email": "a@b.org"},
+                               object={"id": "https://app.example.org/a/1", "type": "TimebackActivityContext",
+                                       "activity": {"id": "v1", "name": "Video 1"}, "app": {"name": "App"}},
+                               generated={"id": "urn:uuid:3f1c2a40-0000-4000-8000-000000000001-metrics",
+                                          "type": "TimebackTimeSpentMetricsCollection",
+                                          "items": [{"type": "active", "value": 5}]}),
 }
 DECLINED = {
     "naive time": beat(eventTime="2026-11-21T10:00:30"),
@@ -245,6 +254,7 @@ DECLINED = {
     "data not a list": {"data": {"a": 1}},
     "underflow once in UTC": beat(eventTime="0001-01-01T00:00:00+01:00"),
     "a 24:00 time": beat(eventTime="2026-11-21T24:00:00Z"),
+    "a field outside the IMS and Timeback shapes": beat(learnerMood="calm"),
 }
 
 
@@ -260,6 +270,16 @@ def test_the_fast_path_takes_the_common_shapes(name):
 @pytest.mark.parametrize("name", DECLINED)
 def test_the_fast_path_leaves_the_rest_to_the_models(name):
     assert decode(DECLINED[name]) is None
+
+
+@pytest.mark.parametrize("extra", [b'"\xff"', b'"\xed\xa0\x80"', b"1e400", b"-1e400", b"[" * 1030 + b"]" * 1030])
+@pytest.mark.parametrize("name", ["@context", "unknown"])
+def test_what_orjson_refuses_in_a_field_the_rules_never_read_is_left_to_the_models(name, extra):
+    """msgspec skips unknown fields without checking their UTF-8 or numbers: such a record
+    is the models' (a dead letter: orjson refuses it), whatever the field's name."""
+    raw = orjson.dumps(beat())[:-1] + b',"' + name.encode() + b'":' + extra + b"}"
+    assert decode_heartbeats(raw, T0, RULES.max_payload_bytes, RULES.max_clock_skew_us) is None
+    assert [type(result).__name__ for result in full_path(raw, T0)] == ["Invalid"]
 
 
 def test_size_json_and_future_event_time_are_left_to_the_models():
