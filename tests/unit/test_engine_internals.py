@@ -44,6 +44,22 @@ def test_faust_touch_points_keep_their_shape():
         assert "_schedule_shutdown" in inspect.getsource(getattr(Worker, handler))
 
 
+def test_faust_bulk_restore_touch_points_keep_their_shape():
+    """A newly assigned partition's database is open when `assign_partitions` returns, and
+    Faust's recovery reads the persisted offsets only after every table's on_rebalance."""
+    from faust.stores.rocksdb import Store
+    from faust.tables.base import Collection
+    from faust.tables.manager import TableManager
+
+    assert list(inspect.signature(Collection._new_store_by_url).parameters) == ["self", "url"]
+    assert list(inspect.signature(Store.assign_partitions).parameters) == ["self", "table", "tps", "generation_id"]
+    assert "self.assign_partitions(" in inspect.getsource(Store.on_rebalance)
+    assert Store.offset_key == b"__faust\x00offset__"
+    assert "self.offset_key" in inspect.getsource(Store.persisted_offset)
+    rebalance = inspect.getsource(TableManager.on_rebalance)
+    assert rebalance.index("table.on_rebalance") < rebalance.index("self.recovery.on_rebalance")
+
+
 def test_the_faust_memory_store_is_read_and_written_as_a_dict():
     store = SimpleNamespace(data={})  # faust's memory store: its `data` dict, no per-partition databases
     assert not faust_internals.is_rocksdb(store)

@@ -22,7 +22,7 @@ from xpbank.config import Settings
 from xpbank.contract.topics import CALIPER, CURRICULUM, MASTERY, SUBMISSIONS, TOPICS
 from xpbank.kafka.admin import group_lag
 from xpbank.kafka.background import BrokerProbe, guarded, keep_running
-from xpbank.kafka.connection import aiokafka_options
+from xpbank.kafka.connection import aiokafka_options, librdkafka_config
 from xpbank.observe.latency import Histogram
 from xpbank.processing.learner_state import count_kinds
 from xpbank.processing.upcast import FAUST_V1_TABLES
@@ -31,6 +31,7 @@ from xpbank.runtime.engines import FAUST_TABLE
 from xpbank.runtime.faust import internals
 from xpbank.runtime.faust.checkpoint import Checkpoint
 from xpbank.runtime.faust.continuity import STALL_CHECK_SECONDS, Continuity
+from xpbank.runtime.faust.restore import bulk_restore
 from xpbank.runtime.records import from_seconds
 from xpbank.runtime.stop_grace import exit_if_not_stopped_within
 from xpbank.runtime.topology import app_id, changelogs_present, input_topics, rekeyed_topic
@@ -96,9 +97,10 @@ class FaustEngine:
         tables = (FAUST_TABLE, *FAUST_V1_TABLES) if legacy_tables else (FAUST_TABLE,)
         self.unit = ProcessingUnit(settings, curriculum, keeps_ledger=True, holds_outputs=True, metrics=metrics,
                                    latency=latency)
+        restore = bulk_restore(librdkafka_config(settings), settings.session_timeout_seconds, lambda: app.in_transaction)
         self.checkpoint = checkpoint = Checkpoint(
-            app, {name: app.Table(name, partitions=settings.partitions, **RAW_TABLE) for name in tables},
-            self.unit.outbox)
+            app, {name: internals.bulk_restoring_table(app, name, restore, partitions=settings.partitions, **RAW_TABLE)
+                  for name in tables}, self.unit.outbox)
         checkpoint.latency = latency
         self.continuity = Continuity(
             settings, app, checkpoint, lambda topic, partition: self.unit.ledger(checkpoint.port(partition), topic,

@@ -9,11 +9,13 @@ under it; no other module of src/ names a private attribute of faust or mode.
 | `Store._dbs` | faust/stores/rocksdb.py | a checkpoint writes one batch per partition; a revoked partition's database is gone |
 | `Consumer._commit_offsets(offsets)` | faust/transport/consumer.py | the take-over commits through Faust's own commit path |
 | `Worker._schedule_shutdown(signal)`, `Worker._signal_stop_time` | mode/worker.py | a stop is bounded from the first signal |
+| `Table._new_store_by_url(url)`, `Store.assign_partitions(table, tps, generation_id)`, `Store.offset_key` | faust/tables/base.py, faust/stores/rocksdb.py | a newly assigned changelog partition is restored in bulk before Faust's recovery reads it (runtime/faust/restore.py) |
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 FAUST_VERSION = "0.15.3"
 MODE_VERSION = "0.7.1"
@@ -68,3 +70,66 @@ def worker_class_stopping_within(on_first_signal: Callable[[], None]):
             super()._schedule_shutdown(signal)
 
     return BoundedStopWorker
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """A newly assigned active changelog partition of a RocksDB store, its database open."""
+
+    store: object
+    topic: str
+    partition: int
+
+    def persisted_offset(self) -> int | None:
+        """The offset of the last changelog record the database holds (Faust's own key)."""
+        db = self.store._dbs.get(self.partition)  # noqa: SLF001
+        raw = None if db is None else db.get(self.store.offset_key)
+        return None if raw is None else int(raw)
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], last_offset: int) -> bool:
+        """Changelog records (a None value deletes) and the offset they reach, in one atomic
+        batch, as Faust's recovery would leave them; False once the partition is revoked."""
+        db = self.store._dbs.get(self.partition)  # noqa: SLF001
+        if db is None:
+            return False
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        for key, value in items:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(self.store.offset_key, str(last_offset).encode())
+        db.write(batch)
+        return True
+
+
+def bulk_restoring_table(app, name: str, restore: Callable[[list[RestoreTarget]], Awaitable[None]], **kwargs):
+    """`app.Table(name, **kwargs)` whose RocksDB store, once it has opened the databases of
+    newly assigned active partitions, awaits `restore(targets)` before Faust's recovery
+    reads their persisted offsets (faust's TableManager.on_rebalance: tables, then
+    recovery). A memory store is Faust's own."""
+    from faust import stores
+    from faust.stores.rocksdb import Store as RocksDBStore
+    from faust.tables import Table
+
+    class BulkRestoreStore(RocksDBStore):
+        async def assign_partitions(self, table, tps, generation_id: int = 0) -> None:  # noqa: ANN001
+            await super().assign_partitions(table, tps, generation_id)
+            standbys = self.app.assignor.assigned_standbys()
+            targets = [RestoreTarget(self, tp.topic, tp.partition) for tp in sorted(tps)
+                       if tp.topic in table.changelog_topic.topics and tp not in standbys
+                       and tp.partition in self._dbs]
+            if targets:
+                await restore(targets)
+
+    class BulkRestoreTable(Table):
+        def _new_store_by_url(self, url):  # noqa: ANN001, ANN202 - faust's signature
+            if stores.by_url(url) is not RocksDBStore:
+                return super()._new_store_by_url(url)
+            return BulkRestoreStore(url, self.app, self, table_name=self.name, key_type=self.key_type,
+                                    key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+                                    value_type=self.value_type, loop=self.loop, options=self.options)
+
+    return app.tables.add(BulkRestoreTable(app, name=name, beacon=app.tables.beacon, **kwargs))
