@@ -107,6 +107,7 @@ test-e2e: setup
 # Benchmarks (not part of `make test`): ingest, latency, recovery, state; ~15 min at BENCH_SCALE=1.
 # Like the test fixtures, uses XPBANK_BROKER or a broker already on 127.0.0.1:9092, else starts one.
 bench: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@bash bench/wrk.sh
 	$(PY) -m bench
 

@@ -27,7 +27,7 @@ from bench.core import core
 from bench.gateway import gateway_figures
 from bench.report import machine, results, write
 from bench.sinks import sinks_figures
-from bench.scenarios import HOUR, latency, peer, produce_shape, say, state_and_recovery, worker
+from bench.scenarios import HOUR, latency, peer, produce_shape, pyspy, say, state_and_recovery, worker
 
 EVENTS = 200_000  # per ingest shape
 PAIRS = 100_000  # (user, resource) pairs built by shape (b): 5,000 learners x 20 resources
@@ -59,6 +59,8 @@ def main() -> int:
     figures["read_models"] = redis_per_learner(max(int(200 * scale), 50), say)  # issue 22: docs/scaling.md
     with tempfile.TemporaryDirectory(prefix=f"{run}-") as tmp_name:
         tmp = Path(tmp_name)
+        if pyspy() and "BENCH_PROFILE" not in os.environ:  # what bounds each figure that misses (report.py)
+            os.environ["BENCH_PROFILE"] = str(tmp / "profiles")
         try:
             start = payloads.now() - 6 * HOUR
             shapes = {

@@ -13,8 +13,10 @@ Every repetition checks that every heartbeat was accepted."""
 
 from __future__ import annotations
 
+import cProfile
 import gc
 import os
+import pstats
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from bench import payloads
+from bench.profiles import cprofile
 from xpbank.contract.topics import CALIPER, CURRICULUM
 from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, handle_record
@@ -79,6 +82,19 @@ def measure(records: list[tuple[InputRecord, str]], events: int, repeat: int, ru
     }
 
 
+def profile(records: list[tuple[InputRecord, str]], rules: Rules, course: bytes, at: datetime,
+            limit: int = 40_000) -> dict:
+    """cProfile of the owner path over the first `limit` records, on a fresh store: what
+    bounds the figure (bench/profiles.py)."""
+    store = fresh_store(rules, course, at)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for record, owner in records[:limit]:
+        handle_record(store, record, rules, owner=owner)
+    profiler.disable()
+    return cprofile(pstats.Stats(profiler))
+
+
 def core(scale: float = 1.0, repeat: int | None = None, say=print) -> dict:
     repeat = repeat or int(os.environ.get("BENCH_CORE_REPEAT", "5"))
     events = max(int(EVENTS * scale), 20 * RESOURCES)
@@ -102,6 +118,7 @@ def core(scale: float = 1.0, repeat: int | None = None, say=print) -> dict:
             say(f"core {name:<8} {path:<8} {figures['events_per_s']:>9,} events/s "
                 f"({figures['us_per_event']:.2f} µs, CPU {figures['cpu_us_per_event']:.2f} µs per event; "
                 f"median {figures['median_events_per_s']:,}/s of {repeat})")
+        details[f"{name}_profile"] = profile(records, rules, course, start)
         gc.unfreeze()
     details["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return {
