@@ -95,12 +95,8 @@ class _Ref(_Shape):  # events.CaliperRef
     extensions: _Extra = None
 
 
-class _Actor(_Shape):  # events.CaliperActor
-    id: str
+class _Actor(_Ref):  # events.CaliperActor
     email: str | None = None
-    type: _Extra = None
-    name: _Extra = None
-    extensions: _Extra = None
 
 
 class _Object(_Shape):  # events.TimebackActivityContext
