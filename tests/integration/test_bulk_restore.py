@@ -2,11 +2,13 @@
 databases: a changelog partition read in bulk leaves each database as the changelog says
 (the last value of each key, deleted keys gone) with the offset it reached, as Faust's
 own recovery would; run again it reads only what arrived since; a budget that runs out
-leaves a consistent prefix that the next read continues."""
+leaves a consistent prefix that the next read continues; a failure leaves the
+partition to Faust's own recovery."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +20,7 @@ from tests.conftest import make_env
 from xpbank.config import Settings
 from xpbank.kafka.connection import librdkafka_config
 from xpbank.runtime.faust.internals import RestoreTarget
-from xpbank.runtime.faust.restore import restore_partitions
+from xpbank.runtime.faust.restore import bulk_restore, restore_partitions
 
 pytestmark = pytest.mark.integration
 OFFSET_KEY = b"__faust\x00offset__"  # faust.stores.rocksdb.Store.offset_key
@@ -115,5 +117,21 @@ def test_a_budget_that_runs_out_leaves_a_prefix_the_next_read_continues(broker, 
         assert not stopped.complete and stopped.records == {}  # the fault landed: nothing was read in time
         done = restore_partitions(config, targets, budget_s=60)
         assert done.complete and contents(db) == expected(records, 0)
+    finally:
+        db.close()
+
+
+def test_a_failed_bulk_restore_leaves_the_partition_to_fausts_recovery_with_a_warning(tmp_path, caplog):
+    """No broker answers: the restore gives up within its budget, says why, writes nothing
+    and raises nothing (Faust's recovery then reads the changelog itself)."""
+    db = Rdict(str(tmp_path / "db"), Options(raw_mode=True))
+    targets = [RestoreTarget(SimpleNamespace(_dbs={0: db}, offset_key=OFFSET_KEY), "nowhere-changelog", 0)]
+    restore = bulk_restore({"bootstrap.servers": "127.0.0.1:1"}, session_timeout_s=1, read_committed=lambda: False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="xpbank.restore"):
+            asyncio.run(restore(targets))
+        assert "Faust's recovery reads the changelog instead" in caplog.text
+        assert "nowhere-changelog[0]" in caplog.text
+        assert list(db.keys()) == []
     finally:
         db.close()

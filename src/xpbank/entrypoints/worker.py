@@ -114,7 +114,7 @@ class Chores:
             if not self.announced and engine.recovered and not engine.rebalancing:
                 self.announced = True
                 # the start-up heap (modules, the app, the restored state) leaves the
-                # collector's sight: a full collection scanned it in 60-90 ms, a pause in the
+                # collector's sight: a full collection scanned it in 44-114 ms, a pause in the
                 # latency's tail (docs/benchmarks.md); it now scans what was made since
                 gc.freeze()
                 log.info("Worker ready: partitions assigned, state recovered")
