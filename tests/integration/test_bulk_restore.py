@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from confluent_kafka import Producer
 from rocksdict import Options, Rdict
 
 from tests.conftest import make_env
@@ -133,5 +134,30 @@ def test_a_failed_bulk_restore_leaves_the_partition_to_fausts_recovery_with_a_wa
         assert "Faust's recovery reads the changelog instead" in caplog.text
         assert "nowhere-changelog[0]" in caplog.text
         assert list(db.keys()) == []
+    finally:
+        db.close()
+
+
+def test_a_changelog_ending_in_a_transaction_marker_is_read_to_its_end_within_the_budget(broker, redis_url, tmp_path):
+    """Written in a transaction, the partition's last offset is the commit marker, which no
+    consumer receives: the restore still knows it reached the end and does not wait out
+    its budget."""
+    env, _ = make_env(broker, redis_url, tmp_path)
+    settings = Settings.from_env(env)
+    topic = f"{settings.topic_prefix}bulk-restore-transactional"
+    asyncio.run(create_and_produce(settings, topic, []))
+    producer = Producer(librdkafka_config(settings) | {"transactional.id": f"{topic}-writer"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    records = [(0, f"k{n}".encode(), f"v{n}".encode()) for n in range(50)]
+    for _, key, value in records:
+        producer.produce(topic, key=key, value=value, partition=0)
+    producer.commit_transaction(30)
+    db = Rdict(str(tmp_path / "db"), Options(raw_mode=True))
+    targets = [RestoreTarget(SimpleNamespace(_dbs={0: db}, offset_key=OFFSET_KEY), topic, 0)]
+    try:
+        done = restore_partitions(librdkafka_config(settings), targets, budget_s=30, read_committed=True)
+        assert done.complete and done.seconds < 15, done  # ended at the marker, not at the budget
+        assert contents(db) == expected(records, 0) and int(db[OFFSET_KEY]) == 49
     finally:
         db.close()

@@ -56,6 +56,11 @@ def test_faust_bulk_restore_touch_points_keep_their_shape():
     assert "self.assign_partitions(" in inspect.getsource(Store.on_rebalance)
     assert Store.offset_key == b"__faust\x00offset__"
     assert "self.offset_key" in inspect.getsource(Store.persisted_offset)
+    from confluent_kafka import KafkaError
+
+    assert isinstance(KafkaError._PARTITION_EOF, int)
+    assert faust_internals.is_partition_end(KafkaError(KafkaError._PARTITION_EOF))
+    assert not faust_internals.is_partition_end(KafkaError(KafkaError._TIMED_OUT))
     rebalance = inspect.getsource(TableManager.on_rebalance)
     assert rebalance.index("table.on_rebalance") < rebalance.index("self.recovery.on_rebalance")
 

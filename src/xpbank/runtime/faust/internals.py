@@ -10,6 +10,7 @@ under it; no other module of src/ names a private attribute of faust or mode.
 | `Consumer._commit_offsets(offsets)` | faust/transport/consumer.py | the take-over commits through Faust's own commit path |
 | `Worker._schedule_shutdown(signal)`, `Worker._signal_stop_time` | mode/worker.py | a stop is bounded from the first signal |
 | `Table._new_store_by_url(url)`, `Store.assign_partitions(table, tps, generation_id)`, `Store.offset_key` | faust/tables/base.py, faust/stores/rocksdb.py | a newly assigned changelog partition is restored in bulk before Faust's recovery reads it (runtime/faust/restore.py) |
+| `confluent_kafka.KafkaError._PARTITION_EOF` | confluent-kafka (librdkafka's documented code, named with an underscore) | the bulk restore knows a partition's end even when a transaction marker holds its last offset |
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def worker_class_stopping_within(on_first_signal: Callable[[], None]):
             super()._schedule_shutdown(signal)
 
     return BoundedStopWorker
+
+
+def is_partition_end(error) -> bool:  # noqa: ANN001 - a confluent_kafka.KafkaError
+    """A consumer's "reached the end of the partition" event (enable.partition.eof)."""
+    from confluent_kafka import KafkaError
+
+    return error.code() == KafkaError._PARTITION_EOF  # noqa: SLF001
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from xpbank.runtime.faust.internals import RestoreTarget
+from xpbank.runtime.faust.internals import RestoreTarget, is_partition_end
 
 log = logging.getLogger("xpbank.restore")
 
@@ -50,7 +50,7 @@ def restore_partitions(config: dict[str, str], targets: list[RestoreTarget], bud
     deadline = started + budget_s
     consumer = Consumer(config | {
         "group.id": "xpbank-bulk-restore",  # required by librdkafka; never joined (assign, no commit)
-        "enable.auto.commit": False, "enable.partition.eof": False,
+        "enable.auto.commit": False, "enable.partition.eof": True,  # the end, even after offsets no record holds
         "isolation.level": "read_committed" if read_committed else "read_uncommitted",
         "fetch.max.bytes": 64 * 1024 * 1024, "queued.max.messages.kbytes": 256 * 1024})
     out = Restored()
@@ -80,9 +80,12 @@ def _read(consumer: Consumer, writers: dict, ends: dict, out: Restored, deadline
         batches: dict[tuple[str, int], list] = {}
         last: dict[tuple[str, int], int] = {}
         for message in consumer.consume(BATCH, timeout=min(0.5, max(deadline - time.monotonic(), 0.01))):
-            if (error := message.error()) is not None:
-                raise KafkaException(error)
             tp = (message.topic(), message.partition())
+            if (error := message.error()) is not None:
+                if not is_partition_end(error):
+                    raise KafkaException(error)
+                ends.pop(tp, None)  # a transaction marker (no record) can hold the last offset
+                continue
             batches.setdefault(tp, []).append((message.key(), message.value()))
             last[tp] = message.offset()
         for tp, items in batches.items():
