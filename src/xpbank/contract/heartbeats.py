@@ -3,8 +3,10 @@ plain values the rules use (`Heartbeat`), without building the models.
 
 msgspec (a compiled library with wheels, pinned) parses the JSON and checks its shape
 and types in one C pass into the Structs below: strict strings, a number (not a bool)
->= 0 for an item's value, nested objects where the models want them, unknown fields
-ignored as the models ignore them. What msgspec cannot say in a type stays in Python
+>= 0 for an item's value, nested objects where the models want them; the other fields
+of the IMS and Timeback shapes are decoded (so checked) and dropped, and a record with
+any other field declines (msgspec would skip it unchecked). What msgspec cannot say in a
+type stays in Python
 here: the `urn:uuid:` id, SPEC §2.5's limits on ids and envelopes, times with a zone
 (parsed as times.parse_time parses them, never by msgspec's own RFC 3339 parser, which
 reads some strings differently), windows in order.
