@@ -69,6 +69,7 @@ def test_the_faust_memory_store_is_read_and_written_as_a_dict():
     store = SimpleNamespace(data={})  # faust's memory store: its `data` dict, no per-partition databases
     assert not faust_internals.is_rocksdb(store)
     assert faust_internals.write_batch(store, 0, [(b"k", b"v")]) and faust_internals.read_key(store, 0, b"k") == b"v"
+    assert faust_internals.write_batch(store, 0, [(b"k", None)]) and faust_internals.read_key(store, 0, b"k") is None
 
 
 def test_quix_touch_points_keep_their_shape():

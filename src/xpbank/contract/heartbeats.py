@@ -126,14 +126,7 @@ class _Generated(_Shape):  # events.TimeSpentMetrics
     extensions: _Extra = None
 
 
-class _Event(_Shape):  # events.TimeSpentEvent, `type` and `action` checked below
-    id: str
-    type: str
-    action: str
-    actor: _Actor
-    object: _Object
-    eventTime: str
-    generated: _Generated
+class _Extras(_Shape, kw_only=True):  # an event's (and an envelope's) fields the rules never read
     context: _Extra = field(default=None, name="@context")
     profile: _Extra = None
     edApp: _Extra = None
@@ -141,7 +134,17 @@ class _Event(_Shape):  # events.TimeSpentEvent, `type` and `action` checked belo
     extensions: _Extra = None
 
 
-class _Record(_Shape):
+class _Event(_Extras):  # events.TimeSpentEvent, `type` and `action` checked below
+    id: str
+    type: str
+    action: str
+    actor: _Actor
+    object: _Object
+    eventTime: str
+    generated: _Generated
+
+
+class _Record(_Extras):
     """A single event or an envelope (`data` without `type`, as codec routes it): every
     field optional here, the ones a shape requires checked below."""
 
@@ -156,11 +159,6 @@ class _Record(_Shape):
     sensor: str | None = None
     sendTime: str | None = None
     dataVersion: str | None = None
-    context: _Extra = field(default=None, name="@context")
-    profile: _Extra = None
-    edApp: _Extra = None
-    session: _Extra = None
-    extensions: _Extra = None
 
 
 _decode_record = msgspec.json.Decoder(_Record).decode

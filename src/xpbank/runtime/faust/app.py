@@ -97,7 +97,7 @@ class FaustEngine:
         tables = (FAUST_TABLE, *FAUST_V1_TABLES) if legacy_tables else (FAUST_TABLE,)
         self.unit = ProcessingUnit(settings, curriculum, keeps_ledger=True, holds_outputs=True, metrics=metrics,
                                    latency=latency)
-        restore = bulk_restore(librdkafka_config(settings), settings.session_timeout_seconds, lambda: app.in_transaction)
+        restore = bulk_restore(librdkafka_config(settings), settings.session_timeout_seconds)
         self.checkpoint = checkpoint = Checkpoint(
             app, {name: internals.bulk_restoring_table(app, name, restore, partitions=settings.partitions, **RAW_TABLE)
                   for name in tables}, self.unit.outbox)

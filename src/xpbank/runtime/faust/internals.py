@@ -34,11 +34,16 @@ def read_key(store, partition: int, key: bytes) -> bytes | None:
     return store.data.get(key)
 
 
-def write_batch(store, partition: int, items: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Write the items in one batch; False when the partition's database is closed (the
-    partition was revoked: its next owner recovers the write from the changelog)."""
+def write_batch(store, partition: int, items: Iterable[tuple[bytes, bytes | None]]) -> bool:
+    """Write the items (a None value deletes its key) in one atomic batch; False when the
+    partition's database is closed (the partition was revoked: its next owner recovers
+    the write from the changelog)."""
     if not is_rocksdb(store):
-        store.data.update(items)
+        for key, value in items:
+            if value is None:
+                store.data.pop(key, None)
+            else:
+                store.data[key] = value
         return True
     db = store._dbs.get(partition)  # noqa: SLF001
     if db is None:
@@ -47,7 +52,10 @@ def write_batch(store, partition: int, items: Iterable[tuple[bytes, bytes]]) -> 
 
     batch = WriteBatch(raw_mode=True)
     for key, value in items:
-        batch.put(key, value)
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
     db.write(batch)
     return True
 
@@ -94,23 +102,10 @@ class RestoreTarget:
         raw = None if db is None else db.get(self.store.offset_key)
         return None if raw is None else int(raw)
 
-    def write(self, items: Iterable[tuple[bytes, bytes | None]], last_offset: int) -> bool:
+    def write(self, items: list[tuple[bytes, bytes | None]], last_offset: int) -> bool:
         """Changelog records (a None value deletes) and the offset they reach, in one atomic
         batch, as Faust's recovery would leave them; False once the partition is revoked."""
-        db = self.store._dbs.get(self.partition)  # noqa: SLF001
-        if db is None:
-            return False
-        from rocksdict import WriteBatch
-
-        batch = WriteBatch(raw_mode=True)
-        for key, value in items:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(self.store.offset_key, str(last_offset).encode())
-        db.write(batch)
-        return True
+        return write_batch(self.store, self.partition, [*items, (self.store.offset_key, str(last_offset).encode())])
 
 
 def bulk_restoring_table(app, name: str, restore: Callable[[list[RestoreTarget]], Awaitable[None]], **kwargs):

@@ -34,49 +34,46 @@ BUDGET_OF_SESSION = 0.4  # of the session timeout, spent at most in one rebalanc
 
 @dataclass
 class Restored:
-    """What a bulk restore read, per partition: records and the offset reached."""
+    """What a bulk restore read: records per partition."""
 
     records: dict[int, int] = field(default_factory=dict)
-    reached: dict[int, int] = field(default_factory=dict)
     complete: bool = True  # every partition reached its end within the budget
     seconds: float = 0.0
 
 
-def restore_partitions(config: dict[str, str], targets: list[RestoreTarget], budget_s: float,
-                       read_committed: bool = False) -> Restored:
-    """Read each target's changelog partition from after its persisted offset to the high
-    watermark seen at the start, writing as it goes; stops at `budget_s`."""
+def restore_partitions(config: dict[str, str], targets: list[RestoreTarget], budget_s: float) -> Restored:
+    """Read each target's changelog partition from after its persisted offset to its end
+    (librdkafka's end-of-partition event), writing as it goes; stops at `budget_s`."""
     started = time.monotonic()
     deadline = started + budget_s
     consumer = Consumer(config | {
         "group.id": "xpbank-bulk-restore",  # required by librdkafka; never joined (assign, no commit)
         "enable.auto.commit": False, "enable.partition.eof": True,  # the end, even after offsets no record holds
-        "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+        "isolation.level": "read_uncommitted",  # as Faust's at-least-once consumer reads it
         "fetch.max.bytes": 64 * 1024 * 1024, "queued.max.messages.kbytes": 256 * 1024})
     out = Restored()
     try:
-        ends, starts = {}, []
+        starts = []
         for target in targets:
             low, high = consumer.get_watermark_offsets(TopicPartition(target.topic, target.partition),
                                                        timeout=max(deadline - time.monotonic(), 0.1))
             persisted = target.persisted_offset()
             begin = max(low, -1 if persisted is None else persisted + 1)
-            if begin < high:
-                ends[(target.topic, target.partition)] = high
+            if begin < high:  # else nothing to read (and no end-of-partition event would come)
                 starts.append(TopicPartition(target.topic, target.partition, begin))
-        writers = {(t.topic, t.partition): t for t in targets}
         if starts:
             consumer.assign(starts)
-            out.complete = _read(consumer, writers, ends, out, deadline)
+            writers = {(t.topic, t.partition): t for t in targets}
+            out.complete = _read(consumer, writers, {(tp.topic, tp.partition) for tp in starts}, out, deadline)
     finally:
         consumer.close()
     out.seconds = time.monotonic() - started
     return out
 
 
-def _read(consumer: Consumer, writers: dict, ends: dict, out: Restored, deadline: float) -> bool:
-    """Consume until every partition reached its end (True) or the deadline (False)."""
-    while ends and time.monotonic() < deadline:
+def _read(consumer: Consumer, writers: dict, reading: set, out: Restored, deadline: float) -> bool:
+    """Consume until every partition read reached its end (True) or the deadline (False)."""
+    while reading and time.monotonic() < deadline:
         batches: dict[tuple[str, int], list] = {}
         last: dict[tuple[str, int], int] = {}
         for message in consumer.consume(BATCH, timeout=min(0.5, max(deadline - time.monotonic(), 0.01))):
@@ -84,29 +81,24 @@ def _read(consumer: Consumer, writers: dict, ends: dict, out: Restored, deadline
             if (error := message.error()) is not None:
                 if not is_partition_end(error):
                     raise KafkaException(error)
-                ends.pop(tp, None)  # a transaction marker (no record) can hold the last offset
+                reading.discard(tp)  # its records before the event are in `batches`
                 continue
             batches.setdefault(tp, []).append((message.key(), message.value()))
             last[tp] = message.offset()
         for tp, items in batches.items():
             if not writers[tp].write(items, last[tp]):  # revoked meanwhile: its next owner restores it
-                ends.pop(tp, None)
+                reading.discard(tp)
                 continue
             out.records[tp[1]] = out.records.get(tp[1], 0) + len(items)
-            out.reached[tp[1]] = last[tp]
-            if tp in ends and last[tp] >= ends[tp] - 1:
-                del ends[tp]
-    return not ends
+    return not reading
 
 
-def bulk_restore(config: dict[str, str], session_timeout_s: float,
-                 read_committed: Callable[[], bool]) -> Callable[[list[RestoreTarget]], object]:
+def bulk_restore(config: dict[str, str], session_timeout_s: float) -> Callable[[list[RestoreTarget]], object]:
     """The coroutine function faust's store awaits (internals.bulk_restoring_table); the
     reading runs in a thread so the event loop keeps serving the health endpoint."""
     async def restore(targets: list[RestoreTarget]) -> None:
         try:
-            done = await asyncio.to_thread(restore_partitions, config, targets,
-                                           BUDGET_OF_SESSION * session_timeout_s, read_committed())
+            done = await asyncio.to_thread(restore_partitions, config, targets, BUDGET_OF_SESSION * session_timeout_s)
         except Exception as exc:  # noqa: BLE001 - any failure: Faust's recovery reads it instead, as always
             log.warning("bulk restore of %s failed (%s); Faust's recovery reads the changelog instead",
                         ", ".join(f"{t.topic}[{t.partition}]" for t in targets), exc)
