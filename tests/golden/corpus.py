@@ -163,10 +163,13 @@ def worker_bytes(records: list[InputRecord], rules: Rules) -> bytes:
 
 class WorkerPath:
     """The worker's path over one partition's state (`store`): resumable, so that a log
-    can be processed in two parts, over state another layout kept in between."""
+    can be processed in two parts, over state another layout kept in between. A
+    LearnerState is written back and emptied after every record (unless `keeps_state`), as
+    if each were its own checkpoint: every value goes through its bytes."""
 
-    def __init__(self, store, courses: MemoryStore, rules: Rules) -> None:
+    def __init__(self, store, courses: MemoryStore, rules: Rules, *, keeps_state: bool = False) -> None:
         self.store, self.courses, self.rules = store, courses, rules
+        self.checkpoints = isinstance(store, LearnerState) and not keeps_state
         self.mastery_offset = 0
 
     def lines(self, records: list[InputRecord]) -> Iterator[bytes]:
@@ -184,6 +187,9 @@ class WorkerPath:
                 buffered = BufferedStore(self.store)
                 handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=copy)
                 buffered.flush()
+                if self.checkpoints:
+                    self.store.write_back()
+                    self.store.drop()
                 yield _step_line(record, owner, copy, handled)
                 pending.extend((record, user, True) for user in sorted(handled.foreign_users))
                 for out in handled.outputs:

@@ -38,7 +38,7 @@ def _checkpoint(with_v1: bool) -> Checkpoint:
     if with_v1:
         tables |= {name: _table({bytes.fromhex(k): bytes.fromhex(v) for k, v in FIXTURE["tables"].get(name, [])})
                    for name in FAUST_V1_TABLES}
-    return Checkpoint(None, tables, Outbox())
+    return Checkpoint(None, tables, Outbox(), states=None)  # (never flushed here)
 
 
 def _second_half(with_v1: bool) -> list[bytes]:

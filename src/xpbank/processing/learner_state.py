@@ -7,12 +7,15 @@ its keys; so a changelog record means the same on both engines. Values are the s
 codec's, each starting with a non-zero version byte (Quix's restore misreads values
 that start with an 8-byte epoch timestamp as TTL stamps).
 
-An engine hands over a `StatePort` of one partition: bytes in, bytes out. Layouts
-written by earlier versions are read through `processing/upcast.py`."""
+An engine hands over a `StatePort` of one partition: bytes in, bytes out. A partition's
+`LearnerState` keeps the values it read and wrote decoded between checkpoints, and
+writes each changed one once per checkpoint. Layouts written by earlier versions are
+read through `processing/upcast.py`."""
 
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from typing import Protocol
 
 from xpbank.contract.events import CourseUpserted
@@ -82,55 +85,99 @@ class DictPort:
         self.data[full_key(prefix, key)] = value
 
 
-class LearnerState:
-    """The `StateStore` of `handle_record` on a partition's port; courses come from the
-    curriculum view (every worker follows the curriculum topic itself)."""
+# the decoded values a partition's LearnerState keeps between checkpoints (a clean value
+# is read again from the store once evicted): bounds its memory, not its correctness
+CACHED_VALUES = 50_000
+_CODECS = {
+    WATERMARK: (decode_int, encode_int),
+    PAIR: (state_codec.decode_pair, state_codec.encode_pair),
+    ATTEMPTS: (state_codec.decode_attempts, state_codec.encode_attempts),
+    MASTERY: (state_codec.decode_mastery_ref, state_codec.encode_mastery_ref),
+    POSITION: (decode_int, encode_int),
+}
+Slot = tuple[bytes, str, str]  # (kind, learner, the other id; "" for the watermark)
 
-    __slots__ = ("port", "courses")
+
+class LearnerState:
+    """The `StateStore` of `handle_record` on one partition's port, kept across records:
+    each value is read from the port and decoded once, kept decoded, and encoded and
+    written once per checkpoint (`write_back`), however many records changed it. Courses
+    come from the curriculum view (every worker follows the curriculum topic itself).
+
+    The engine sets `port` to the partition's current one before each record (Quix's is
+    the checkpoint's transaction) and calls `write_back` into the checkpoint it commits;
+    a partition revoked or lost drops its LearnerState (another worker may change it)."""
+
+    __slots__ = ("port", "courses", "values", "dirty")
 
     def __init__(self, port: StatePort | None, courses) -> None:
         self.port, self.courses = port, courses
+        self.values: dict[Slot, object] = {}  # decoded, None where the store has nothing
+        self.dirty: dict[Slot, None] = {}  # changed since the last write_back, in order
 
-    def _get(self, user: str, key: bytes) -> bytes | None:
-        return self.port.get_bytes(key, prefix=learner_prefix(user))
+    def _get(self, kind: bytes, user: str, other: str):
+        slot = (kind, user, other)
+        values = self.values
+        if slot in values:
+            return values[slot]
+        raw = self.port.get_bytes(kind + other.encode("utf-8"), prefix=learner_prefix(user))
+        value = values[slot] = None if raw is None else _CODECS[kind][0](raw)
+        return value
 
-    def _set(self, user: str, key: bytes, value: bytes) -> None:
-        self.port.set_bytes(key, value, prefix=learner_prefix(user))
+    def _set(self, kind: bytes, user: str, other: str, value) -> None:
+        slot = (kind, user, other)
+        self.values[slot] = value
+        self.dirty[slot] = None
+
+    def write_back(self, port: StatePort | None = None) -> int:
+        """Write every value changed since the last call to `port` (default: the current
+        one), once each, positions last (a stored position says its record's other
+        effects are stored); returns how many. Then keeps at most CACHED_VALUES."""
+        port = self.port if port is None else port
+        values, dirty = self.values, self.dirty
+        ordered = [slot for slot in dirty if slot[0] != POSITION] + [slot for slot in dirty if slot[0] == POSITION]
+        for slot in ordered:
+            kind, user, other = slot
+            port.set_bytes(kind + other.encode("utf-8"), _CODECS[kind][1](values[slot]), prefix=learner_prefix(user))
+        self.dirty = {}
+        if len(values) > CACHED_VALUES:  # none is dirty now: the longest kept go first
+            for slot in list(islice(values, len(values) - CACHED_VALUES // 2)):
+                del values[slot]
+        return len(ordered)
+
+    def drop(self) -> None:
+        """Forget every value, written back or not."""
+        self.values, self.dirty = {}, {}
 
     def watermark(self, user: str) -> int | None:
-        raw = self._get(user, WATERMARK)
-        return None if raw is None else decode_int(raw)
+        return self._get(WATERMARK, user, "")
 
     def set_watermark(self, user: str, micros: int) -> None:
-        self._set(user, WATERMARK, encode_int(micros))
+        self._set(WATERMARK, user, "", micros)
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        raw = self._get(user, PAIR + resource.encode("utf-8"))
-        return None if raw is None else state_codec.decode_pair(raw)
+        return self._get(PAIR, user, resource)
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self._set(user, PAIR + resource.encode("utf-8"), state_codec.encode_pair(pair))
+        self._set(PAIR, user, resource, pair)
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
-        raw = self._get(user, ATTEMPTS + exercise.encode("utf-8"))
-        return None if raw is None else state_codec.decode_attempts(raw)
+        return self._get(ATTEMPTS, user, exercise)
 
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
-        self._set(user, ATTEMPTS + exercise.encode("utf-8"), state_codec.encode_attempts(state))
+        self._set(ATTEMPTS, user, exercise, state)
 
     def mastery(self, user: str, exercise: str) -> MasteryRef | None:
-        raw = self._get(user, MASTERY + exercise.encode("utf-8"))
-        return None if raw is None else state_codec.decode_mastery_ref(raw)
+        return self._get(MASTERY, user, exercise)
 
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
-        self._set(user, MASTERY + exercise.encode("utf-8"), state_codec.encode_mastery_ref(ref))
+        self._set(MASTERY, user, exercise, ref)
 
     def position(self, user: str, source: str) -> int | None:
-        raw = self._get(user, POSITION + source.encode("utf-8"))
-        return None if raw is None else decode_int(raw)
+        return self._get(POSITION, user, source)
 
     def set_position(self, user: str, source: str, offset: int) -> None:
-        self._set(user, POSITION + source.encode("utf-8"), encode_int(offset))
+        self._set(POSITION, user, source, offset)
 
     def course(self, course: str) -> CourseUpserted | None:
         return self.courses.get(course)

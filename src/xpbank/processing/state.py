@@ -87,42 +87,42 @@ class MemoryStore:
         self.positions[pair_key(user, source)] = offset
 
 
-_UNSET = object()
-
-
 class BufferedStore:
     """Reads through to a store and holds writes until `flush`, so a record's outputs
     can be acknowledged before its state is written: a crash in between replays the
-    record against the old state and re-emits the same outputs (same ids)."""
+    record against the old state and re-emits the same outputs (same ids). (Once per
+    record on the hot path: each method looks in its writes before the store.)"""
+
+    __slots__ = ("inner", "writes")
 
     def __init__(self, inner: StateStore) -> None:
         self.inner = inner
         self.writes: dict[tuple[str, str, str], object] = {}
 
-    def _get(self, kind: str, a: str, b: str, getter):
-        key = (kind, a, b)
-        return self.writes[key] if key in self.writes else getter()
-
     def watermark(self, user: str) -> int | None:
-        return self._get("watermark", user, "", lambda: self.inner.watermark(user))
+        key, writes = ("watermark", user, ""), self.writes
+        return writes[key] if key in writes else self.inner.watermark(user)
 
     def set_watermark(self, user: str, micros: int) -> None:
         self.writes[("watermark", user, "")] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        return self._get("pair", user, resource, lambda: self.inner.pair(user, resource))
+        key, writes = ("pair", user, resource), self.writes
+        return writes[key] if key in writes else self.inner.pair(user, resource)
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
         self.writes[("pair", user, resource)] = pair
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
-        return self._get("attempts", user, exercise, lambda: self.inner.attempts(user, exercise))
+        key, writes = ("attempts", user, exercise), self.writes
+        return writes[key] if key in writes else self.inner.attempts(user, exercise)
 
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
         self.writes[("attempts", user, exercise)] = state
 
     def mastery(self, user: str, exercise: str) -> MasteryRef | None:
-        return self._get("mastery", user, exercise, lambda: self.inner.mastery(user, exercise))
+        key, writes = ("mastery", user, exercise), self.writes
+        return writes[key] if key in writes else self.inner.mastery(user, exercise)
 
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
         self.writes[("mastery", user, exercise)] = ref
@@ -134,7 +134,8 @@ class BufferedStore:
         self.inner.set_course(course, value)
 
     def position(self, user: str, source: str) -> int | None:
-        return self._get("position", user, source, lambda: self.inner.position(user, source))
+        key, writes = ("position", user, source), self.writes
+        return writes[key] if key in writes else self.inner.position(user, source)
 
     def set_position(self, user: str, source: str, offset: int) -> None:
         self.writes[("position", user, source)] = offset
@@ -142,8 +143,21 @@ class BufferedStore:
     def flush(self) -> int:
         """Write what changed, the position last: once it is stored, so are the
         record's other effects."""
-        pending = sorted(self.writes.items(), key=lambda item: item[0][0] == "position")
-        for (kind, a, b), value in pending:
-            getattr(self.inner, f"set_{kind}")(*((a, value) if kind == "watermark" else (a, b, value)))
-        self.writes.clear()
-        return len(pending)
+        inner, writes, positions = self.inner, self.writes, []
+        for (kind, a, b), value in writes.items():
+            if kind == "position":
+                positions.append((a, b, value))
+            elif kind == "pair":
+                inner.set_pair(a, b, value)
+            elif kind == "watermark":
+                inner.set_watermark(a, value)
+            elif kind == "attempts":
+                inner.set_attempts(a, b, value)
+            else:
+                inner.set_mastery(a, b, value)
+        for a, b, value in positions:
+            inner.set_position(a, b, value)
+        count = len(writes)
+        self.writes = {}
+        return count
+

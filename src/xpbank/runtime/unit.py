@@ -3,8 +3,10 @@ every engine. An engine hands it a record and its partition's `StatePort`, sends
 it returns, and writes checkpoints; the unit owns the rest:
 
 - the record as the producer sent it (a routed copy carries its origin in headers);
-- `handle_record` over the one key layout (processing/learner_state.py), the record's
-  writes buffered and stored at once after it (the position last);
+- `handle_record` over the partition's `LearnerState` (processing/learner_state.py),
+  kept across records: the record's writes are buffered and kept after it, and each
+  changed value is written to the partition's port once per checkpoint (`write_back`,
+  called by the engine into the checkpoint it commits), positions last;
 - the re-keyed copies to send to other learners' partitions;
 - its outputs: held in the partition's outbox until the state is durable (at least
   once, runtime/outbox.py), or handed back to be sent in the checkpoint's transaction
@@ -16,6 +18,7 @@ it returns, and writes checkpoints; the unit owns the rest:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,14 +70,35 @@ class ProcessingUnit:
         self.metrics = Counter() if metrics is None else metrics
         self.latency = Histogram() if latency is None else latency  # record timestamp -> outputs published
         self.outbox = Outbox()
+        self.states: dict[int, LearnerState] = {}  # per learner partition
+
+    def state(self, partition: int, port: StatePort) -> LearnerState:
+        """The partition's state, reading from `port` (the engine's current one)."""
+        state = self.states.get(partition)
+        if state is None:
+            state = self.states[partition] = LearnerState(port, self.curriculum)
+        else:
+            state.port = port
+        return state
+
+    def write_back(self, port_of: Callable[[int], StatePort]) -> int:
+        """Every partition's changed values into its port (`port_of(partition)`): call
+        with every checkpoint, before it is committed. Returns how many were written."""
+        return sum(state.write_back(port_of(partition)) for partition, state in self.states.items() if state.dirty)
+
+    def forget(self, partitions) -> None:
+        """Partitions revoked or lost: their state is read again from the store if they
+        come back (another worker may have changed it meanwhile)."""
+        for partition in partitions:
+            self.states.pop(partition, None)
 
     def learner(self, port: StatePort, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None, headers, timestamp: datetime | None) -> Step:
-        """Apply one learner-partition record to its partition's state (`port`); nothing
-        is written to it before `keep`."""
+        """Apply one learner-partition record to its partition's state (read through
+        `port`); nothing is kept before `keep`."""
         record, owner, is_copy = learner_record(topic, partition, offset, key, value, headers, timestamp,
                                                 self.prefix, self.rekeyed_name, self.partitions)
-        buffered = BufferedStore(LearnerState(port, self.curriculum))
+        buffered = BufferedStore(self.state(partition, port))
         handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=is_copy)
         copies = []
         if handled.foreign_users:
@@ -87,7 +111,7 @@ class ProcessingUnit:
 
     def keep(self, step: Step, topic: str, partition: int, offset: int) -> None:
         """The record's copies (and exactly-once outputs) are sent: its state and held
-        outputs go into the checkpoint, the position last (the ledger's, when kept)."""
+        outputs go into the checkpoint (the ledger's position with them, when kept)."""
         self.outbox.hold(partition, step.held)
         if self.keeps_ledger:
             step.buffered.set_position(DELIVERED, ledger_key(topic, partition), offset)
@@ -104,4 +128,4 @@ class ProcessingUnit:
 
     def ledger(self, port: StatePort, topic: str, partition: int) -> int | None:
         """The last offset of (topic, partition) processed, as the partition's state has it."""
-        return LearnerState(port, self.curriculum).position(DELIVERED, ledger_key(topic, partition))
+        return self.state(partition, port).position(DELIVERED, ledger_key(topic, partition))

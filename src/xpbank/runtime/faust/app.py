@@ -100,7 +100,7 @@ class FaustEngine:
         restore = bulk_restore(librdkafka_config(settings), settings.session_timeout_seconds)
         self.checkpoint = checkpoint = Checkpoint(
             app, {name: internals.bulk_restoring_table(app, name, restore, partitions=settings.partitions, **RAW_TABLE)
-                  for name in tables}, self.unit.outbox)
+                  for name in tables}, self.unit.outbox, self.unit)
         checkpoint.latency = latency
         self.continuity = Continuity(
             settings, app, checkpoint, lambda topic, partition: self.unit.ledger(checkpoint.port(partition), topic,

@@ -1,5 +1,6 @@
-"""Faust's table writes, made cheap the way Quix Streams makes them: the learner agent
-keeps a record's state changes in a cache, and at a checkpoint (every few hundred records
+"""Faust's table writes, made cheap the way Quix Streams makes them: the processing unit
+keeps each learner partition's values decoded between checkpoints (runtime/unit.py), and
+at a checkpoint (every few hundred records
 or a fraction of a second, within 10 ms of a record with outputs, when the stream goes
 idle, before partitions are revoked, and at shutdown) writes each changed key once: one
 changelog record, then one RocksDB batch per partition. A Faust table write costs a
@@ -27,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from faust.types import TP
 
@@ -56,12 +58,20 @@ class TablePort:
         self.checkpoint.changed[full_key(prefix, key)] = (self.partition, value)
 
 
+class States(Protocol):
+    """The learner partitions' state kept between checkpoints (runtime/unit.py's)."""
+
+    def write_back(self, port_of: Callable[[int], TablePort | ReadThrough]) -> int: ...
+    def forget(self, partitions: set[int]) -> None: ...
+
+
 class Checkpoint:
-    def __init__(self, app, tables: dict, outbox_policy: Outbox, every_records: int = 500,
+    def __init__(self, app, tables: dict, outbox_policy: Outbox, states: States, every_records: int = 500,
                  every_seconds: float = 0.2) -> None:
         self.app = app
         self.tables = tables  # name -> faust.Table with bytes keys and values: the state table, and faust-v1's if any
         self.outbox = outbox_policy
+        self.states = states
         self.every_records, self.every_seconds = every_records, every_seconds
         self.changed: dict[bytes, tuple[int, bytes]] = {}  # key of the state table -> (partition, value)
         self.copies: list[list] = []  # re-keyed copies [acknowledgement or None, resend]: acknowledged before the state
@@ -115,6 +125,7 @@ class Checkpoint:
         if not self.pending:
             return
         await self._copies_acknowledged()
+        self.states.write_back(self.port)  # into `changed`, where a failed flush keeps them
         changed = dict(self.changed)
         for partition, value in self.outbox.writes().items():
             changed[full_key(OUTBOX_PREFIX, outbox_key(partition))] = (partition, value)
@@ -177,6 +188,7 @@ class Checkpoint:
         failed last checkpoint left of them is dropped: the next owner reads those records
         again from the committed offsets (it must never reach their changelogs from here)."""
         self.outbox.forget(partitions)
+        self.states.forget(partitions)
         self.changed = {key: value for key, value in self.changed.items() if value[0] not in partitions}
 
     async def _write(self, changed: dict[bytes, tuple[int, bytes]]) -> None:

@@ -115,7 +115,8 @@ class QuixEngine:
         self.app.dataframe(self.app.topic(names[CURRICULUM], **RAW)).update(self.process_curriculum, metadata=True)
 
     def port(self, partition: int):
-        """The partition's state: the checkpoint's transaction (Quix caches its writes)."""
+        """The partition's store: the checkpoint's transaction (the unit keeps the
+        decoded values between checkpoints and writes them back into it at the commit)."""
         return self.context.checkpoint.get_store_transaction(stream_id=QUIX_STORE, partition=partition)
 
     # ---- processing (the main thread) -------------------------------------------------
@@ -153,6 +154,7 @@ class QuixEngine:
         context, box = self.context, self.outbox
         force = force or box.due(idle=self.idle)
         if force or context.checkpoint.expired():
+            self.unit.write_back(self.port)
             for partition, value in box.writes().items():
                 outbox.write(self.port(partition), partition, value)
         before = context.checkpoint
@@ -213,6 +215,7 @@ class QuixEngine:
     def on_assigned(self, topic_partitions) -> None:
         inputs = {self.outputs[CALIPER], self.outputs[SUBMISSIONS], self.outputs[MASTERY], self.unit.rekeyed_name}
         self.assigned = {(tp.topic, tp.partition) for tp in topic_partitions if tp.topic in inputs}
+        self.unit.forget(list(self.unit.states))  # Quix recovers each assigned partition's store afresh
         self.outbox.unrecovered |= {partition for _, partition in self.assigned}
         self.rebalancing = False
         self.metrics["rebalances"] += 1
@@ -224,7 +227,8 @@ class QuixEngine:
         by the next owner (revoked ones are published by the commit that follows)."""
         self.rebalancing = True
         self.assigned = set()
-        if lost:
+        if lost:  # (revoked ones are written back by the revocation's checkpoint, next)
+            self.unit.forget(partitions)
             self.outbox.forget(partitions)
         else:  # the revocation's checkpoint, next, still writes and publishes them
             self.outbox.unrecovered -= partitions
