@@ -215,7 +215,9 @@ class QuixEngine:
     def on_assigned(self, topic_partitions) -> None:
         inputs = {self.outputs[CALIPER], self.outputs[SUBMISSIONS], self.outputs[MASTERY], self.unit.rekeyed_name}
         self.assigned = {(tp.topic, tp.partition) for tp in topic_partitions if tp.topic in inputs}
-        self.unit.forget(list(self.unit.states))  # Quix recovers each assigned partition's store afresh
+        # Quix recovers each assigned partition's store afresh: its kept values are read again
+        # (a revoked one's were written back by the revocation's checkpoint)
+        self.unit.forget({partition for _, partition in self.assigned})
         self.outbox.unrecovered |= {partition for _, partition in self.assigned}
         self.rebalancing = False
         self.metrics["rebalances"] += 1
@@ -227,7 +229,7 @@ class QuixEngine:
         by the next owner (revoked ones are published by the commit that follows)."""
         self.rebalancing = True
         self.assigned = set()
-        if lost:  # (revoked ones are written back by the revocation's checkpoint, next)
+        if lost:  # (revoked ones' state is written back by the revocation's checkpoint, next)
             self.unit.forget(partitions)
             self.outbox.forget(partitions)
         else:  # the revocation's checkpoint, next, still writes and publishes them
