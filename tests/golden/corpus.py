@@ -36,7 +36,7 @@ from xpbank.contract.topics import CURRICULUM, MASTERY
 from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, handle_record
 from xpbank.processing.simulate import Simulator
-from xpbank.processing.state import BufferedStore, MemoryStore
+from xpbank.processing.state import MemoryStore
 from xpbank.processing.learner_state import DictPort, LearnerState
 
 GOLDEN = Path(__file__).resolve().parent
@@ -169,7 +169,8 @@ class WorkerPath:
 
     def __init__(self, store, courses: MemoryStore, rules: Rules, *, keeps_state: bool = False) -> None:
         self.store, self.courses, self.rules = store, courses, rules
-        self.checkpoints = isinstance(store, LearnerState) and not keeps_state
+        self.kept = isinstance(store, LearnerState)
+        self.checkpoints = self.kept and not keeps_state
         self.mastery_offset = 0
 
     def lines(self, records: list[InputRecord]) -> Iterator[bytes]:
@@ -184,9 +185,9 @@ class WorkerPath:
             pending = [(original, owner, False)]
             while pending:
                 record, owner, copy = pending.pop(0)
-                buffered = BufferedStore(self.store)
-                handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=copy)
-                buffered.flush()
+                handled = handle_record(self.store, record, self.rules, owner=owner, rekeyed=copy)
+                if self.kept:  # the record's sends are done: its writes are kept
+                    self.store.keep()
                 if self.checkpoints:
                     self.store.write_back()
                     self.store.drop()

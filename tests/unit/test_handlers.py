@@ -1,13 +1,15 @@
-"""The handler layer the worker uses: routing by learner, buffered writes."""
+"""The handler layer the worker uses: routing by learner, a record's writes kept once its sends are done."""
 
 from __future__ import annotations
 
 import orjson
 
-from tests.builders import course, envelope, resource, time_spent_event
+from tests.builders import envelope, time_spent_event
+from tests.unit.test_learner_state import CountingPort
 from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, handle_record
-from xpbank.processing.state import BufferedStore, MemoryStore
+from xpbank.processing.learner_state import LearnerState
+from xpbank.processing.state import MemoryStore
 
 
 def record(doc: dict, key: str | None, offset: int = 1) -> InputRecord:
@@ -32,20 +34,17 @@ def test_a_record_keyed_by_something_else_is_routed_whole():
     assert handled.foreign_users == {"u1"}
 
 
-def test_buffered_store_holds_writes_until_flush_and_writes_the_position_last():
-    inner = MemoryStore()
-    order: list[str] = []
-    for name in ("set_pair", "set_position", "set_watermark"):
-        original = getattr(inner, name)
-        setattr(inner, name, lambda *a, _o=original, _n=name: (order.append(_n), _o(*a)))
-    buffered = BufferedStore(inner)
-    handle_record(buffered, record(course("c1", [[resource("v1", 1, "Video", 5)]]), "c1"), Rules())
-    handle_record(buffered, record(envelope("u1", [time_spent_event("u1", "v1", 30, 10)], 20), "u1"), Rules(), owner="u1",
-                  rekeyed=True)
-    assert inner.pair("u1", "v1") is None  # nothing written before flush
-    buffered.flush()
-    assert inner.pair("u1", "v1") is not None and order[-1] == "set_position"
-
+def test_a_records_writes_wait_for_keep_and_the_position_is_written_last():
+    port = CountingPort()
+    state = LearnerState(port, MemoryStore().courses)
+    handle_record(state, record(envelope("u1", [time_spent_event("u1", "v1", 30, 10)], 20), "u1"), Rules(),
+                  owner="u1", rekeyed=True)
+    assert state.write_back() == 0  # nothing kept before `keep`
+    state.keep()
+    assert state.write_back() == 3 and port.writes[-1].endswith(b"|o:learning.caliper.v1:0")  # pair, watermark, position
+    handle_record(state, record(envelope("u1", [time_spent_event("u1", "v2", 30, 11)], 20), "u1"), Rules(), owner="u1")
+    state.discard()  # its sends failed: applied again later
+    assert state.pair("u1", "v2") is None and state.write_back() == 0
 
 
 def test_a_routed_copy_sent_twice_counts_once_and_records_in_place_store_no_origin():

@@ -42,6 +42,7 @@ def test_a_value_is_read_once_and_written_once_per_checkpoint():
         state.set_pair("ada", "r1", EMPTY_PAIR)
         state.position("ada", "src:0")
         state.set_position("ada", "src:0", micros)
+        state.keep()  # one record
     assert len(port.reads) == 2  # the watermark and the position: the pair was set before any read
     assert port.writes == []  # nothing before the checkpoint
     assert state.write_back() == 3
@@ -66,6 +67,7 @@ def test_beyond_its_bound_it_forgets_the_oldest_clean_values(monkeypatch):
     state = LearnerState(port, {})
     for n in range(12):
         state.set_watermark(f"u{n}", n)
+        state.keep()
     assert len(state.values) == 12  # dirty values are never forgotten
     state.write_back()
     assert len(state.values) == 5 and ("w", "u0", "") not in {(k.decode(), u, o) for k, u, o in state.values}

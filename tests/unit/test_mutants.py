@@ -20,7 +20,8 @@ from xpbank.core.read_time import TimeEntry, credit, pack, seconds_up_to
 from xpbank.core.rules import Rules
 from xpbank.processing.handlers import InputRecord, OutputRecord, handle_record, learner_of
 from xpbank.processing.simulate import current_facts
-from xpbank.processing.state import BufferedStore, MemoryStore
+from xpbank.processing.learner_state import DictPort, LearnerState
+from xpbank.processing.state import MemoryStore
 from xpbank.processing.state_codec import (
     decode_attempts, decode_int, decode_mastery_ref, decode_pair, encode_attempts, encode_pair,
 )
@@ -72,14 +73,17 @@ def test_a_state_version_this_code_does_not_know_is_refused_by_name(decode, raw,
         decode(raw)
 
 
-def test_a_buffered_store_reads_its_own_writes_and_writes_the_position_last():
-    """BufferedStore watermark/attempts/mastery/position/set_course/flush mutants: within
-    a record, a second event must see the first one's state, and once the position is
+def test_a_learner_state_reads_its_records_own_writes_and_writes_the_position_last():
+    """LearnerState _get/_set/keep/write_back mutants: within a record, a second event must
+    see the first one's state, nothing is kept before `keep`, and once the position is
     stored so is everything else."""
-    inner = MemoryStore()
-    inner.set_position("u1", "src:0", 4)
-    inner.set_watermark("u2", 9)
-    store = BufferedStore(inner)
+    port = DictPort()
+    seeded = LearnerState(port, {})
+    seeded.set_position("u1", "src:0", 4)
+    seeded.set_watermark("u2", 9)
+    seeded.keep()
+    seeded.write_back()
+    store = LearnerState(port, {})
     assert store.position("u1", "src:0") == 4 and store.watermark("u2") == 9  # read through
     ref = MasteryRef(id="m1", eventTime=T, attempt=1, courseSourcedId="c1")
     store.set_position("u1", "src:0", 5)
@@ -88,18 +92,16 @@ def test_a_buffered_store_reads_its_own_writes_and_writes_the_position_last():
     store.set_mastery("u1", "ex1", ref)
     assert (store.position("u1", "src:0"), store.watermark("u1"), store.attempts("u1", "ex1"),
             store.mastery("u1", "ex1")) == (5, 10, AttemptState(completed=1), ref)
-    assert (inner.position("u1", "src:0"), inner.watermark("u1"), inner.attempts("u1", "ex1")) == (4, None, None)
+    fresh = LearnerState(port, {})
+    assert (fresh.position("u1", "src:0"), fresh.watermark("u1"), fresh.attempts("u1", "ex1")) == (4, None, None)
     assert store.attempts("u2", "ex1") is None and store.mastery("u1", "ex2") is None
-    lesson = course("c9", [[resource("v1", 1, "Video", 5)]])["value"]
-    store.set_course("c9", CourseUpserted.model_validate(lesson))
-    assert inner.course("c9") == CourseUpserted.model_validate(lesson)  # courses are not buffered
+    assert store.write_back() == 0  # not kept yet
 
     calls = []
-    recording = type("Recording", (), {name: (lambda name: lambda self, *a: calls.append(name))(name)
-                                       for name in ("set_position", "set_watermark", "set_attempts", "set_mastery")})
-    store.inner = recording()
-    assert store.flush() == 4
-    assert calls[-1] == "set_position" and sorted(calls[:-1]) == ["set_attempts", "set_mastery", "set_watermark"]
+    recording = type("Recording", (), {"set_bytes": lambda self, key, value, prefix: calls.append(key)})
+    assert store.keep() == 4
+    assert store.write_back(recording()) == 4
+    assert calls[-1] == b"o:src:0" and sorted(calls[:-1]) == [b"a:ex1", b"m:ex1", b"w"]
 
 
 def test_a_consumer_keeps_the_greatest_revision_of_a_fact_whatever_the_order():

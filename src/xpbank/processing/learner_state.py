@@ -104,20 +104,26 @@ class LearnerState:
     written once per checkpoint (`write_back`), however many records changed it. Courses
     come from the curriculum view (every worker follows the curriculum topic itself).
 
-    The engine sets `port` to the partition's current one before each record (Quix's is
-    the checkpoint's transaction) and calls `write_back` into the checkpoint it commits;
-    a partition revoked or lost drops its LearnerState (another worker may change it)."""
+    A record's writes are its own until `keep` (its outputs and copies are sent by then):
+    a record whose sends failed is `discard`ed and applied again against the state it
+    found. The engine sets `port` to the partition's current one before each record
+    (Quix's is the checkpoint's transaction) and calls `write_back` into the checkpoint
+    it commits; a partition revoked or lost drops its LearnerState (another worker may
+    change it)."""
 
-    __slots__ = ("port", "courses", "values", "dirty")
+    __slots__ = ("port", "courses", "record", "values", "dirty")
 
     def __init__(self, port: StatePort | None, courses) -> None:
         self.port, self.courses = port, courses
+        self.record: dict[Slot, object] = {}  # the current record's writes, until `keep`
         self.values: dict[Slot, object] = {}  # decoded, None where the store has nothing
-        self.dirty: dict[Slot, None] = {}  # changed since the last write_back, in order
+        self.dirty: dict[Slot, None] = {}  # kept since the last write_back, in order
 
     def _get(self, kind: bytes, user: str, other: str):
         slot = (kind, user, other)
-        values = self.values
+        record, values = self.record, self.values
+        if slot in record:
+            return record[slot]
         if slot in values:
             return values[slot]
         raw = self.port.get_bytes(kind + other.encode("utf-8"), prefix=learner_prefix(user))
@@ -125,12 +131,23 @@ class LearnerState:
         return value
 
     def _set(self, kind: bytes, user: str, other: str, value) -> None:
-        slot = (kind, user, other)
-        self.values[slot] = value
-        self.dirty[slot] = None
+        self.record[(kind, user, other)] = value
+
+    def keep(self) -> int:
+        """The current record's writes join the next checkpoint's; returns how many."""
+        record = self.record
+        if record:
+            self.values.update(record)
+            self.dirty.update(dict.fromkeys(record))
+            self.record = {}
+        return len(record)
+
+    def discard(self) -> None:
+        """Forget the current record's writes."""
+        self.record = {}
 
     def write_back(self, port: StatePort | None = None) -> int:
-        """Write every value changed since the last call to `port` (default: the current
+        """Write every value kept since the last call to `port` (default: the current
         one), once each, positions last (a stored position says its record's other
         effects are stored); returns how many. Then keeps at most CACHED_VALUES."""
         port = self.port if port is None else port
@@ -147,7 +164,7 @@ class LearnerState:
 
     def drop(self) -> None:
         """Forget every value, written back or not."""
-        self.values, self.dirty = {}, {}
+        self.record, self.values, self.dirty = {}, {}, {}
 
     def watermark(self, user: str) -> int | None:
         return self._get(WATERMARK, user, "")

@@ -4,9 +4,9 @@ it returns, and writes checkpoints; the unit owns the rest:
 
 - the record as the producer sent it (a routed copy carries its origin in headers);
 - `handle_record` over the partition's `LearnerState` (processing/learner_state.py),
-  kept across records: the record's writes are buffered and kept after it, and each
-  changed value is written to the partition's port once per checkpoint (`write_back`,
-  called by the engine into the checkpoint it commits), positions last;
+  kept across records: the record's writes are its own until `keep`, and each changed
+  value is written to the partition's port once per checkpoint (`write_back`, called by
+  the engine into the checkpoint it commits), positions last;
 - the re-keyed copies to send to other learners' partitions;
 - its outputs: held in the partition's outbox until the state is durable (at least
   once, runtime/outbox.py), or handed back to be sent in the checkpoint's transaction
@@ -28,7 +28,6 @@ from xpbank.observe.latency import Histogram
 from xpbank.contract.records import InputRecord
 from xpbank.processing.handlers import Handled, handle_record
 from xpbank.processing.learner_state import LearnerState, StatePort
-from xpbank.processing.state import BufferedStore
 from xpbank.runtime import outbox
 from xpbank.runtime.outbox import Item, Outbox
 from xpbank.runtime.records import input_record, learner_record, observe, origin_headers
@@ -53,7 +52,7 @@ class Step:
     copies: list[tuple[bytes, list[tuple[str, bytes]]]]
     outputs: list[Item]
     held: list[Item]
-    buffered: BufferedStore
+    state: LearnerState
     record: InputRecord
     handled: Handled
     owner: str
@@ -98,24 +97,25 @@ class ProcessingUnit:
         `port`); nothing is kept before `keep`."""
         record, owner, is_copy = learner_record(topic, partition, offset, key, value, headers, timestamp,
                                                 self.prefix, self.rekeyed_name, self.partitions)
-        buffered = BufferedStore(self.state(partition, port))
-        handled = handle_record(buffered, record, self.rules, owner=owner, rekeyed=is_copy)
+        state = self.state(partition, port)
+        state.discard()  # a record applied before whose sends failed: applied again
+        handled = handle_record(state, record, self.rules, owner=owner, rekeyed=is_copy)
         copies = []
         if handled.foreign_users:
             origin = origin_headers(record)
             copies = [(user.encode(), origin) for user in sorted(handled.foreign_users)]
         items = outbox.pending(handled.outputs, self.prefix) if handled.outputs else []
         if self.holds_outputs:
-            return Step(copies, [], items, buffered, record, handled, owner, is_copy)
-        return Step(copies, items, [], buffered, record, handled, owner, is_copy)
+            return Step(copies, [], items, state, record, handled, owner, is_copy)
+        return Step(copies, items, [], state, record, handled, owner, is_copy)
 
     def keep(self, step: Step, topic: str, partition: int, offset: int) -> None:
         """The record's copies (and exactly-once outputs) are sent: its state and held
         outputs go into the checkpoint (the ledger's position with them, when kept)."""
         self.outbox.hold(partition, step.held)
         if self.keeps_ledger:
-            step.buffered.set_position(DELIVERED, ledger_key(topic, partition), offset)
-        step.buffered.flush()
+            step.state.set_position(DELIVERED, ledger_key(topic, partition), offset)
+        step.state.keep()
         observe(self.metrics, step.record, step.handled, rekeyed=step.is_copy, owner=step.owner)
 
     def curriculum_record(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,

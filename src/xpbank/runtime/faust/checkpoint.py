@@ -1,11 +1,11 @@
 """Faust's table writes, made cheap the way Quix Streams makes them: the processing unit
 keeps each learner partition's values decoded between checkpoints (runtime/unit.py), and
-at a checkpoint (every few hundred records
-or a fraction of a second, within 10 ms of a record with outputs, when the stream goes
-idle, before partitions are revoked, and at shutdown) writes each changed key once: one
-changelog record, then one RocksDB batch per partition. A Faust table write costs a
-changelog record and two RocksDB writes per call (faust-streaming's `Table.__setitem__`);
-a checkpoint costs one changelog record per changed key, and none for a key written again.
+at a checkpoint (every few hundred records or a fraction of a second, within 10 ms of a
+record with outputs, when the stream goes idle, before partitions are revoked, and at
+shutdown) writes each changed key once: one changelog record, then one RocksDB batch per
+partition. A Faust table write costs a changelog record and two RocksDB writes per call
+(faust-streaming's `Table.__setitem__`); a checkpoint costs one changelog record per
+changed key, and none for a key written again.
 
 A checkpoint is durable once the broker acknowledged its changelog records; the local
 store is written after, so it is never ahead of what another worker would recover. A
