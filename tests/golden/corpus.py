@@ -164,8 +164,8 @@ def worker_bytes(records: list[InputRecord], rules: Rules) -> bytes:
 class WorkerPath:
     """The worker's path over one partition's state (`store`): resumable, so that a log
     can be processed in two parts, over state another layout kept in between. A
-    LearnerState is written back and emptied after every record (unless `keeps_state`), as
-    if each were its own checkpoint: every value goes through its bytes."""
+    LearnerState is written back and read afresh after every record (unless `keeps_state`),
+    as if each were its own checkpoint: every value goes through its bytes."""
 
     def __init__(self, store, courses: MemoryStore, rules: Rules, *, keeps_state: bool = False) -> None:
         self.store, self.courses, self.rules = store, courses, rules
@@ -188,9 +188,9 @@ class WorkerPath:
                 handled = handle_record(self.store, record, self.rules, owner=owner, rekeyed=copy)
                 if self.kept:  # the record's sends are done: its writes are kept
                     self.store.keep()
-                if self.checkpoints:
+                if self.checkpoints:  # written back, then read afresh, as by another worker
                     self.store.write_back()
-                    self.store.drop()
+                    self.store = LearnerState(self.store.port, self.store.courses)
                 yield _step_line(record, owner, copy, handled)
                 pending.extend((record, user, True) for user in sorted(handled.foreign_users))
                 for out in handled.outputs:

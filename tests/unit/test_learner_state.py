@@ -77,7 +77,7 @@ def test_beyond_its_bound_it_forgets_the_oldest_clean_values(monkeypatch):
 
 def _decisions(records, checkpoint_every: list[int]) -> list[bytes]:
     """The worker path over one kept LearnerState, written back after the given record
-    counts (cycled) and now and then emptied, as a revocation does."""
+    counts (cycled) and now and then replaced by a fresh one, as a revocation does."""
     courses = MemoryStore()
     state = LearnerState(DictPort(), courses.courses)
     path, rng, lines = WorkerPath(state, courses, Rules(), keeps_state=True), random.Random(7), []
@@ -88,8 +88,8 @@ def _decisions(records, checkpoint_every: list[int]) -> list[bytes]:
         since += 1
         if since >= due:
             state.write_back()
-            if rng.random() < 0.2:
-                state.drop()  # revoked and assigned again: read afresh from the store
+            if rng.random() < 0.2:  # revoked and assigned again: read afresh from the store
+                state = path.store = LearnerState(state.port, courses.courses)
             since, due = 0, next(every)
     return lines
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.builders import attempt, course, envelope, heartbeat, of_type, resource, simulate, time_spent_event
-from xpbank.contract.events import CourseDeleted, CourseUpserted
+from xpbank.contract.events import CourseDeleted
 from xpbank.contract.outputs import XpFact
 from xpbank.contract.times import to_micros
 from xpbank.core.attempts import AttemptState, CompletedAttempt, OpenAttempt

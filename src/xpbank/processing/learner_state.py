@@ -162,10 +162,6 @@ class LearnerState:
                 del values[slot]
         return len(ordered)
 
-    def drop(self) -> None:
-        """Forget every value, written back or not."""
-        self.record, self.values, self.dirty = {}, {}, {}
-
     def watermark(self, user: str) -> int | None:
         return self._get(WATERMARK, user, "")
 
