@@ -215,7 +215,7 @@ def test_every_accepted_mastery_publishes_its_evidence_and_a_late_heartbeat_publ
                     {"v1": (240.0, 4, "awarded"), "q1": (60.0, 0, "not passive")}]
     assert len({d.id for d in decided}) == 3 and {d.generation for d in decided} == {1}
     ref = simulator.store.mastery("u1", "ex1")
-    pairs = {k.split("\x1f", 1)[1]: v for k, v in simulator.store.pairs.items() if k.startswith("u1\x1f")}
+    pairs = simulator.store.pairs_of("u1")
     assert decided[-1].explanation() == explain_banking("u1", "ex1", ref, simulator.store.course("c1"), pairs)
 
 

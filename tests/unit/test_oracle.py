@@ -39,7 +39,7 @@ def as_json(outputs) -> list[tuple[str, dict]]:
 def explained(store, user: str, exercise: str) -> dict:
     """simulate's explanation of a mastery in the oracle's terms (awarded rows only)."""
     ref = store.mastery(user, exercise)
-    pairs = {key.split("\x1f", 1)[1]: pair for key, pair in store.pairs.items() if key.split("\x1f", 1)[0] == user}
+    pairs = store.pairs_of(user)
     explanation = explain_banking(user, exercise, ref, store.course(ref.courseSourcedId), pairs)
     awarded = {r.resourceSourcedId: {"activeSeconds": r.activeSeconds, "minutes": r.minutes, "xp": r.decision}
                for r in explanation.resources if r.reason == "awarded"}
@@ -50,13 +50,13 @@ def explained(store, user: str, exercise: str) -> dict:
 def read_views_differ(simulator, oracle) -> list[str]:
     """The attempt views and the masteries' explanations that differ."""
     store, found = simulator.store, []
-    keys = {tuple(k.split("\x1f", 1)) for k in store.attempt_states} | set(oracle.exercises)
+    keys = set(store.attempt_states) | set(oracle.exercises)
     for user, exercise in sorted(keys):
         want = views.attempt_view(oracle, user, exercise)
         got = attempt_view(user, exercise, store.attempts(user, exercise))
         if got != want:
             found.append(f"attempt view {user} {exercise}: product {got} oracle {want}")
-    masteries = {tuple(k.split("\x1f", 1)) for k in store.masteries}
+    masteries = set(store.masteries)
     if masteries != set(oracle.masteries):
         found.append(f"masteries: product {sorted(masteries)} oracle {sorted(oracle.masteries)}")
     for user, exercise in sorted(masteries & set(oracle.masteries)):

@@ -43,7 +43,7 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     store = simulator.store
     ref = store.mastery(args.user, args.exercise)
     course = store.course(ref.courseSourcedId) if ref else None
-    pairs = {k.split("\x1f", 1)[1]: v for k, v in store.pairs.items() if k.startswith(args.user + "\x1f")}
+    pairs = store.pairs_of(args.user)
     explanation = explain_banking(args.user, args.exercise, ref, course, pairs)
     if args.json:
         print(orjson.dumps(explanation.model_dump(mode="json")).decode())

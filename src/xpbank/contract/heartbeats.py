@@ -220,11 +220,11 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
     last_actor = last_object = None
     user = resource = ""
     for doc in docs:
-        # events.URN_UUID, in steps: 45 characters, the prefix, four dashes in place and 32
-        # hex digits between them (whitespace or more dashes would leave fewer than 16 bytes)
+        # events.URN_UUID, in steps: 45 characters, the prefix, four dashes in place (17, 22,
+        # 27, 32) and 32 hex digits between them (whitespace or more dashes would leave
+        # fewer than 16 bytes)
         event_id = doc.id
-        if (len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17] != "-" or event_id[22] != "-"
-                or event_id[27] != "-" or event_id[32] != "-"):
+        if len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17:33:5] != "----":
             raise _Decline
         try:
             key = _fromhex(event_id[9:].replace("-", ""))

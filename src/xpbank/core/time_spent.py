@@ -47,7 +47,7 @@ def record_time_spent(
             continue
         credited, clamped = credit(active, unanchored_ms)
         clamped_ms += clamped
-        pair = new_pair(PairState, (with_entry(entries, entry(t_us, credited, key)), decision, explains))
+        pair = new_tuple(PairState, (with_entry(entries, entry(t_us, credited, key)), decision, explains))
         if decision is not None and t_us <= decision.decided_us:
             late += 1
             pair, awarded = redecide(pair, user, resource, rules)
@@ -67,7 +67,7 @@ def record_time_spent(
         counts += (("clamped_ms", clamped_ms),)
     if late:
         counts += (("late_events", late),)
-    return watermark_us, changed, Outcome(outputs, rejections, counts, evidence)
+    return watermark_us, changed, new_tuple(Outcome, (outputs, rejections, counts, evidence))
 
 
-new_pair = tuple.__new__  # PairState(...) without its Python-level __new__: this loop runs per heartbeat
+new_tuple = tuple.__new__  # PairState(...), Outcome(...) without their Python-level __new__: per heartbeat

@@ -58,29 +58,40 @@ def handle_record(
         if last is not None and record.offset <= last:
             handled.counts["redelivered"] += 1
             return handled
-    time_spent: dict[str, list[Heartbeat]] = {}
     beats = None if kind != "caliper" else decode_heartbeats(
         record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
         rules.max_id_length, rules.max_events_per_envelope)
-    if beats is None:
-        _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
-    elif owner is not None:  # the hot path: nothing but valid TimeSpent events on time
-        mine = [beat for beat in beats if beat[1] == owner]  # beat.user
-        if mine:
-            time_spent[owner] = mine
-        if len(mine) < len(beats) and not rekeyed:
-            handled.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
+    if beats is not None and owner is not None:  # the hot path: nothing but valid TimeSpent events on time
+        if all_of(owner, beats):
+            _collect(handled, record, _apply_time_spent(store, owner, beats, rules))
+        else:
+            if mine := [beat for beat in beats if beat[1] == owner]:  # beat.user
+                _collect(handled, record, _apply_time_spent(store, owner, mine, rules))
+            if not rekeyed:
+                handled.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
     else:
-        for beat in beats:
-            if (group := time_spent.get(beat.user)) is None:
-                time_spent[beat.user] = [beat]
-            else:
-                group.append(beat)
-    for user, group in time_spent.items():
-        _collect(handled, record, _apply_time_spent(store, user, group, rules))
+        time_spent: dict[str, list[Heartbeat]] = {}
+        if beats is None:
+            _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
+        else:
+            for beat in beats:
+                if (group := time_spent.get(beat.user)) is None:
+                    time_spent[beat.user] = [beat]
+                else:
+                    group.append(beat)
+        for user, group in time_spent.items():
+            _collect(handled, record, _apply_time_spent(store, user, group, rules))
     if track_origin:
         store.set_position(owner, source, record.offset)
     return handled
+
+
+def all_of(user: str, beats: list[Heartbeat]) -> bool:
+    """Whether every heartbeat is `user`'s (a single event, or an envelope of one learner)."""
+    for beat in beats:
+        if beat[1] != user:  # beat.user
+            return False
+    return True
 
 
 def _decode_and_apply(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,

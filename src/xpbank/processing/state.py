@@ -37,15 +37,16 @@ def pair_key(user: str, other: str) -> str:
 
 class MemoryStore:
     """The simulator's state: plain dicts of the core's values, never encoded or stored
-    (the engines' layout is processing/learner_state.py's)."""
+    (the engines' layout is processing/learner_state.py's), so a per-(user, x) value is
+    keyed by the tuple itself: nothing to escape or join."""
 
     def __init__(self) -> None:
         self.watermarks: dict[str, int] = {}
-        self.pairs: dict[str, PairState] = {}
-        self.attempt_states: dict[str, AttemptState] = {}
-        self.masteries: dict[str, MasteryRef] = {}
+        self.pairs: dict[tuple[str, str], PairState] = {}
+        self.attempt_states: dict[tuple[str, str], AttemptState] = {}
+        self.masteries: dict[tuple[str, str], MasteryRef] = {}
         self.courses: dict[str, CourseUpserted] = {}
-        self.positions: dict[str, int] = {}
+        self.positions: dict[tuple[str, str], int] = {}
 
     def watermark(self, user: str) -> int | None:
         return self.watermarks.get(user)
@@ -54,22 +55,26 @@ class MemoryStore:
         self.watermarks[user] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        return self.pairs.get(pair_key(user, resource))
+        return self.pairs.get((user, resource))
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self.pairs[pair_key(user, resource)] = pair
+        self.pairs[(user, resource)] = pair
+
+    def pairs_of(self, user: str) -> dict[str, PairState]:
+        """A learner's pairs by resource (what `xpbank explain` reads)."""
+        return {resource: pair for (owner, resource), pair in self.pairs.items() if owner == user}
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
-        return self.attempt_states.get(pair_key(user, exercise))
+        return self.attempt_states.get((user, exercise))
 
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
-        self.attempt_states[pair_key(user, exercise)] = state
+        self.attempt_states[(user, exercise)] = state
 
     def mastery(self, user: str, exercise: str) -> MasteryRef | None:
-        return self.masteries.get(pair_key(user, exercise))
+        return self.masteries.get((user, exercise))
 
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
-        self.masteries[pair_key(user, exercise)] = ref
+        self.masteries[(user, exercise)] = ref
 
     def course(self, course: str) -> CourseUpserted | None:
         return self.courses.get(course)
@@ -81,7 +86,7 @@ class MemoryStore:
             self.courses[course] = value
 
     def position(self, user: str, source: str) -> int | None:
-        return self.positions.get(pair_key(user, source))
+        return self.positions.get((user, source))
 
     def set_position(self, user: str, source: str, offset: int) -> None:
-        self.positions[pair_key(user, source)] = offset
+        self.positions[(user, source)] = offset
