@@ -21,7 +21,7 @@ import gzip
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,7 +176,7 @@ class WorkerPath:
     def lines(self, records: list[InputRecord]) -> Iterator[bytes]:
         for original in records:
             if original.partition is None:  # a broker record has one
-                original = replace(original, partition=0)
+                original = original._replace(partition=0)
             if original.topic == CURRICULUM:
                 handled = handle_record(self.courses, original, self.rules)
                 yield _step_line(original, None, False, handled)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -31,7 +30,7 @@ def main(out: Path) -> None:
     store, courses = table_store()
     rules, mastery_offset = Rules(), 0
     for original in records[:done]:  # the worker's path of the old corpus.worker_bytes
-        original = replace(original, partition=0) if original.partition is None else original
+        original = original._replace(partition=0) if original.partition is None else original
         if original.topic == CURRICULUM:
             handle_record(courses, original, rules)
             continue

@@ -15,6 +15,7 @@ read through `processing/upcast.py`."""
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from itertools import islice
 from typing import Protocol
 
@@ -32,6 +33,7 @@ OUTBOX_PREFIX = b"\x00\x00\x00\x00"
 encode_int, decode_int = state_codec.encode_int, state_codec.decode_int
 
 
+@lru_cache(maxsize=1 << 16)  # learners recur from record to record
 def learner_prefix(user: str) -> bytes:
     raw = user.encode("utf-8")
     return len(raw).to_bytes(4, "big") + raw
