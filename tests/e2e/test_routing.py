@@ -33,12 +33,11 @@ def test_every_api_process_answers_for_every_learner(env, settings, tmp_path):
         shared = members(settings)
         assert len(shared) == 2 and all(shared), f"the partitions are split between the two workers: {shared}"
         wait_projected(settings)
-        paths = [f"/users/{u}/exercises/{e}/{what}" for u, e in (k.split("\x1f") for k in simulator.store.attempt_states)
+        paths = [f"/users/{u}/exercises/{e}/{what}" for u, e in simulator.store.attempt_states
                  for what in ("attempt", "explain")] + ["/users/learner-001/xp"]
         answers = [{path: get_json(process, path) for path in paths} for process in (a, b, api)]
         assert answers[0] == answers[1] == answers[2]
-        for key, state in simulator.store.attempt_states.items():
-            user, exercise = key.split("\x1f")
+        for (user, exercise), state in simulator.store.attempt_states.items():
             assert answers[2][f"/users/{user}/exercises/{exercise}/attempt"] == attempt_view(user, exercise, state)
         assert get(api, "/users/learner-001/xp", token=None)[0] == 401
     finally:

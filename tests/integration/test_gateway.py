@@ -265,10 +265,13 @@ def test_metrics_count_requests_events_and_records_and_never_show_a_token(gatewa
     status, _, body = gateway.request("GET", "/healthz")
     assert status == 200 and orjson.loads(body)["broker"] == "reachable"
     text = gateway.request("GET", "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})[2].decode()
-    log = gateway.log()
+    access = ('"path":"/caliper/v1p2","status":401', '"token":"token-1"')
+    deadline = time.monotonic() + 10  # the access log is written every 200 ms (gateway/access_log.py)
+    while not all(line in (log := gateway.log()) for line in access) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(line in log for line in access), log[-2000:]
     for secret in (TOKEN, SENSOR_TOKEN, CURRICULUM_TOKEN, OPERATOR_TOKEN, "not-a-token"):
         assert secret not in text and secret not in log
-    assert '"path":"/caliper/v1p2","status":401' in log and '"token":"token-1"' in log  # the access log
 
 
 # ---- back-pressure, an absent broker, shutdown ------------------------------------------
