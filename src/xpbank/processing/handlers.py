@@ -62,7 +62,7 @@ def handle_record(
         record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
         rules.max_id_length, rules.max_events_per_envelope)
     if beats is not None and owner is not None:  # the hot path: nothing but valid TimeSpent events on time
-        if all_of(owner, beats):
+        if _all_of(owner, beats):
             _collect(handled, record, _apply_time_spent(store, owner, beats, rules))
         else:
             if mine := [beat for beat in beats if beat[1] == owner]:  # beat.user
@@ -86,7 +86,7 @@ def handle_record(
     return handled
 
 
-def all_of(user: str, beats: list[Heartbeat]) -> bool:
+def _all_of(user: str, beats: list[Heartbeat]) -> bool:
     """Whether every heartbeat is `user`'s (a single event, or an envelope of one learner)."""
     for beat in beats:
         if beat[1] != user:  # beat.user
