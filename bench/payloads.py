@@ -19,22 +19,28 @@ def iso(moment: datetime) -> str:
 
 
 class Clock:
-    """Whole seconds after a start, formatted once each (strftime dominates otherwise)."""
+    """Milliseconds after a start (a whole second), each second formatted once (strftime
+    dominates otherwise)."""
 
     def __init__(self, start: datetime) -> None:
         self.start, self.cache = start.replace(microsecond=0), {}
 
-    def at(self, second: int) -> datetime:
-        return self.start + timedelta(seconds=second)
-
-    def iso(self, second: int) -> str:
+    def iso(self, ms: int) -> str:
+        second, milli = divmod(ms, 1000)
         text = self.cache.get(second)
         if text is None:
-            text = self.cache[second] = iso(self.at(second))
-        return text
+            text = self.cache[second] = iso(self.start + timedelta(seconds=second))[:-4]  # "...:SS."
+        return f"{text}{milli:03d}Z"
 
-    def ms(self, second: int) -> int:
-        return int(self.start.timestamp() + second) * 1000
+    def ms(self, ms: int) -> int:
+        return int(self.start.timestamp()) * 1000 + ms
+
+
+def learner_clock_ms(learner: int) -> int:
+    """Each learner's clock runs its own offset (< 30 s, to the millisecond), as devices'
+    clocks do: times recur within a learner's heartbeats (one's endDate is the next one's
+    startDate), not across learners."""
+    return learner * 7919 % 30_000
 
 
 def ms(moment: datetime) -> int:
@@ -73,8 +79,8 @@ class Ids:
 def time_spent(ids: Ids, user: str, resource: int | str, at: datetime | tuple[Clock, int], seconds: int = 30) -> dict:
     rid = resource if isinstance(resource, str) else resource_id(resource)
     if isinstance(at, tuple):
-        clock, second = at
-        end, begin = clock.iso(second), clock.iso(second - seconds)
+        clock, ms = at
+        end, begin = clock.iso(ms), clock.iso(ms - seconds * 1000)
     else:
         end, begin = iso(at), iso(at - timedelta(seconds=seconds))
     return {
@@ -97,8 +103,8 @@ def singles(events: int, learners: int, resources: int, start: datetime) -> list
     for n in range(events):
         rnd, learner = divmod(n, learners)
         user = f"learner-{learner:05d}"
-        second = 30 * rnd
-        out.append((user.encode(), orjson.dumps(time_spent(ids, user, rnd % resources, (clock, second))), clock.ms(second)))
+        at = 30_000 * rnd + learner_clock_ms(learner)
+        out.append((user.encode(), orjson.dumps(time_spent(ids, user, rnd % resources, (clock, at))), clock.ms(at)))
     return out
 
 
@@ -110,10 +116,11 @@ def envelopes(events: int, learners: int, resources: int, start: datetime, per: 
     for n in range(events // per):
         rnd, learner = divmod(n, learners)
         user = f"learner-{learner:05d}"
-        data, first = [], rnd * per
+        data, first, own = [], rnd * per, learner_clock_ms(learner)
         for i in range(per):
-            data.append(time_spent(ids, user, ((first + i) // per_resource) % resources, (clock, 30 * (first + i))))
-        sent = 30 * (first + per - 1)
+            data.append(time_spent(ids, user, ((first + i) // per_resource) % resources,
+                                   (clock, 30_000 * (first + i) + own)))
+        sent = 30_000 * (first + per - 1) + own
         value = {"sensor": SENSOR, "sendTime": clock.iso(sent), "dataVersion": CALIPER_V, "data": data}
         out.append((user.encode(), orjson.dumps(value), clock.ms(sent)))
     return out

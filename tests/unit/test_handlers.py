@@ -41,7 +41,7 @@ def test_a_records_writes_wait_for_keep_and_the_position_is_written_last():
                   owner="u1", rekeyed=True)
     assert state.write_back() == 0  # nothing kept before `keep`
     state.keep()
-    assert state.write_back() == 3 and port.writes[-1].endswith(b"|o:learning.caliper.v1:0")  # pair, watermark, position
+    assert state.write_back() == 2 and port.writes[-1].endswith(b"|o:learning.caliper.v1:0")  # bundle, position
     handle_record(state, record(envelope("u1", [time_spent_event("u1", "v2", 30, 11)], 20), "u1"), Rules(), owner="u1")
     state.discard()  # its sends failed: applied again later
     assert state.pair("u1", "v2") is None and state.write_back() == 0

@@ -101,7 +101,7 @@ def test_a_learner_state_reads_its_records_own_writes_and_writes_the_position_la
     recording = type("Recording", (), {"set_bytes": lambda self, key, value, prefix: calls.append(key)})
     assert store.keep() == 4
     assert store.write_back(recording()) == 4
-    assert calls[-1] == b"o:src:0" and sorted(calls[:-1]) == [b"a:ex1", b"m:ex1", b"w"]
+    assert calls[-1] == b"o:src:0" and sorted(calls[:-1]) == [b"a:ex1", b"b", b"m:ex1"]  # the watermark in the bundle
 
 
 def test_a_consumer_keeps_the_greatest_revision_of_a_fact_whatever_the_order():

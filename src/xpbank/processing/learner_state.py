@@ -47,7 +47,7 @@ def outbox_key(partition: int) -> bytes:
 # what an operator sees a stored key as (the metric `xpbank_table_keys{table=...}`): the
 # names of the five tables the layout replaced
 KINDS = {WATERMARK[:1]: "watermarks", PAIR[:1]: "pairs", ATTEMPTS[:1]: "attempts", MASTERY[:1]: "masteries",
-         POSITION[:1]: "positions"}
+         POSITION[:1]: "positions", b"b": "bundles"}
 
 
 def key_kind(stored: bytes) -> str:
@@ -90,6 +90,14 @@ class DictPort:
 # the decoded values a partition's LearnerState keeps between checkpoints (a clean value
 # is read again from the store once evicted): bounds its memory, not its correctness
 CACHED_VALUES = 50_000
+# A learner's watermark and small pairs share one key, the bundle (decisions.md 23): a
+# record's heartbeats change one stored value, not one per resource. A pair joins it
+# while it is at most PAIR_LIMIT bytes encoded (~30 heartbeats), and the bundle keeps at
+# most BUNDLE_LIMIT bytes of pairs (past it, the largest go to their own keys until it is
+# half that): every stored value stays small, whatever a learner's history.
+PAIR_LIMIT = 1024
+BUNDLE_LIMIT = 16 * 1024
+BUNDLE = b"b"
 _CODECS = {
     WATERMARK: (decode_int, encode_int),
     PAIR: (state_codec.decode_pair, state_codec.encode_pair),
@@ -97,6 +105,7 @@ _CODECS = {
     MASTERY: (state_codec.decode_mastery_ref, state_codec.encode_mastery_ref),
     POSITION: (decode_int, encode_int),
 }
+_BUNDLED = (WATERMARK, PAIR)
 Slot = tuple[bytes, str, str]  # (kind, learner, the other id; "" for the watermark)
 
 
@@ -106,6 +115,10 @@ class LearnerState:
     written once per checkpoint (`write_back`), however many records changed it. Courses
     come from the curriculum view (every worker follows the curriculum topic itself).
 
+    A learner's watermark and small pairs are stored together in their bundle; a pair
+    in the bundle shadows its own key (written before it grew or before the bundle
+    existed), and the bundle's watermark the old `w` key.
+
     A record's writes are its own until `keep` (its outputs and copies are sent by then):
     a record whose sends failed is `discard`ed and applied again against the state it
     found. The engine sets `port` to the partition's current one before each record
@@ -113,24 +126,57 @@ class LearnerState:
     it commits; a partition revoked or lost drops its LearnerState (another worker may
     change it)."""
 
-    __slots__ = ("port", "courses", "record", "values", "dirty")
+    __slots__ = ("port", "courses", "record", "values", "dirty", "bundles", "own")
 
     def __init__(self, port: StatePort | None, courses) -> None:
         self.port, self.courses = port, courses
         self.record: dict[Slot, object] = {}  # the current record's writes, until `keep`
         self.values: dict[Slot, object] = {}  # decoded, None where the store has nothing
         self.dirty: dict[Slot, None] = {}  # kept since the last write_back, in order
+        self.bundles: dict[str, dict[str, bytes]] = {}  # per learner read: its bundle's items by resource
+        self.own: set[Slot] = set()  # pairs stored under their own key
 
     def _get(self, kind: bytes, user: str, other: str):
         slot = (kind, user, other)
-        record, values = self.record, self.values
-        if slot in record:
-            return record[slot]
+        if slot in self.record:
+            return self.record[slot]
+        return self._kept(slot, kind, user, other)
+
+    def _kept(self, slot: Slot, kind: bytes, user: str, other: str):
+        """The value as kept (the current record's writes aside), read from the store once."""
+        values = self.values
         if slot in values:
             return values[slot]
+        if kind in _BUNDLED:
+            bundle = self.bundles.get(user)
+            if bundle is None:
+                bundle = self._bundle(user)
+            if kind == PAIR:
+                item = bundle.get(other)
+                if item is not None:
+                    value = values[slot] = state_codec.decode_pair(state_codec.item_pair(item))
+                    return value
+            elif slot in values:  # the bundle's watermark
+                return values[slot]
         raw = self.port.get_bytes(kind + other.encode("utf-8"), prefix=learner_prefix(user))
+        if raw is not None and kind == PAIR:
+            self.own.add(slot)
         value = values[slot] = None if raw is None else _CODECS[kind][0](raw)
         return value
+
+    def _bundle(self, user: str) -> dict[str, bytes]:
+        """The learner's bundle, read once: its watermark joins the kept values (never
+        over a kept one: that is at least as new); its pairs are decoded when read."""
+        bundle = self.bundles.get(user)
+        if bundle is None:
+            raw = self.port.get_bytes(BUNDLE, prefix=learner_prefix(user))
+            if raw is None:
+                bundle = self.bundles[user] = {}
+            else:
+                watermark, bundle = state_codec.decode_bundle(raw)
+                self.bundles[user] = bundle
+                self.values.setdefault((WATERMARK, user, ""), watermark)
+        return bundle
 
     def _set(self, kind: bytes, user: str, other: str, value) -> None:
         self.record[(kind, user, other)] = value
@@ -151,18 +197,62 @@ class LearnerState:
     def write_back(self, port: StatePort | None = None) -> int:
         """Write every value kept since the last call to `port` (default: the current
         one), once each, positions last (a stored position says its record's other
-        effects are stored); returns how many. Then keeps at most CACHED_VALUES."""
+        effects are stored); returns how many keys were written. Then keeps at most
+        CACHED_VALUES."""
         port = self.port if port is None else port
-        values, dirty = self.values, self.dirty
-        ordered = [slot for slot in dirty if slot[0] != POSITION] + [slot for slot in dirty if slot[0] == POSITION]
-        for slot in ordered:
+        values = self.values
+        learners: dict[str, list[str]] = {}  # the learners whose watermark or pairs changed: those pairs
+        later: list[Slot] = []
+        for slot in self.dirty:
             kind, user, other = slot
-            port.set_bytes(kind + other.encode("utf-8"), _CODECS[kind][1](values[slot]), prefix=learner_prefix(user))
+            if kind == PAIR:
+                learners.setdefault(user, []).append(other)
+            elif kind == WATERMARK:
+                learners.setdefault(user, [])
+            else:
+                later.append(slot)
+        written = sum(self._write_learner(port, user, resources) for user, resources in learners.items())
+        later.sort(key=lambda slot: slot[0] == POSITION)  # positions last (a stable sort keeps the order)
+        for kind, user, other in later:
+            port.set_bytes(kind + other.encode("utf-8"), _CODECS[kind][1](values[(kind, user, other)]),
+                           prefix=learner_prefix(user))
         self.dirty = {}
         if len(values) > CACHED_VALUES:  # none is dirty now: the longest kept go first
             for slot in list(islice(values, len(values) - CACHED_VALUES // 2)):
                 del values[slot]
-        return len(ordered)
+            self.bundles, self.own = {}, set()  # read again with the values they describe
+        return written + len(later)
+
+    def _write_learner(self, port: StatePort, user: str, resources: list[str]) -> int:
+        """A learner's changed pairs and, if it changed, its bundle (read through the
+        current port if not yet read); returns how many keys were written."""
+        values, own, prefix = self.values, self.own, learner_prefix(user)
+        bundle = self._bundle(user)
+        changed = (WATERMARK, user, "") in self.dirty
+        written = 0
+        for resource in resources:
+            slot = (PAIR, user, resource)
+            pair = state_codec.encode_pair(values[slot])
+            if slot in own or len(pair) > PAIR_LIMIT:
+                port.set_bytes(PAIR + resource.encode("utf-8"), pair, prefix=prefix)
+                own.add(slot)
+                written += 1
+                changed |= bundle.pop(resource, None) is not None
+            else:
+                bundle[resource] = state_codec.bundle_item(resource, pair)
+                changed = True
+        if sum(map(len, bundle.values())) > BUNDLE_LIMIT:  # the largest to their own keys
+            for resource in sorted(bundle, key=lambda r: (-len(bundle[r]), r)):
+                port.set_bytes(PAIR + resource.encode("utf-8"), state_codec.item_pair(bundle.pop(resource)), prefix=prefix)
+                own.add((PAIR, user, resource))
+                written, changed = written + 1, True
+                if sum(map(len, bundle.values())) <= BUNDLE_LIMIT // 2:
+                    break
+        if changed:
+            watermark = self._kept((WATERMARK, user, ""), WATERMARK, user, "")
+            port.set_bytes(BUNDLE, state_codec.encode_bundle(watermark, bundle), prefix=prefix)
+            written += 1
+        return written
 
     def watermark(self, user: str) -> int | None:
         return self._get(WATERMARK, user, "")

@@ -20,6 +20,8 @@ from xpbank.core.banking import BankDecision, MasteryRef, PairState
 from xpbank.core.read_time import ENTRY_SIZE
 
 _PAIR_HEADER = struct.Struct(">BI")
+_BUNDLE_HEADER = struct.Struct(">BBq")  # version, whether a watermark follows, the watermark (0 if none)
+_BUNDLE_ITEM = struct.Struct(">II")  # a resource's length, its pair's length
 _VERSIONED_INT = struct.Struct(">Bq")
 _LEGACY_INT = struct.Struct(">q")
 JSON_V1 = b"\x01"  # version 1 of attempts and mastery refs: the byte, then JSON
@@ -51,6 +53,39 @@ def decode_pair(raw: bytes) -> PairState:
     fields, explains = (trailer[0], tuple(trailer[1])) if version == 2 else (trailer, ())
     decision = None if fields is None else BankDecision(parse_time(fields[0]), *fields[1:])
     return PairState(entries, decision, explains)
+
+
+def bundle_item(resource: str, pair: bytes) -> bytes:
+    """One pair of a learner's bundle (processing/learner_state.py), as the bundle holds it."""
+    raw = resource.encode("utf-8")
+    return _BUNDLE_ITEM.pack(len(raw), len(pair)) + raw + pair
+
+
+def item_pair(item: bytes) -> bytes:
+    """The encoded pair in a `bundle_item`."""
+    size, _ = _BUNDLE_ITEM.unpack_from(item, 0)
+    return item[_BUNDLE_ITEM.size + size:]
+
+
+def encode_bundle(watermark: int | None, items: dict[str, bytes]) -> bytes:
+    """A learner's bundle, version 1: the watermark, then its pairs' `bundle_item`s by
+    resource, sorted, so that the same state always gives the same bytes."""
+    return b"".join([_BUNDLE_HEADER.pack(1, watermark is not None, watermark or 0), *map(items.get, sorted(items))])
+
+
+def decode_bundle(raw: bytes) -> tuple[int | None, dict[str, bytes]]:
+    """(the watermark, each pair's `bundle_item` by resource): a pair is decoded only when
+    read (`item_pair`)."""
+    version, has_watermark, watermark = _BUNDLE_HEADER.unpack_from(raw, 0)
+    if version != 1:
+        raise ValueError(f"bundle version {version} is not supported")
+    items, at, header, unpack = {}, _BUNDLE_HEADER.size, _BUNDLE_ITEM.size, _BUNDLE_ITEM.unpack_from
+    while at < len(raw):
+        size, length = unpack(raw, at)
+        end = at + header + size + length
+        items[raw[at + header:at + header + size].decode("utf-8")] = raw[at:end]
+        at = end
+    return (watermark if has_watermark else None), items
 
 
 def encode_attempts(state: AttemptState) -> bytes:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xpbank.contract.identifiers import store_part
-from xpbank.processing.learner_state import ATTEMPTS, MASTERY, OUTBOX_PREFIX, PAIR, POSITION, WATERMARK, StatePort
+from xpbank.processing.learner_state import (ATTEMPTS, BUNDLE, MASTERY, OUTBOX_PREFIX, PAIR, POSITION, WATERMARK,
+                                             StatePort)
 from xpbank.processing.state import pair_key
 
 FAUST_V1_TABLES = ("watermarks", "pairs", "attempts", "masteries", "positions")
@@ -27,14 +28,25 @@ QUIX_V1_OUTBOX_KEY = b"\x00outbox"
 Legacy = Callable[[bytes, bytes], "bytes | None"]  # (key, prefix) -> the value in the old layout
 
 
-def faust_v1_key(key: bytes, prefix: bytes) -> tuple[str, bytes]:
-    """The table and key where the faust-v1 layout kept today's (`key`, `prefix`)."""
+def faust_v1_key(key: bytes, prefix: bytes) -> tuple[str, bytes] | None:
+    """The table and key where the faust-v1 layout kept today's (`key`, `prefix`), None
+    for a key it had no counterpart of (a learner's bundle)."""
     if prefix == OUTBOX_PREFIX:
         return "positions", key
+    if key == BUNDLE:
+        return None
     user = prefix[4:].decode("utf-8")
     if key == WATERMARK:
         return "watermarks", store_part(user).encode("utf-8")
     return _FAUST_V1_TABLE_OF[key[:2]], pair_key(user, key[2:].decode("utf-8")).encode("utf-8")
+
+
+def faust_v1(get: Callable[[str, bytes], "bytes | None"]) -> Legacy:
+    """The faust-v1 layout, read with `get(table, key)`."""
+    def legacy(key: bytes, prefix: bytes) -> bytes | None:
+        where = faust_v1_key(key, prefix)
+        return None if where is None else get(*where)
+    return legacy
 
 
 def quix_v1(port: StatePort) -> Legacy:

@@ -33,7 +33,7 @@ from typing import Protocol
 from faust.types import TP
 
 from xpbank.processing.learner_state import OUTBOX_PREFIX, full_key, outbox_key
-from xpbank.processing.upcast import ReadThrough, faust_v1_key
+from xpbank.processing.upcast import ReadThrough, faust_v1
 from xpbank.runtime import outbox
 from xpbank.runtime.faust import internals
 from xpbank.runtime.outbox import Item, Outbox
@@ -86,7 +86,7 @@ class Checkpoint:
         port = TablePort(self, partition)
         if len(self.tables) == 1:
             return port
-        return ReadThrough(port, lambda key, prefix: self.get(*faust_v1_key(key, prefix), partition))
+        return ReadThrough(port, faust_v1(lambda table, key: self.get(table, key, partition)))
 
     def get(self, table: str, key: bytes, partition: int) -> bytes | None:
         if table == FAUST_TABLE:
