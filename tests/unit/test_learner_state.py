@@ -78,6 +78,18 @@ def test_beyond_its_bound_it_forgets_the_oldest_clean_values(monkeypatch):
     assert port.reads[-1] == full_key(learner_prefix("u0"), b"b")
 
 
+def test_pairs_kept_encoded_in_bundles_count_towards_the_bound(monkeypatch):
+    monkeypatch.setattr(learner_state, "CACHED_VALUES", 12)
+    port = DictPort()
+    state = LearnerState(port, {})
+    for n in range(8):
+        state.set_pair("ada", f"r{n}", _pair(1))
+    state.keep()
+    state.write_back()  # 8 pairs and the watermark's lookup kept, and 8 pairs in the bundle: 17
+    assert state.bundles == {} and len(state.values) == 6
+    assert LearnerState(port, {}).pair("ada", "r0") == state.pair("ada", "r0") == _pair(1)
+
+
 def _pair(events: int) -> PairState:
     return PairState(b"".join(entry(n, 1000, n.to_bytes(16, "big")) for n in range(events)))
 
@@ -99,6 +111,13 @@ def test_a_learners_watermark_and_small_pairs_are_one_key_and_read_back_the_same
     again.port.data = port.data
     assert again.watermark("ada") == 7 and {r: again.pair("ada", r) for r in pairs} == pairs
     assert again.port.reads == [full_key(learner_prefix("ada"), b"b")]  # one read for all of them
+    reverse = LearnerState(DictPort(), {})  # the same state, its pairs set in another order: the same bytes
+    reverse.set_watermark("ada", 7)
+    for resource in reversed(pairs):
+        reverse.set_pair("ada", resource, pairs[resource])
+        reverse.keep()
+        reverse.write_back()
+    assert reverse.port.data == port.data
     item = state_codec.bundle_item("é", b"x")
     assert state_codec.decode_bundle(state_codec.encode_bundle(None, {"é": item})) == (None, {"é": item})
     assert state_codec.item_pair(item) == b"x"

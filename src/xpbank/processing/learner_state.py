@@ -87,9 +87,10 @@ class DictPort:
         self.data[full_key(prefix, key)] = value
 
 
-# the decoded values a partition's LearnerState keeps between checkpoints (a clean value
-# is read again from the store once evicted): bounds its memory, not its correctness
-CACHED_VALUES = 50_000
+# the decoded values and bundled pairs a partition's LearnerState keeps between
+# checkpoints (a clean one is read again from the store once evicted): bounds its
+# memory (about 25 MB, docs/scaling.md), not its correctness
+CACHED_VALUES = 100_000
 # A learner's watermark and small pairs share one key, the bundle (decisions.md 23): a
 # record's heartbeats change one stored value, not one per resource. A pair joins it
 # while it is at most PAIR_LIMIT bytes encoded (~30 heartbeats), and the bundle keeps at
@@ -217,8 +218,9 @@ class LearnerState:
             port.set_bytes(kind + other.encode("utf-8"), _CODECS[kind][1](values[(kind, user, other)]),
                            prefix=learner_prefix(user))
         self.dirty = {}
-        if len(values) > CACHED_VALUES:  # none is dirty now: the longest kept go first
-            for slot in list(islice(values, len(values) - CACHED_VALUES // 2)):
+        bundled = sum(map(len, self.bundles.values()))  # pairs kept encoded too, in bundles
+        if len(values) + bundled > CACHED_VALUES:  # none is dirty now: the longest kept go first
+            for slot in list(islice(values, max(len(values) - CACHED_VALUES // 2, 0))):
                 del values[slot]
             self.bundles, self.own = {}, set()  # read again with the values they describe
         return written + len(later)
@@ -229,7 +231,7 @@ class LearnerState:
         values, own, prefix = self.values, self.own, learner_prefix(user)
         bundle = self._bundle(user)
         changed = (WATERMARK, user, "") in self.dirty
-        written = 0
+        written, joined = 0, False
         for resource in resources:
             slot = (PAIR, user, resource)
             pair = state_codec.encode_pair(values[slot])
@@ -239,20 +241,27 @@ class LearnerState:
                 written += 1
                 changed |= bundle.pop(resource, None) is not None
             else:
+                joined |= resource not in bundle
                 bundle[resource] = state_codec.bundle_item(resource, pair)
                 changed = True
-        if sum(map(len, bundle.values())) > BUNDLE_LIMIT:  # the largest to their own keys
+        if joined:  # a bundle's items stay sorted by resource
+            bundle = self.bundles[user] = dict(sorted(bundle.items()))
+        if not changed:
+            return written
+        watermark = self._kept((WATERMARK, user, ""), WATERMARK, user, "")
+        encoded = state_codec.encode_bundle(watermark, bundle)
+        if len(encoded) > BUNDLE_LIMIT + state_codec.BUNDLE_HEADER_SIZE:  # the largest pairs to their own keys
+            size = len(encoded) - state_codec.BUNDLE_HEADER_SIZE
             for resource in sorted(bundle, key=lambda r: (-len(bundle[r]), r)):
-                port.set_bytes(PAIR + resource.encode("utf-8"), state_codec.item_pair(bundle.pop(resource)), prefix=prefix)
+                item = bundle.pop(resource)
+                port.set_bytes(PAIR + resource.encode("utf-8"), state_codec.item_pair(item), prefix=prefix)
                 own.add((PAIR, user, resource))
-                written, changed = written + 1, True
-                if sum(map(len, bundle.values())) <= BUNDLE_LIMIT // 2:
+                written, size = written + 1, size - len(item)
+                if size <= BUNDLE_LIMIT // 2:
                     break
-        if changed:
-            watermark = self._kept((WATERMARK, user, ""), WATERMARK, user, "")
-            port.set_bytes(BUNDLE, state_codec.encode_bundle(watermark, bundle), prefix=prefix)
-            written += 1
-        return written
+            encoded = state_codec.encode_bundle(watermark, bundle)
+        port.set_bytes(BUNDLE, encoded, prefix=prefix)
+        return written + 1
 
     def watermark(self, user: str) -> int | None:
         return self._get(WATERMARK, user, "")

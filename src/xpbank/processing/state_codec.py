@@ -68,9 +68,13 @@ def item_pair(item: bytes) -> bytes:
 
 
 def encode_bundle(watermark: int | None, items: dict[str, bytes]) -> bytes:
-    """A learner's bundle, version 1: the watermark, then its pairs' `bundle_item`s by
-    resource, sorted, so that the same state always gives the same bytes."""
-    return b"".join([_BUNDLE_HEADER.pack(1, watermark is not None, watermark or 0), *map(items.get, sorted(items))])
+    """A learner's bundle, version 1: the watermark, then its pairs' `bundle_item`s in the
+    order of `items`, which the caller keeps sorted by resource (so that the same state
+    always gives the same bytes; `decode_bundle` reads them back in that order)."""
+    return b"".join([_BUNDLE_HEADER.pack(1, watermark is not None, watermark or 0), *items.values()])
+
+
+BUNDLE_HEADER_SIZE = _BUNDLE_HEADER.size
 
 
 def decode_bundle(raw: bytes) -> tuple[int | None, dict[str, bytes]]:
