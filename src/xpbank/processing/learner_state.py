@@ -26,6 +26,7 @@ from xpbank.processing import state_codec
 
 SEPARATOR = b"|"  # between a key's prefix and the rest (Quix Streams' own separator)
 WATERMARK, PAIR, ATTEMPTS, MASTERY, POSITION = b"w", b"p:", b"a:", b"m:", b"o:"
+BUNDLE = b"b"  # a learner's watermark and small pairs (decisions.md 23)
 # a partition's outbox (runtime/outbox.py): under a prefix no learner's can be (a
 # learner's starts with its id's length, and an empty id is never a learner)
 OUTBOX_PREFIX = b"\x00\x00\x00\x00"
@@ -47,7 +48,7 @@ def outbox_key(partition: int) -> bytes:
 # what an operator sees a stored key as (the metric `xpbank_table_keys{table=...}`): the
 # names of the five tables the layout replaced
 KINDS = {WATERMARK[:1]: "watermarks", PAIR[:1]: "pairs", ATTEMPTS[:1]: "attempts", MASTERY[:1]: "masteries",
-         POSITION[:1]: "positions", b"b": "bundles"}
+         POSITION[:1]: "positions", BUNDLE: "bundles"}
 
 
 def key_kind(stored: bytes) -> str:
@@ -98,7 +99,6 @@ CACHED_VALUES = 100_000
 # half that): every stored value stays small, whatever a learner's history.
 PAIR_LIMIT = 1024
 BUNDLE_LIMIT = 16 * 1024
-BUNDLE = b"b"
 _CODECS = {
     WATERMARK: (decode_int, encode_int),
     PAIR: (state_codec.decode_pair, state_codec.encode_pair),
@@ -149,9 +149,7 @@ class LearnerState:
         if slot in values:
             return values[slot]
         if kind in _BUNDLED:
-            bundle = self.bundles.get(user)
-            if bundle is None:
-                bundle = self._bundle(user)
+            bundle = self._bundle(user)
             if kind == PAIR:
                 item = bundle.get(other)
                 if item is not None:

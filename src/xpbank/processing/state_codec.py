@@ -22,6 +22,7 @@ from xpbank.core.read_time import ENTRY_SIZE
 _PAIR_HEADER = struct.Struct(">BI")
 _BUNDLE_HEADER = struct.Struct(">BBq")  # version, whether a watermark follows, the watermark (0 if none)
 _BUNDLE_ITEM = struct.Struct(">II")  # a resource's length, its pair's length
+BUNDLE_HEADER_SIZE = _BUNDLE_HEADER.size
 _VERSIONED_INT = struct.Struct(">Bq")
 _LEGACY_INT = struct.Struct(">q")
 JSON_V1 = b"\x01"  # version 1 of attempts and mastery refs: the byte, then JSON
@@ -72,9 +73,6 @@ def encode_bundle(watermark: int | None, items: dict[str, bytes]) -> bytes:
     order of `items`, which the caller keeps sorted by resource (so that the same state
     always gives the same bytes; `decode_bundle` reads them back in that order)."""
     return b"".join([_BUNDLE_HEADER.pack(1, watermark is not None, watermark or 0), *items.values()])
-
-
-BUNDLE_HEADER_SIZE = _BUNDLE_HEADER.size
 
 
 def decode_bundle(raw: bytes) -> tuple[int | None, dict[str, bytes]]:
