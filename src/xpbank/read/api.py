@@ -68,6 +68,9 @@ SIMPLE = {  # counter name -> (metric, help); everything else goes to xpbank_eve
     "stall_take_overs": ("xpbank_stall_take_overs_total",
                          "stalled partitions read directly and committed after sending them back failed"),
     "redelivered": ("xpbank_redelivered_records_total", "records processed before and skipped"),
+    "engine_restarts": ("xpbank_engine_restarts_total",
+                        "times the Quix engine was started again inside the worker (a client error fatal to "
+                        "librdkafka, a record not delivered within a minute)"),
     "records_misplaced": ("xpbank_misplaced_records_total",
                           "records keyed by learner found off their murmur2 partition (a producer's partitioner), routed"),
     "read_models_rebuilds": ("xpbank_read_models_rebuilds_total",

@@ -2,7 +2,8 @@
 it (Faust for its 20-minute request timeouts, librdkafka's flush for ever). A stop
 asked for and not done within STOP_GRACE_SECONDS exits the process anyway, as kill -9
 would: everything since the last durable checkpoint is read again by the partitions'
-next owner (at least once).
+next owner (at least once). Before it exits it writes every thread's stack to stderr,
+so that the log says where the stop was stuck.
 
 Python runs a signal handler only when the main thread runs Python code; the Quix
 engine's main thread can sit in librdkafka's `flush()` for as long as the broker is
@@ -11,6 +12,7 @@ handler writes at once, by a thread of its own (`start_grace_on_stop_signals`)."
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -32,8 +34,9 @@ def exit_if_not_stopped_within(seconds: float = STOP_GRACE_SECONDS) -> None:
 
     def give_up() -> None:
         log.warning("could not stop cleanly within %.0f s (the broker does not answer?): exiting now; records "
-                    "since the last checkpoint are read again", seconds)
+                    "since the last checkpoint are read again; the threads' stacks follow", seconds)
         logging.shutdown()
+        faulthandler.dump_traceback(all_threads=True)  # C-level: also the main thread's, stuck in a C call
         os._exit(143)
 
     timer = threading.Timer(seconds, give_up)

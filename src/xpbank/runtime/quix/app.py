@@ -42,6 +42,14 @@ from xpbank.runtime.unit import ProcessingUnit
 
 log = logging.getLogger("xpbank")
 RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializer": "bytes", "value_serializer": "bytes"}
+# A record the producer has not delivered within this fails, and with it the flush that
+# waits for it: the engine then starts again with new clients (worker.Running) and its
+# outbox publishes what was not acknowledged. librdkafka's default is 5 minutes, and its
+# flush waits without a bound: after a broker restart a producer was seen holding its
+# records, the broker up and answering everyone else, for those 5 minutes (CI, 2026-12;
+# docs/operations.md). A minute is also the exactly-once producer's bound already
+# (transaction.timeout.ms).
+PRODUCE_TIMEOUT_MS = 60_000
 
 
 def quix_application(settings: Settings, group: str, on_processing_error) -> HookedApplication:
@@ -51,7 +59,7 @@ def quix_application(settings: Settings, group: str, on_processing_error) -> Hoo
     # one on every assignment: 500 ms each (the default) made a rebalance take 10 s
     consumer_extra = {"session.timeout.ms": settings.session_timeout_seconds * 1000, "heartbeat.interval.ms": 1000,
                       "fetch.wait.max.ms": 50}
-    producer_extra = {"linger.ms": 5}
+    producer_extra = {"linger.ms": 5, "message.timeout.ms": PRODUCE_TIMEOUT_MS}
     if settings.instance_id:  # static membership: a restart takes its partitions back at once
         consumer_extra["group.instance.id"] = settings.instance_id
         # a stable transactional id fences a crashed predecessor's open transaction at once
