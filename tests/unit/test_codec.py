@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xpbank.contract import codec
 from xpbank.processing import state_codec
@@ -17,6 +19,8 @@ from xpbank.contract.heartbeats import heartbeat_of
 from xpbank.core.banking import BankDecision, MasteryRef, PairState
 from xpbank.core.read_time import TimeEntry, credit, pack, unpack
 from xpbank.core.rules import Rules
+from xpbank.contract.times import EPOCH, from_micros, to_micros
+from tests.budget import examples
 from xpbank.contract.events import AnswerSubmitted, CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -337,3 +341,12 @@ def test_the_same_attempt_state_always_encodes_to_the_same_bytes():
     one, other = AttemptState(seen=frozenset(ids)), AttemptState(seen=frozenset(reversed(ids)))
     assert state_codec.encode_attempts(one) == state_codec.encode_attempts(other)
     assert state_codec.decode_attempts(state_codec.encode_attempts(one)) == one
+
+
+@settings(max_examples=examples(400))
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_micros_are_exact_over_the_whole_range_of_times(moment):
+    """to_micros adds a timedelta's normalised parts: the same integer as dividing it by
+    one microsecond, before 1970 too, and back again."""
+    assert to_micros(moment) == (moment - EPOCH) // timedelta(microseconds=1)
+    assert from_micros(to_micros(moment)) == moment

@@ -10,7 +10,6 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 
 
 def parse_time(value: object) -> datetime:
@@ -30,7 +29,10 @@ def parse_time(value: object) -> datetime:
 
 
 def to_micros(moment: datetime) -> int:
-    return (moment - EPOCH) // MICROSECOND
+    """Exact: a timedelta's parts are normalised (0 <= seconds < 86400, 0 <= microseconds
+    < 10**6), and three attributes cost less than dividing one timedelta by another."""
+    since = moment - EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def from_micros(micros: int) -> datetime:
