@@ -47,7 +47,7 @@ RAW = {"key_deserializer": "bytes", "value_deserializer": "bytes", "key_serializ
 # outbox publishes what was not acknowledged. librdkafka's default is 5 minutes, and its
 # flush waits without a bound: after a broker restart a producer was seen holding its
 # records, the broker up and answering everyone else, for those 5 minutes (CI, 2026-12;
-# docs/operations.md). A minute is also the exactly-once producer's bound already
+# docs/decisions.md 16). A minute is also the exactly-once producer's bound already
 # (transaction.timeout.ms).
 PRODUCE_TIMEOUT_MS = 60_000
 
