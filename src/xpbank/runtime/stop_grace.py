@@ -22,6 +22,7 @@ import threading
 log = logging.getLogger("xpbank")
 STOP_GRACE_SECONDS = 20.0  # within Kubernetes' terminationGracePeriodSeconds (30 s in deploy/k8s)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STDERR_FD = 2
 _started = threading.Lock()  # held once a grace runs: one per process
 _wakeup_sockets: list[socket.socket] = []
 
@@ -33,11 +34,16 @@ def exit_if_not_stopped_within(seconds: float = STOP_GRACE_SECONDS) -> None:
         return
 
     def give_up() -> None:
-        log.warning("could not stop cleanly within %.0f s (the broker does not answer?): exiting now; records "
-                    "since the last checkpoint are read again; the threads' stacks follow", seconds)
-        logging.shutdown()
-        faulthandler.dump_traceback(all_threads=True)  # C-level: also the main thread's, stuck in a C call
-        os._exit(143)
+        try:
+            log.warning("could not stop cleanly within %.0f s (the broker does not answer?): exiting now; records "
+                        "since the last checkpoint are read again; the threads' stacks follow", seconds)
+            logging.shutdown()
+            # C-level, so also the main thread's stack while it sits in a C call; to the
+            # process's own stderr (fd 2): Faust's worker replaces sys.stderr by a logger
+            # without a file descriptor
+            faulthandler.dump_traceback(file=STDERR_FD, all_threads=True)
+        finally:
+            os._exit(143)  # whatever the above did
 
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
