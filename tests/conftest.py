@@ -164,10 +164,6 @@ class Broker:
         return subprocess.run(["bash", str(ROOT / "deploy/kafka/kafka.sh"), *args], env=self.env,
                               capture_output=True, text=True, timeout=300)
 
-    def pid(self) -> int:
-        """The running broker's process id (kafka.sh's pid file)."""
-        return int((self.run_dir / "kafka" / "kafka.pid").read_text())
-
     def up(self) -> Broker:
         result = self.run("up")
         if result.returncode != 0:

@@ -83,13 +83,6 @@ BREAKS = (
           "        if watermark_us is not None and t_us < watermark_us - lateness_us:\n",
           "        if False:\n",
           ("tests/unit/test_reasons.py::test_too_late_is_relative_to_the_users_watermark_and_the_bound_is_configurable",)),
-    Break("produce timeout", "a record the Quix producer has not delivered within a minute fails its flush, and the "
-          "engine starts again (librdkafka's flush waits for ever)",
-          "runtime/quix/app.py",
-          '    producer_extra = {"linger.ms": 5, "message.timeout.ms": PRODUCE_TIMEOUT_MS}\n',
-          '    producer_extra = {"linger.ms": 5}\n',
-          ("tests/e2e/test_outages.py::"
-           "test_records_not_delivered_in_time_start_the_quix_engine_again_losing_nothing[quix]",)),
 )
 
 

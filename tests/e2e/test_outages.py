@@ -8,10 +8,7 @@ worker's lost disk: test_gateway_outage.py, test_crash_and_scale_out.py.)"""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -32,7 +29,6 @@ from tests.e2e.test_parity_and_replay import classroom_log
 from tests.e2e.test_read_models_api import served, sums_of_current_facts, wait_projected
 from tests.gateway_proc import Gateway
 from xpbank.config import Settings
-from xpbank.runtime.quix.app import PRODUCE_TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 BROKER_DOWN_SECONDS = 20  # longer than the group session timeout (10 s): members expire
@@ -346,61 +342,6 @@ def test_a_worker_asked_to_stop_while_the_broker_is_away_stops_within_its_grace(
         worker.stop()
         own.run("down", "--purge")
         drop_redis_keys(redis_url, tag)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", ["quix"], indirect=True)
-def test_records_not_delivered_in_time_start_the_quix_engine_again_losing_nothing(engine, redis_url, tmp_path):
-    """librdkafka's flush waits for ever, and CI saw a producer hold its records for the 5
-    minutes of librdkafka's default message timeout after a broker restart. Here the
-    broker hangs (SIGSTOP: connections open, nothing answered) with the worker's outputs
-    in flight: they fail after PRODUCE_TIMEOUT_MS, and with them the flush, and the engine
-    starts again inside the same process. Once the broker answers, the facts equal
-    `simulate`'s (the outbox publishes again what was not acknowledged)."""
-    own = Broker(tmp_path / "kafka", 19980).up()
-    env, tag = make_env(own.url, redis_url, tmp_path)
-    env |= {"XPBANK_ENGINE": engine, "XPBANK_PROJECTOR": "0"}
-    settings = Settings.from_env(env)
-    lines = classroom_log(learners=60, seed=37)  # seconds of work: outputs and state in flight at the hang
-    worker = Worker(env, "w", tmp_path)
-    broker_pid = own.pid()
-    try:
-        assert xpbank(env, "topics", "create").returncode == 0
-        produce(env, lines)
-        worker.start()
-        until_working(settings, since=0)
-        in_flight = lag(settings)
-        os.kill(broker_pid, signal.SIGSTOP)
-        frozen_at = time.monotonic()
-        assert in_flight > 0, "the worker had processed everything before the broker hung: nothing was in flight"
-
-        def broker_stopped() -> None:  # the fault landed
-            assert _process_state(broker_pid) == "T"
-        eventually(broker_stopped, timeout=5, every=0.1)
-
-        def restarted_for_the_timeout() -> None:
-            assert "Message timed out" in worker.log()
-            assert "the Quix engine stopped" in worker.log()
-        eventually(restarted_for_the_timeout, timeout=PRODUCE_TIMEOUT_MS / 1000 + 60, every=2)
-        assert time.monotonic() - frozen_at >= PRODUCE_TIMEOUT_MS / 1000 - 5  # records waited for the timeout
-        alive(worker)
-
-        os.kill(broker_pid, signal.SIGCONT)
-        wait_caught_up(settings, timeout=240)
-        assert_matches_simulate(settings, lines)
-        assert metrics(worker)["xpbank_engine_restarts_total"] >= 1
-        alive(worker)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # (not to hide the test's own failure)
-            os.kill(broker_pid, signal.SIGCONT)
-        worker.stop()
-        own.run("down", "--purge")
-        drop_redis_keys(redis_url, tag)
-
-
-def _process_state(pid: int) -> str:
-    """A process's state letter (R, S, T for stopped, ...) from /proc."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _unready(process: Worker) -> None:
