@@ -37,8 +37,7 @@ def test_a_stop_signal_exits_a_process_whose_main_thread_never_stops_after_the_g
     status, output, elapsed = run(grace=1.0, runs=30.0, signal_after=0.2)
     assert status == 143, output
     assert "could not stop cleanly within 1 s" in output and "ran to the end" not in output
-    assert 'Current thread' in output or 'Thread 0x' in output, output  # where it was stuck: the stacks
-    assert "line 8 in <module>" in output, output  # the main thread's, in its endless loop
+    assert "line 8 in <module>" in output, output  # the stacks: the main thread's, in its endless loop
     assert 1.0 <= elapsed < 20  # the grace, not the main thread's 30 s
 
 
