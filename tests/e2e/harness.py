@@ -56,9 +56,17 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the worker takes no record, commits nothing, until `stop` or `thaw`."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self, timeout: float = 30) -> None:
         if self.alive():
             os.killpg(self.process.pid, signal.SIGTERM)
+            self.thaw()  # a frozen worker handles the SIGTERM first thing when it runs again
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
