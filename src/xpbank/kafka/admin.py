@@ -84,9 +84,13 @@ def connection_problem(text: str) -> str | None:
     return None
 
 
-class _QuietLog:
-    """librdkafka's own connection chatter, at DEBUG: the cause reaches the operator
-    once, in words, through `connection_problem` (some causes are only in these lines)."""
+class _ConnectionProblems:
+    """What librdkafka reports about the connection, collected as operator words
+    (`connection_problem`): its error callback and its own chatter, logged at DEBUG
+    (some causes are only in those lines). It holds the list, never the Admin: a
+    callback bound to the Admin would make a reference cycle, and each client (with its
+    librdkafka threads and sockets) would then live on until the cyclic collector ran,
+    a dozen at a time under the broker probe's one client every 2 s."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -94,9 +98,25 @@ class _QuietLog:
     def log(self, level: int, message: str, *args) -> None:
         text = message % args if args else message
         log.debug(text)
+        self._note(text)
+
+    def error(self, error: KafkaError) -> None:
+        self._note(error.str())
+
+    def _note(self, text: str) -> None:
         problem = connection_problem(text)
         if problem and problem not in self.problems:
             self.problems.append(problem)
+
+
+def _list_topics(client: AdminClient) -> tuple[object | None, str]:
+    """(the cluster's metadata, "") or (None, why not). The error is caught in the
+    thread: raised through the awaiting frames, its traceback and asyncio's futures
+    would hold them, and the Admin with its client, in a cycle."""
+    try:
+        return client.list_topics(timeout=1.0), ""
+    except KafkaException as exc:
+        return None, explain(exc, "unavailable")
 
 
 class Admin:
@@ -104,12 +124,8 @@ class Admin:
         self.settings = settings
         self.timeout = timeout
         self.problems: list[str] = []  # what librdkafka reported about the connection
-        self.client = AdminClient(librdkafka_config(settings) | {"error_cb": self._on_error}, logger=_QuietLog(self.problems))
-
-    def _on_error(self, error: KafkaError) -> None:
-        problem = connection_problem(error.str())
-        if problem and problem not in self.problems:
-            self.problems.append(problem)
+        reported = _ConnectionProblems(self.problems)
+        self.client = AdminClient(librdkafka_config(settings) | {"error_cb": reported.error}, logger=reported)
 
     async def answers(self, futures: dict) -> dict:
         """The admin client's futures awaited, by key (a failure as its value)."""
@@ -123,15 +139,15 @@ class Admin:
         cause, not a timeout, is the error."""
         deadline = time.monotonic() + min(self.timeout, 15)
         while True:
-            try:
-                return await asyncio.to_thread(self.client.list_topics, timeout=1.0)
-            except KafkaException as exc:
-                self.client.poll(0)  # serves error_cb
-                if self.problems and not self.problems[-1].startswith("no broker answers"):
-                    raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {self.problems[-1]}") from None
-                if time.monotonic() > deadline:
-                    cause = self.problems[-1] if self.problems else explain(exc, "unavailable")
-                    raise BrokerAway(f"cannot use the broker at {self.settings.broker}: {cause}") from None
+            answer, failure = await asyncio.to_thread(_list_topics, self.client)
+            if answer is not None:
+                return answer
+            self.client.poll(0)  # serves error_cb
+            if self.problems and not self.problems[-1].startswith("no broker answers"):
+                raise KafkaUnavailable(f"cannot use the broker at {self.settings.broker}: {self.problems[-1]}")
+            if time.monotonic() > deadline:
+                cause = self.problems[-1] if self.problems else failure
+                raise BrokerAway(f"cannot use the broker at {self.settings.broker}: {cause}")
 
     async def broker_configs(self) -> dict[str, str]:
         """The configs of one broker of the cluster (its defaults for every topic)."""
