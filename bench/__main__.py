@@ -8,7 +8,9 @@ and YYYY-MM-DD.md.
 
 BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run; BENCH_ENGINES
 (default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose;
-BENCH_CLUSTER=0 leaves the cluster out (BENCH_CLUSTER_ENGINE: its engine, default the first)."""
+BENCH_CLUSTER=0 leaves the cluster out (BENCH_CLUSTER_ENGINE: its engine, default the first);
+BENCH_LONG=0 leaves out the long envelope run (the Quix peer and engine over 5 times the
+envelope events)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,22 @@ EVENTS = 200_000  # per ingest shape
 PAIRS = 100_000  # (user, resource) pairs built by shape (b): 5,000 learners x 20 resources
 RESOURCES = 20
 PER_RESOURCE = 2  # an envelope's 20 heartbeats: 2 on each of 10 resources (10 pair writes)
+LONG = 5  # the long envelope run: 5 times the events, the same learners and pairs
 EXACTLY_ONCE = {"XPBANK_ENGINE": "quix", "XPBANK_PROCESSING_GUARANTEE": "exactly-once", "XPBANK_GENERATION": "3"}
+
+
+def long_envelopes(env: dict[str, str], tmp: Path, events: int, learners: int, start, timeout: float) -> dict:
+    """The envelope shape 5 times as long, for the Quix peer and the Quix engine: a run of
+    the standard shape lasts about 3 s, of which about 1.2 s is the same for every program
+    (the first fetch after "Worker ready", the last commit interval, the sampling), so its
+    rate says little about throughput (docs/benchmarks.md)."""
+    records = payloads.envelopes(events, learners, RESOURCES, start, per_resource=PER_RESOURCE)
+    settings, out = produce_shape(env, "c", records, 20, RESOURCES)
+    count = len(records)
+    del records
+    out["peers"] = {"quix": peer(env, tmp, "c", "quix", settings, count, timeout)}
+    out["quix"], _ = worker(env | {"XPBANK_ENGINE": "quix"}, tmp, "quix-c", count, 20, timeout)
+    return out
 
 
 def main() -> int:
@@ -84,6 +101,8 @@ def main() -> int:
                     out["quix_exactly_once"], _ = worker(env(part, **EXACTLY_ONCE), tmp, f"quix-eos-{part}",
                                                          count, per, timeout)
                 figures[shape] = out
+            if "quix" in engines and "quix" in peers and os.environ.get("BENCH_LONG", "1") != "0":
+                figures["envelope_long"] = long_envelopes(env("c"), tmp, events * LONG, learners, start, timeout)
             for engine in engines:
                 from xpbank.config import Settings
 

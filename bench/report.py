@@ -74,6 +74,12 @@ def results(f: dict, host: dict) -> dict:
         "engines": {engine: _engine(f, engine) for engine in f["engines"]},
         "machine": host,
     }
+    if "envelope_long" in f:  # the long run (bench/__main__.py long_envelopes)
+        long = f["envelope_long"]
+        out["peers"]["quix_envelope_long_events_per_s"] = round(long["peers"]["quix"]["records_per_s"] * 20)
+        out["engines"]["quix"]["envelope_long"] = {"events": long["events"],
+                                                   "events_per_s": round(long["quix"]["events_per_s"]),
+                                                   "profile": long["quix"].get("profile")}
     if "quix_exactly_once" in single:
         out["engines"]["quix"]["exactly_once"] = {
             "single_records_per_s": round(single["quix_exactly_once"]["records_per_s"]),
@@ -144,6 +150,11 @@ def _engine_rows(engine: str, e: dict, peers: dict, check) -> list[tuple[str, st
         out.append((f"{engine}: singles", f"{single:,} records/s", "", "", None))
     out.append((f"{engine}: envelopes x20", f"{envelope:,} events/s", ">= 100,000" if engine == "quix" else "",
                 check(envelope >= 100_000) if engine == "quix" else "", profiles.get("envelope")))
+    if "envelope_long" in e and "quix_envelope_long_events_per_s" in peers:
+        long, peer = e["envelope_long"], peers["quix_envelope_long_events_per_s"]
+        out.append((f"{engine}: envelopes x20, a run 5 times as long ({long['events']:,} events)",
+                    f"{long['events_per_s']:,} events/s (the peer: {peer:,})", ">= 100,000",
+                    check(long["events_per_s"] >= 100_000), long.get("profile")))
     if "exactly_once" in e:
         eos = e["exactly_once"]
         out.append((f"{engine} exactly-once: singles / envelopes",
