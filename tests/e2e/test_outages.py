@@ -337,7 +337,11 @@ def test_a_worker_asked_to_stop_while_the_broker_is_away_stops_within_its_grace(
         own.up()
         worker.start()
         wait_caught_up(settings, timeout=240)
-        assert_matches_simulate(settings, lines)
+        # Every offset may have been committed before the stop, with the outputs of that
+        # checkpoint still in its outbox (the stop gave up in their flush; CI saw it): the
+        # restarted worker publishes that outbox once its state is recovered, after the
+        # group already looks caught up
+        eventually(lambda: assert_matches_simulate(settings, lines), timeout=60)
     finally:
         worker.stop()
         own.run("down", "--purge")
