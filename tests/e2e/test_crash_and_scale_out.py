@@ -50,13 +50,15 @@ def test_two_workers_share_partitions_and_survive_one_leaving(env, settings, tmp
         stream.join()
         shared = eventually(both_hold_partitions, timeout=60)  # who holds what as b leaves
         held_by_b = shared[b.env["XPBANK_INSTANCE_ID"]]
-        # b is frozen while the burst arrives, so it leaves with the burst on its partitions
-        # outstanding: a running b may finish them all between the broker's acknowledgement
-        # and its SIGTERM, and its graceful stop then commits them (seen once in CI)
+        # b is frozen while the burst arrives: from then on it takes no record and commits
+        # nothing, and only it holds its partitions, so what is uncommitted on them once the
+        # burst is acknowledged is what b leaves outstanding. (Measured after its stop, it was
+        # 0 in CI twice: a stop can take longer than b's session, and a had taken over and
+        # committed the burst by then.)
         b.freeze()
         Stream(settings, burst, batch=len(burst), pause=0).run()
+        left = uncommitted_on(settings, held_by_b)
         b.stop()
-        left = uncommitted_on(settings, held_by_b)  # after the stop, on b's partitions only
         assert left > 0, "b left with nothing outstanding on its partitions: the scenario did not happen"
         on_b_when_it_left = ends_of(settings, held_by_b)
         produce(env, after)
