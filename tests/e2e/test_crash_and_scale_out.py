@@ -4,8 +4,8 @@ stalls records; the learner agent's ledger and watchdog (xpbank.runtime.faust.co
 facts still equal `xpbank simulate`'s, and the read models the sums of those facts.
 
 Each test asserts that its fault hit the scenario it names: the worker still had
-uncommitted records when it was killed, or on its own partitions once it had stopped,
-and the other worker took over its partitions."""
+uncommitted records when it was killed, or on its own partitions as it was stopped
+(frozen, it could take none of them), and the other worker took over its partitions."""
 
 from __future__ import annotations
 
