@@ -186,7 +186,7 @@ def test_a_record_gives_the_same_outputs_counters_and_state_with_or_without_the_
             import xpbank.processing.handlers as handlers
             handlers.decode_heartbeats = original
         outputs = [(o.topic, o.key, o.value.model_dump(mode="json")) for o in handled.outputs]
-        return outputs, dict(handled.counts), handled.foreign_users, store.pairs, store.watermarks, store.positions
+        return outputs, dict(handled.counts), handled.foreign_users, store.learner_pairs, store.watermarks, store.positions
 
     assert run(True) == run(False)
 
@@ -351,3 +351,52 @@ def test_the_id_check_takes_exactly_the_ids_the_models_pattern_takes(candidate):
 
     takes = decode(beat(id=candidate)) is not None
     assert takes == bool(re.fullmatch(URN_UUID.pattern[1:-1], candidate))  # pydantic's `$`: the end of the text
+
+
+def reference_micros(text: str) -> int | None:
+    """What the models make of a time: times.parse_time, in µs (None: refused)."""
+    from xpbank.contract.times import parse_time, to_micros
+
+    try:
+        return to_micros(parse_time(text))
+    except ValueError:
+        return None
+
+
+def decoded_micros(text: str) -> int | None:
+    try:
+        return heartbeats._micros(text)
+    except heartbeats._Decline:
+        return None
+
+
+def near_millis_times(moment: datetime) -> list[str]:
+    """The shape apps send, and 24-character texts one edit away from it."""
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [text, text[:10] + " " + text[11:], text[:19] + ",123Z", text[:23] + "z", text[:19] + ".1234", "x" + text[1:],
+            text[:5] + "13" + text[7:], text[:17] + "60" + text[19:], text[:4] + "W" + text[5:], text[:20] + "\u0661\u0662\u0663Z",
+            text[:19] + "+0100", text[:19] + "-0530", text[:16] + ".123+01:00", text[:21] + "+01"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(datetimes.flatmap(lambda m: st.sampled_from(near_millis_times(m))),
+                          near.flatmap(lambda m: st.sampled_from(near_millis_times(m))), times), min_size=1, max_size=12),
+       st.randoms(use_true_random=False))
+def test_a_time_is_read_as_the_models_read_it_whatever_was_read_before(texts, random):
+    """The decoder keeps the seconds and fractions of times it parsed (contract/heartbeats.py):
+    a text read again, or made of parts read before, gives the models' value or declines
+    as they refuse, in any order."""
+    mixed = texts + [a[:19] + b[19:] for a in texts for b in texts if len(a) == len(b) == 24]
+    random.shuffle(mixed)
+    for text in mixed + mixed:
+        assert decoded_micros(text) == reference_micros(text), text
+
+
+def test_times_parsed_in_two_parts_are_forgotten_past_the_bound():
+    heartbeats._SECONDS.clear()
+    start = datetime(2026, 11, 21, tzinfo=UTC)
+    for second in range(heartbeats._SECONDS_KEPT + 10):
+        text = (start + timedelta(seconds=second, milliseconds=second % 1000)).isoformat(timespec="milliseconds")
+        assert decoded_micros(text.replace("+00:00", "Z")) == reference_micros(text)
+    assert 0 < len(heartbeats._SECONDS) <= heartbeats._SECONDS_KEPT
+    assert decoded_micros("2026-11-21T00:00:01.001Z") == reference_micros("2026-11-21T00:00:01.001Z")
