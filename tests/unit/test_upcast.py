@@ -106,7 +106,7 @@ def test_stored_keys_are_counted_as_the_kinds_the_simulator_holds():
     list(WorkerPath(simulator, simulator, Rules()).lines(records))
     stored.port.data[full_key(OUTBOX_PREFIX, outbox_key(0))] = b"\x01"
     assert count_kinds(stored.port.data) == {  # every learner's watermark and (small) pairs in one bundle
-        "bundles": len(set(simulator.watermarks) | {user for user, _ in simulator.pairs}),
+        "bundles": len(set(simulator.watermarks) | set(simulator.learner_pairs)),
         "attempts": len(simulator.attempt_states), "masteries": len(simulator.masteries),
         "positions": len(simulator.positions), "outbox": 1}
-    assert all(len(simulator.__dict__[name]) for name in ("watermarks", "pairs", "attempt_states", "masteries"))
+    assert all(len(simulator.__dict__[name]) for name in ("watermarks", "learner_pairs", "attempt_states", "masteries"))

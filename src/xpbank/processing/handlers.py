@@ -5,8 +5,6 @@ state, and return what to publish. `xpbank simulate` and the Faust agents both c
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import partial
 
 from pydantic import BaseModel
 
@@ -25,12 +23,19 @@ from xpbank.processing.state import StateStore
 from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
 
 
-@dataclass(slots=True)
 class Handled:
-    outputs: list[OutputRecord] = field(default_factory=list)
-    # an empty Counter without running Counter.__init__ (which only adds nothing): one per record
-    counts: Counter = field(default_factory=partial(Counter.__new__, Counter))
-    foreign_users: set[str] = field(default_factory=set)  # events to route to their learner's partition
+    """What one record gave: outputs, counters, and the learners whose events belong on
+    another partition. A plain class: one is built per record."""
+
+    __slots__ = ("outputs", "counts", "foreign_users")
+
+    def __init__(self) -> None:
+        self.outputs: list[OutputRecord] = []
+        self.counts: Counter = _new_counter(Counter)  # Counter.__init__ only adds nothing
+        self.foreign_users: set[str] = set()  # events to route to their learner's partition
+
+
+_new_counter = Counter.__new__
 
 
 def learner_of(event: BaseModel) -> str | None:

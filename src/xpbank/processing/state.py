@@ -38,11 +38,13 @@ def pair_key(user: str, other: str) -> str:
 class MemoryStore:
     """The simulator's state: plain dicts of the core's values, never encoded or stored
     (the engines' layout is processing/learner_state.py's), so a per-(user, x) value is
-    keyed by the tuple itself: nothing to escape or join."""
+    keyed by the tuple itself: nothing to escape or join. Pairs are kept by learner, then
+    resource, as the engines' bundle keeps them: a record reads one learner's few pairs,
+    not one of every learner's in a single large dict."""
 
     def __init__(self) -> None:
         self.watermarks: dict[str, int] = {}
-        self.pairs: dict[tuple[str, str], PairState] = {}
+        self.learner_pairs: dict[str, dict[str, PairState]] = {}  # by learner, then resource
         self.attempt_states: dict[tuple[str, str], AttemptState] = {}
         self.masteries: dict[tuple[str, str], MasteryRef] = {}
         self.courses: dict[str, CourseUpserted] = {}
@@ -55,14 +57,19 @@ class MemoryStore:
         self.watermarks[user] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
-        return self.pairs.get((user, resource))
+        pairs = self.learner_pairs.get(user)
+        return None if pairs is None else pairs.get(resource)
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self.pairs[(user, resource)] = pair
+        pairs = self.learner_pairs.get(user)
+        if pairs is None:
+            self.learner_pairs[user] = {resource: pair}
+        else:
+            pairs[resource] = pair
 
     def pairs_of(self, user: str) -> dict[str, PairState]:
         """A learner's pairs by resource (what `xpbank explain` reads)."""
-        return {resource: pair for (owner, resource), pair in self.pairs.items() if owner == user}
+        return dict(self.learner_pairs.get(user, {}))
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
         return self.attempt_states.get((user, exercise))
