@@ -400,3 +400,16 @@ def test_times_parsed_in_two_parts_are_forgotten_past_the_bound():
         assert decoded_micros(text.replace("+00:00", "Z")) == reference_micros(text)
     assert 0 < len(heartbeats._SECONDS) <= heartbeats._SECONDS_KEPT
     assert decoded_micros("2026-11-21T00:00:01.001Z") == reference_micros("2026-11-21T00:00:01.001Z")
+
+
+def test_checked_ids_are_forgotten_past_the_bound_and_a_refused_one_is_never_kept(monkeypatch):
+    monkeypatch.setattr(heartbeats, "_SEGMENTS_KEPT", 4)
+    monkeypatch.setattr(heartbeats, "_SEGMENTS", {})
+    too_long = "u" * (RULES.max_id_length + 1)
+    for n in range(12):
+        beats = decode(beat(actor={"id": f"https://roster.example.org/users/u{n}"}))
+        assert beats is not None and beats[0].user == f"u{n}"
+        assert decode(beat(actor={"id": too_long})) is None
+        assert decode(beat(actor={"id": f"https://roster.example.org/users/u{n}"}))[0].user == f"u{n}"
+    kept = heartbeats._SEGMENTS[RULES.max_id_length]
+    assert 0 < len(kept) <= 4 and too_long not in kept

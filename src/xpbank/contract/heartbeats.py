@@ -17,15 +17,15 @@ events. For anything else (a bad or other-typed event, a size or clock problem, 
 msgspec error) it returns None and `codec.decode` decides with the models, so dead
 letters and their details never depend on this module. tests/unit/test_heartbeats.py
 proves on generated and damaged records that it is never looser than the models. Work
-that does not change within a record (parsing a repeated time, checking an actor or
-object equal to the previous event's) is done once per record, and the last segment of
-an actor or activity id once while that id recurs."""
+that does not change within a record (parsing a repeated time, checking an actor,
+activity or course id equal to the previous event's) is done once per record, the last
+segment of an actor or activity id once while that id recurs, and a time in the shape
+apps send is read as a second and a fraction seen before (`_micros`)."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
@@ -43,13 +43,24 @@ class _Decline(Exception):
     """Not the common case: the models decide."""
 
 
-@lru_cache(maxsize=1 << 16)  # learners, resources and courses recur from record to record
-def _checked_segment(ref: str, max_id: int) -> str:
-    """The last segment of an id (events.Id: non-empty, within SPEC §2.5's limits; msgspec
-    checked it is a string); raises _Decline (never cached) for any other."""
+# The last segments of ids already checked, by the id length limit then the id: learners,
+# resources and courses recur from record to record. Looked up in `_events` itself (an
+# lru_cache builds a key tuple per call, which costs more than the lookup); each limit's
+# ids are forgotten past _SEGMENTS_KEPT.
+_SEGMENTS: dict[int, dict[str, str]] = {}
+_SEGMENTS_KEPT = 1 << 16
+
+
+def _checked_segment(segments: dict[str, str], ref: str, max_id: int) -> str:
+    """The last segment of an id not in `segments` (events.Id: non-empty, within SPEC
+    §2.5's limits; msgspec checked it is a string), kept there; raises _Decline (never
+    kept) for any other."""
     if not ref or id_problem(ref, max_id) is not None:
         raise _Decline
-    return last_segment(ref)
+    if len(segments) >= _SEGMENTS_KEPT:
+        segments.clear()
+    segment = segments[ref] = last_segment(ref)
+    return segment
 
 
 class Heartbeat(NamedTuple):
@@ -163,6 +174,7 @@ class _Record(_Extras):
 
 
 _decode_record = msgspec.json.Decoder(_Record).decode
+_decode_event = msgspec.json.Decoder(_Event).decode  # a record that is exactly one event
 
 
 # Times in the shape apps send, "YYYY-MM-DDTHH:MM:SS.mmmZ", are looked up in two parts
@@ -213,10 +225,13 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
     `codec.decode` has to decide (anything but valid TimeSpent events on time)."""
     if value is None or len(value) > max_payload_bytes:
         return None
-    try:
-        doc = _decode_record(value)
-    except (msgspec.DecodeError, RecursionError):  # not JSON, or not the shapes above: the models say which
-        return None  # (msgspec nests as deep as Python's recursion limit, 1000, below orjson's 1024)
+    try:  # first as one event: its Struct checks the fields an event requires, in C
+        doc = _decode_event(value)
+    except (msgspec.DecodeError, RecursionError):  # an envelope fails at its first field (~0.4 µs)
+        try:
+            doc = _decode_record(value)
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or not the shapes above: the models say which
+            return None  # (msgspec nests as deep as Python's recursion limit, 1000, below orjson's 1024)
     if timestamp is None:
         timestamp_us = None
     elif timestamp.tzinfo is None:
@@ -225,6 +240,8 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
         timestamp_us = to_micros(timestamp)
     times: dict[str, int] = {}  # what does not change within a record is worked out once
     try:
+        if type(doc) is _Event:
+            return _events((doc,), times, timestamp_us, max_clock_skew_us, max_id_length)
         if doc.type is UNSET:
             if (data := doc.data) is UNSET or len(data) > max_events:
                 return None
@@ -247,6 +264,9 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
     beats: list[Heartbeat] = []
     last_actor = last_activity = last_course = None  # ids: the checks below read nothing else
     user = resource = ""
+    segments = _SEGMENTS.get(max_id)
+    if segments is None:
+        segments = _SEGMENTS[max_id] = {}
     for doc in docs:
         # events.URN_UUID, in steps: 45 characters, the prefix, four dashes in place (17, 22,
         # 27, 32) and 32 hex digits between them (whitespace or more dashes would leave
@@ -261,14 +281,17 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
         if len(key) != 16 or doc.type != "TimeSpentEvent" or doc.action != "SpentTime":
             raise _Decline
         if (actor := doc.actor.id) != last_actor:
-            user = _checked_segment(actor, max_id)
+            if (user := segments.get(actor)) is None:
+                user = _checked_segment(segments, actor, max_id)
             last_actor = actor
         obj = doc.object
         if (activity := obj.activity.id) != last_activity:
-            resource = _checked_segment(activity, max_id)
+            if (resource := segments.get(activity)) is None:
+                resource = _checked_segment(segments, activity, max_id)
             last_activity = activity
         if (course := obj.course) is not None and (course := course.id) != last_course:
-            _checked_segment(course, max_id)
+            if course not in segments:
+                _checked_segment(segments, course, max_id)
             last_course = course
         text = doc.eventTime
         time_us = times.get(text)
