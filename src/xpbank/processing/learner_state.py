@@ -107,6 +107,7 @@ _CODECS = {
     POSITION: (decode_int, encode_int),
 }
 _BUNDLED = (WATERMARK, PAIR)
+_ABSENT = object()  # not kept (None is kept: the store has nothing)
 Slot = tuple[bytes, str, str]  # (kind, learner, the other id; "" for the watermark)
 
 
@@ -139,15 +140,21 @@ class LearnerState:
 
     def _get(self, kind: bytes, user: str, other: str):
         slot = (kind, user, other)
-        if slot in self.record:
-            return self.record[slot]
-        return self._kept(slot, kind, user, other)
+        value = self.record.get(slot, _ABSENT)
+        if value is _ABSENT:
+            value = self.values.get(slot, _ABSENT)
+            if value is _ABSENT:
+                value = self._read(slot, kind, user, other)
+        return value
 
     def _kept(self, slot: Slot, kind: bytes, user: str, other: str):
         """The value as kept (the current record's writes aside), read from the store once."""
+        value = self.values.get(slot, _ABSENT)
+        return self._read(slot, kind, user, other) if value is _ABSENT else value
+
+    def _read(self, slot: Slot, kind: bytes, user: str, other: str):
+        """A value not kept: from its learner's bundle, else its own key (kept either way)."""
         values = self.values
-        if slot in values:
-            return values[slot]
         if kind in _BUNDLED:
             bundle = self._bundle(user)
             if kind == PAIR:
@@ -265,13 +272,13 @@ class LearnerState:
         return self._get(WATERMARK, user, "")
 
     def set_watermark(self, user: str, micros: int) -> None:
-        self._set(WATERMARK, user, "", micros)
+        self.record[(WATERMARK, user, "")] = micros
 
     def pair(self, user: str, resource: str) -> PairState | None:
         return self._get(PAIR, user, resource)
 
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
-        self._set(PAIR, user, resource, pair)
+        self.record[(PAIR, user, resource)] = pair
 
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
         return self._get(ATTEMPTS, user, exercise)

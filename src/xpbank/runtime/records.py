@@ -22,6 +22,7 @@ ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-orig
 # never a lone NUL), so every event of it is routed to its learner's own partition.
 MISPLACED = "\x00"
 _warned: set[str] = set()
+_new_record = tuple.__new__  # InputRecord(...) without its Python-level __new__: one per record
 
 
 @lru_cache(maxsize=1 << 16)
@@ -42,8 +43,7 @@ def from_seconds(seconds: float | None) -> datetime | None:
 def input_record(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
                  timestamp: datetime | None, prefix: str) -> InputRecord:
     """A record read in place from an input topic (`topic` as on the broker)."""
-    return InputRecord(topic=base_name(topic, prefix), key=key, value=value, timestamp=timestamp,
-                       partition=partition, offset=offset, topic_full_name=topic)
+    return _new_record(InputRecord, (base_name(topic, prefix), key, value, timestamp, partition, offset, topic))
 
 
 def learner_record(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from xpbank.config import Settings
 from xpbank.contract.identifiers import escaped
@@ -42,8 +42,7 @@ def ledger_key(topic: str, partition: int) -> str:
     return f"{escaped(topic)}:{partition}"
 
 
-@dataclass
-class Step:
+class Step(NamedTuple):
     """A record applied, not yet kept: what the engine sends for it, re-keyed copies
     (key and headers; the value and timestamp are the record's) and, exactly once,
     outputs to send in the checkpoint's transaction. Once they are sent, `keep` puts the
@@ -57,6 +56,9 @@ class Step:
     handled: Handled
     owner: str
     is_copy: bool
+
+
+_new_step = tuple.__new__  # Step(...) without its Python-level __new__: one per record
 
 
 class ProcessingUnit:
@@ -106,8 +108,8 @@ class ProcessingUnit:
             copies = [(user.encode(), origin) for user in sorted(handled.foreign_users)]
         items = outbox.pending(handled.outputs, self.prefix) if handled.outputs else []
         if self.holds_outputs:
-            return Step(copies, [], items, state, record, handled, owner, is_copy)
-        return Step(copies, items, [], state, record, handled, owner, is_copy)
+            return _new_step(Step, (copies, [], items, state, record, handled, owner, is_copy))
+        return _new_step(Step, (copies, items, [], state, record, handled, owner, is_copy))
 
     def keep(self, step: Step, topic: str, partition: int, offset: int) -> None:
         """The record's copies (and exactly-once outputs) are sent: its state and held
