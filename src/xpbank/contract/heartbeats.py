@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
@@ -146,10 +146,10 @@ class _Extras(_Shape, kw_only=True):  # an event's (and an envelope's) fields th
     extensions: _Extra = None
 
 
-class _Event(_Extras):  # events.TimeSpentEvent, `type` and `action` checked below
+class _Event(_Extras):  # events.TimeSpentEvent
     id: str
-    type: str
-    action: str
+    type: Literal["TimeSpentEvent"]  # any other event type declines: the models route it
+    action: Literal["SpentTime"]
     actor: _Actor
     object: _Object
     eventTime: str
@@ -161,8 +161,8 @@ class _Record(_Extras):
     field optional here, the ones a shape requires checked below."""
 
     id: str | UnsetType = UNSET
-    type: str | UnsetType = UNSET
-    action: str | UnsetType = UNSET
+    type: Literal["TimeSpentEvent"] | UnsetType = UNSET
+    action: Literal["SpentTime"] | UnsetType = UNSET
     actor: _Actor | UnsetType = UNSET
     object: _Object | UnsetType = UNSET
     eventTime: str | UnsetType = UNSET
@@ -278,7 +278,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
             key = _fromhex(event_id[9:].replace("-", ""))
         except ValueError:
             raise _Decline from None
-        if len(key) != 16 or doc.type != "TimeSpentEvent" or doc.action != "SpentTime":
+        if len(key) != 16:
             raise _Decline
         if (actor := doc.actor.id) != last_actor:
             if (user := segments.get(actor)) is None:
