@@ -392,8 +392,8 @@ def test_a_time_is_read_as_the_models_read_it_whatever_was_read_before(texts, ra
         assert decoded_micros(text) == reference_micros(text), text
 
 
-def test_times_parsed_in_two_parts_are_forgotten_past_the_bound():
-    heartbeats._SECONDS.clear()
+def test_times_parsed_in_two_parts_are_forgotten_past_the_bound(monkeypatch):
+    monkeypatch.setattr(heartbeats, "_SECONDS", {})
     start = datetime(2026, 11, 21, tzinfo=UTC)
     for second in range(heartbeats._SECONDS_KEPT + 10):
         text = (start + timedelta(seconds=second, milliseconds=second % 1000)).isoformat(timespec="milliseconds")

@@ -141,11 +141,7 @@ class LearnerState:
     def _get(self, kind: bytes, user: str, other: str):
         slot = (kind, user, other)
         value = self.record.get(slot, _ABSENT)
-        if value is _ABSENT:
-            value = self.values.get(slot, _ABSENT)
-            if value is _ABSENT:
-                value = self._read(slot, kind, user, other)
-        return value
+        return self._kept(slot, kind, user, other) if value is _ABSENT else value
 
     def _kept(self, slot: Slot, kind: bytes, user: str, other: str):
         """The value as kept (the current record's writes aside), read from the store once."""
@@ -183,9 +179,6 @@ class LearnerState:
                 self.bundles[user] = bundle
                 self.values.setdefault((WATERMARK, user, ""), watermark)
         return bundle
-
-    def _set(self, kind: bytes, user: str, other: str, value) -> None:
-        self.record[(kind, user, other)] = value
 
     def keep(self) -> int:
         """The current record's writes join the next checkpoint's; returns how many."""
@@ -284,19 +277,19 @@ class LearnerState:
         return self._get(ATTEMPTS, user, exercise)
 
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None:
-        self._set(ATTEMPTS, user, exercise, state)
+        self.record[(ATTEMPTS, user, exercise)] = state
 
     def mastery(self, user: str, exercise: str) -> MasteryRef | None:
         return self._get(MASTERY, user, exercise)
 
     def set_mastery(self, user: str, exercise: str, ref: MasteryRef) -> None:
-        self._set(MASTERY, user, exercise, ref)
+        self.record[(MASTERY, user, exercise)] = ref
 
     def position(self, user: str, source: str) -> int | None:
         return self._get(POSITION, user, source)
 
     def set_position(self, user: str, source: str, offset: int) -> None:
-        self._set(POSITION, user, source, offset)
+        self.record[(POSITION, user, source)] = offset
 
     def course(self, course: str) -> CourseUpserted | None:
         return self.courses.get(course)
