@@ -89,7 +89,7 @@ def observe(metrics: Counter, record: InputRecord, handled: Handled, rekeyed: bo
     metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
     if owner is MISPLACED:
         metrics["records_misplaced"] += 1
-    if handled.counts.get("redelivered"):  # (a Counter's missing key runs Python)
+    if handled.counts.get("redelivered"):
         log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name,
                  record.partition, record.offset)
     for name, count in handled.counts.items():  # (Counter.update's Mapping check costs more)
