@@ -109,6 +109,7 @@ test-e2e: setup
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@bash bench/wrk.sh
+	@bash deploy/redis/redis.sh install
 	$(PY) -m bench
 
 # Mutation testing of core/ and processing/ (docs/mutation.md); not in `make test` nor CI.

@@ -4,6 +4,7 @@
 #   bash deploy/redis/redis.sh up      start (idempotent; installs redis-server via apt if missing and root)
 #   bash deploy/redis/redis.sh down    stop the redis started by this script (never touches any other redis)
 #   bash deploy/redis/redis.sh status  exit 0 if a redis answers PING on the port, 1 otherwise
+#   bash deploy/redis/redis.sh install installs redis-server via apt if missing and root (`make bench` starts its own)
 #
 # URL: redis://127.0.0.1:${XPBANK_REDIS_PORT:-6379}/0
 # No persistence (--save '' --appendonly no): every fresh 'up' starts empty.
@@ -26,7 +27,7 @@ source "$SCRIPT_DIR/../lib.sh"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
 usage() {
-  echo "usage: $0 up [--secure] | down [--secure] | status [--secure]" >&2
+  echo "usage: $0 up [--secure] | down [--secure] | status [--secure] | install" >&2
   exit 2
 }
 ACTION="${1:-}"
@@ -182,5 +183,6 @@ case "$ACTION" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  install) ensure_installed ;;
   *) usage ;;
 esac
