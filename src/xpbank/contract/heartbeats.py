@@ -309,7 +309,7 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
             if end_us is None:
                 end_us = times[end] = _micros(end)
             if end_us < start_us:
-                raise _Decline
+                raise _Decline  # endDate before startDate
             active = ((item.value, end_us - start_us),)
         else:
             active = _active(items, times)
