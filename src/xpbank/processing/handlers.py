@@ -4,8 +4,6 @@ state, and return what to publish. `xpbank simulate` and the Faust agents both c
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from pydantic import BaseModel
 
 from xpbank.contract import codec
@@ -23,22 +21,17 @@ from xpbank.processing.state import StateStore
 from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
 
 
-class Handled(NamedTuple):
-    """What one record gave: outputs, counters (a plain dict: a Counter costs four times
-    as much to build, and one is built per record), and the learners whose events belong
-    on another partition. Built with `_handled()`, without NamedTuple's Python-level
-    constructor."""
+class Handled:
+    """What one record gave: outputs, counters, and the learners whose events belong on
+    another partition. A plain class, one built per record: its counts are a plain dict
+    (a Counter costs four times as much to build)."""
 
-    outputs: list[OutputRecord]
-    counts: dict[str, int]
-    foreign_users: set[str]  # events to route to their learner's partition
+    __slots__ = ("outputs", "counts", "foreign_users")
 
-
-def _handled() -> Handled:
-    return _new_tuple(Handled, ([], {}, set()))
-
-
-_new_tuple = tuple.__new__
+    def __init__(self) -> None:
+        self.outputs: list[OutputRecord] = []
+        self.counts: dict[str, int] = {}
+        self.foreign_users: set[str] = set()  # events to route to their learner's partition
 
 
 def _count(handled: Handled, name: str) -> None:
@@ -60,7 +53,7 @@ def handle_record(
     learners are listed in `foreign_users`; a `rekeyed` copy skips what the first hop
     already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
-    handled = _handled()
+    handled = Handled()
     # A routed copy is sent again if its first hop is processed again (a crash between
     # sending and storing): the copy's origin position recognises it. Records read in
     # place need no such check: the worker's ledger (continuity.py) skips redeliveries.
