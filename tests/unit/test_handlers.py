@@ -58,3 +58,15 @@ def test_a_routed_copy_sent_twice_counts_once_and_records_in_place_store_no_orig
     in_place = MemoryStore()
     handle_record(in_place, record(doc, "u2", offset=7), Rules(), owner="u2")
     assert in_place.positions == {}  # the worker's ledger covers records read in place
+
+
+def test_a_records_counts_sum_what_the_core_counted_under_one_name():
+    from xpbank.processing.handlers import Handled
+
+    handled = Handled((), (("duplicates", 1), ("clamped_ms", 5), ("duplicates", 2)), frozenset())
+    assert handled.counts == {"duplicates": 3, "clamped_ms": 5}
+    store = MemoryStore()
+    beats = [time_spent_event("u1", "v1", 30, 10), time_spent_event("u1", "v2", 30, 11)]
+    once = handle_record(store, record(envelope("u1", beats, 20), "u1"), Rules(), owner="u1")
+    again = handle_record(store, record(envelope("u1", beats, 20), "u1", offset=2), Rules(), owner="u1")
+    assert once.counted == (("time_spent_accepted", 2),) and again.counts == {"duplicates": 2}

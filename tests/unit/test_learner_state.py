@@ -209,3 +209,22 @@ def test_decisions_do_not_depend_on_when_checkpoints_fall_or_what_is_bundled(eve
     assert lines == expected
     own = sum(key.startswith(b"p:") for key in _stored(port))
     assert own >= 10 if limits else own == 0  # (12 of the classroom's pairs pass the small limits)
+
+
+@pytest.mark.parametrize("make", [lambda: LearnerState(DictPort(), {}), MemoryStore], ids=["LearnerState", "MemoryStore"])
+def test_a_learners_pairs_read_and_written_together_are_the_pairs_one_at_a_time(make):
+    """`pairs(user)` reads as `pair` does (a default where there is none) and `set_pairs`
+    writes as `set_pair` does, on both stores; other learners' pairs are untouched."""
+    store = make()
+    one, two = PairState(entry(1, 1000, b"\x01" * 16), None, ()), PairState(entry(2, 2000, b"\x02" * 16), None, ())
+    store.set_pair("ada", "r1", one)
+    store.set_pair("bob", "r1", two)
+    if isinstance(store, LearnerState):
+        store.keep()
+    pairs = store.pairs("ada")
+    assert pairs.get("r1", EMPTY_PAIR) == one and pairs.get("r2", EMPTY_PAIR) is EMPTY_PAIR
+    assert store.pairs("cyd").get("r1", EMPTY_PAIR) is EMPTY_PAIR
+    store.set_pairs("ada", {"r1": two, "r2": one})
+    store.set_pairs("cyd", {"r3": one})
+    assert [store.pair("ada", r) for r in ("r1", "r2")] == [two, one]
+    assert (store.pair("bob", "r1"), store.pair("cyd", "r3"), store.pair("bob", "r2")) == (two, one, None)

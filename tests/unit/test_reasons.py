@@ -124,6 +124,6 @@ def test_a_redelivered_record_is_skipped_but_a_new_record_with_a_rejected_id_is_
     outcomes = [handle_record(store, record(doc, offset), rules, owner="u1", rekeyed=True) for offset, doc in enumerate(first, 1)]
     assert [o.value.reason for o in outcomes[1].outputs] == ["stale_attempt"]
     replayed = handle_record(store, record(stale, 2), rules, owner="u1", rekeyed=True)  # attempt 2 is current now
-    assert replayed.outputs == [] and replayed.counts["redelivered"] == 1
+    assert not replayed.outputs and replayed.counts["redelivered"] == 1
     again = handle_record(store, record(stale, 4), rules, owner="u1", rekeyed=True)  # a new record: checked afresh
     assert [type(o.value).__name__ for o in again.outputs] == ["AttemptOpened", "AttemptProgressed"]

@@ -4,6 +4,9 @@ state, and return what to publish. `xpbank simulate` and the Faust agents both c
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set as AbstractSet
+from typing import NamedTuple
+
 from pydantic import BaseModel
 
 from xpbank.contract import codec
@@ -21,22 +24,45 @@ from xpbank.processing.state import StateStore
 from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
 
 
-class Handled:
+class Handled(NamedTuple):
     """What one record gave: outputs, counters, and the learners whose events belong on
-    another partition. A plain class, one built per record: its counts are a plain dict
-    (a Counter costs four times as much to build)."""
+    another partition. One is built per record, the hot path's straight from the core's
+    outcome: `counted` is (name, amount) pairs as the core counted them, a name possibly
+    more than once (`counts` sums them)."""
 
-    __slots__ = ("outputs", "counts", "foreign_users")
+    outputs: Sequence[OutputRecord]
+    counted: tuple[tuple[str, int], ...]
+    foreign_users: AbstractSet[str]  # events to route to their learner's partition
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, amount in self.counted:
+            counts[name] = counts.get(name, 0) + amount
+        return counts
+
+
+class _Collected:
+    """A record's results as the general path gathers them, then `handled()`."""
+
+    __slots__ = ("outputs", "counted", "foreign_users")
 
     def __init__(self) -> None:
         self.outputs: list[OutputRecord] = []
-        self.counts: dict[str, int] = {}
-        self.foreign_users: set[str] = set()  # events to route to their learner's partition
+        self.counted: list[tuple[str, int]] = []
+        self.foreign_users: set[str] = set()
+
+    def handled(self) -> Handled:
+        return _new_handled(Handled, (self.outputs, tuple(self.counted), self.foreign_users))
 
 
-def _count(handled: Handled, name: str) -> None:
-    counts = handled.counts
-    counts[name] = counts.get(name, 0) + 1
+_new_handled = tuple.__new__  # Handled(...) without its Python-level __new__: one per record
+NO_USERS: frozenset[str] = frozenset()
+REDELIVERED = _new_handled(Handled, ((), (("redelivered", 1),), NO_USERS))  # the one a redelivered copy gives
+
+
+def _count(collected: _Collected, name: str) -> None:
+    collected.counted.append((name, 1))
 
 
 def learner_of(event: BaseModel) -> str | None:
@@ -53,43 +79,53 @@ def handle_record(
     learners are listed in `foreign_users`; a `rekeyed` copy skips what the first hop
     already dead-lettered or counted. Without `owner` (simulate) everything is applied."""
     kind = INPUT_KINDS[record.topic]
-    handled = Handled()
     # A routed copy is sent again if its first hop is processed again (a crash between
     # sending and storing): the copy's origin position recognises it. Records read in
     # place need no such check: the worker's ledger (continuity.py) skips redeliveries.
     source = record_source(record) if rekeyed and owner is not None else None
-    track_origin = source is not None
-    if track_origin:
+    if source is not None:
         last = store.position(owner, source)
         if last is not None and record.offset <= last:
-            _count(handled, "redelivered")
-            return handled
+            return REDELIVERED
     beats = None if kind != "caliper" else decode_heartbeats(
         record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
         rules.max_id_length, rules.max_events_per_envelope)
-    if beats is not None and owner is not None:  # the hot path: nothing but valid TimeSpent events on time
-        if _all_of(owner, beats):
-            _collect(handled, record, _apply_time_spent(store, owner, beats, rules))
+    if beats is not None and owner is not None and _all_of(owner, beats):
+        # the hot path: one learner's valid TimeSpent events on time, on its own partition
+        outcome = _apply_time_spent(store, owner, beats, rules)
+        if not outcome.outputs and not outcome.rejections:
+            handled = _new_handled(Handled, ((), outcome.counts, NO_USERS))
         else:
-            if mine := [beat for beat in beats if beat[1] == owner]:  # beat.user
-                _collect(handled, record, _apply_time_spent(store, owner, mine, rules))
-            if not rekeyed:
-                handled.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
+            collected = _Collected()
+            _collect(collected, record, outcome)
+            handled = collected.handled()
     else:
-        time_spent: dict[str, list[Heartbeat]] = {}
-        if beats is None:
-            _decode_and_apply(store, record, rules, owner, rekeyed, handled, kind, time_spent)
-        else:
-            for beat in beats:
-                if (group := time_spent.get(beat.user)) is None:
-                    time_spent[beat.user] = [beat]
-                else:
-                    group.append(beat)
-        for user, group in time_spent.items():
-            _collect(handled, record, _apply_time_spent(store, user, group, rules))
-    if track_origin:
+        handled = _general(store, record, rules, owner, rekeyed, kind, beats)
+    if source is not None:
         store.set_position(owner, source, record.offset)
     return handled
+
+
+def _general(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool, kind: str,
+             beats: list[Heartbeat] | None) -> Handled:
+    """Every record but the hot path's: several learners' heartbeats, or (`beats` None)
+    anything the models decide."""
+    collected = _Collected()
+    if beats is not None and owner is not None:
+        if mine := [beat for beat in beats if beat[1] == owner]:  # beat.user
+            _collect(collected, record, _apply_time_spent(store, owner, mine, rules))
+        if not rekeyed:
+            collected.foreign_users.update(beat[1] for beat in beats if beat[1] != owner)
+        return collected.handled()
+    time_spent: dict[str, list[Heartbeat]] = {}
+    if beats is None:
+        _decode_and_apply(store, record, rules, owner, rekeyed, collected, kind, time_spent)
+    else:
+        for beat in beats:
+            time_spent.setdefault(beat.user, []).append(beat)
+    for user, group in time_spent.items():
+        _collect(collected, record, _apply_time_spent(store, user, group, rules))
+    return collected.handled()
 
 
 def _all_of(user: str, beats: list[Heartbeat]) -> bool:
@@ -101,7 +137,7 @@ def _all_of(user: str, beats: list[Heartbeat]) -> bool:
 
 
 def _decode_and_apply(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,
-                      handled: Handled, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
+                      handled: _Collected, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
     """Every other record, through the contract models: dead letters, ignored events,
     submissions, masteries and courses are applied here in order; TimeSpent events are
     collected by learner."""
@@ -181,31 +217,25 @@ def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
 
 def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rules: Rules) -> Outcome:
     before = store.watermark(user)
-    pairs = {}
-    for beat in beats:
-        if (resource := beat.resource) not in pairs:
-            pairs[resource] = store.pair(user, resource) or EMPTY_PAIR
-    watermark, changed, outcome = record_time_spent(before, pairs, beats, rules, user)
-    for resource, pair in changed.items():
-        store.set_pair(user, resource, pair)
+    watermark, changed, outcome = record_time_spent(before, store.pairs(user), beats, rules, user)
+    if changed:
+        store.set_pairs(user, changed)
     if watermark is not None and watermark != before:
         store.set_watermark(user, watermark)
     return outcome + _evidence(store, outcome, rules) if outcome.evidence else outcome
 
 
-def _collect(handled: Handled, record: InputRecord, outcome: Outcome) -> None:
+def _collect(collected: _Collected, record: InputRecord, outcome: Outcome) -> None:
     outputs, rejections, counted, _ = outcome
     for output in outputs:
         topic, key = route(output)
-        handled.outputs.append(OutputRecord(topic, key, output, record.timestamp))
+        collected.outputs.append(OutputRecord(topic, key, output, record.timestamp))
     for rejection in rejections:
-        _dead_letter(handled, record, rejection.reason, rejection.detail, rejection.event_id)
-    counts = handled.counts
-    for name, amount in counted:
-        counts[name] = counts.get(name, 0) + amount
+        _dead_letter(collected, record, rejection.reason, rejection.detail, rejection.event_id)
+    collected.counted += counted
 
 
-def _dead_letter(handled: Handled, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
+def _dead_letter(handled: _Collected, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
     payload, encoding = codec.payload_text(record.value)
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     letter = DeadLetter(

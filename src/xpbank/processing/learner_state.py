@@ -15,6 +15,7 @@ read through `processing/upcast.py`."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
 from itertools import islice
 from typing import Protocol
@@ -273,6 +274,14 @@ class LearnerState:
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
         self.record[(PAIR, user, resource)] = pair
 
+    def pairs(self, user: str) -> _LearnerPairs:
+        return _LearnerPairs(self, user)
+
+    def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None:
+        record = self.record
+        for resource, pair in pairs.items():
+            record[(PAIR, user, resource)] = pair
+
     def attempts(self, user: str, exercise: str) -> AttemptState | None:
         return self._get(ATTEMPTS, user, exercise)
 
@@ -296,3 +305,16 @@ class LearnerState:
 
     def set_course(self, course: str, value: CourseUpserted | None) -> None:
         """Nothing to do: every worker's curriculum view follows the topic itself."""
+
+
+class _LearnerPairs:
+    """A learner's pairs as `LearnerState.pairs` reads them (each read as `pair` reads it)."""
+
+    __slots__ = ("state", "user")
+
+    def __init__(self, state: LearnerState, user: str) -> None:
+        self.state, self.user = state, user
+
+    def get(self, resource: str, default: PairState | None = None) -> PairState | None:
+        pair = self.state.pair(self.user, resource)
+        return default if pair is None else pair

@@ -4,6 +4,8 @@ key layout of processing/learner_state.py. Values are replaced, never mutated.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from xpbank.core.attempts import AttemptState
@@ -17,6 +19,8 @@ class StateStore(Protocol):
     def set_watermark(self, user: str, micros: int) -> None: ...
     def pair(self, user: str, resource: str) -> PairState | None: ...
     def set_pair(self, user: str, resource: str, pair: PairState) -> None: ...
+    def pairs(self, user: str) -> Mapping[str, PairState]: ...  # read only: `.get(resource, default)`
+    def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None: ...
     def attempts(self, user: str, exercise: str) -> AttemptState | None: ...
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None: ...
     def mastery(self, user: str, exercise: str) -> MasteryRef | None: ...
@@ -25,6 +29,9 @@ class StateStore(Protocol):
     def set_course(self, course: str, value: CourseUpserted | None) -> None: ...
     def position(self, user: str, source: str) -> int | None: ...
     def set_position(self, user: str, source: str, offset: int) -> None: ...
+
+
+_NO_PAIRS: Mapping[str, PairState] = MappingProxyType({})
 
 
 def pair_key(user: str, other: str) -> str:
@@ -66,6 +73,16 @@ class MemoryStore:
             self.learner_pairs[user] = {resource: pair}
         else:
             pairs[resource] = pair
+
+    def pairs(self, user: str) -> Mapping[str, PairState]:
+        return self.learner_pairs.get(user, _NO_PAIRS)
+
+    def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None:
+        kept = self.learner_pairs.get(user)
+        if kept is None:
+            self.learner_pairs[user] = dict(pairs)
+        else:
+            kept.update(pairs)
 
     def pairs_of(self, user: str) -> dict[str, PairState]:
         """A learner's pairs by resource (what `xpbank explain` reads)."""

@@ -14,7 +14,7 @@ from aiokafka.partitioner import murmur2
 
 from xpbank.contract.topics import base_name
 from xpbank.contract.records import InputRecord
-from xpbank.processing.handlers import Handled
+from xpbank.processing.handlers import REDELIVERED, Handled
 
 log = logging.getLogger("xpbank")
 ORIGIN_HEADERS = ("xpbank-origin-topic", "xpbank-origin-partition", "xpbank-origin-offset", "xpbank-origin-key")
@@ -89,11 +89,11 @@ def observe(metrics: Counter, record: InputRecord, handled: Handled, rekeyed: bo
     metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
     if owner is MISPLACED:
         metrics["records_misplaced"] += 1
-    if handled.counts.get("redelivered"):
+    for name, count in handled.counted:  # (Counter.update's Mapping check costs more)
+        metrics[name] += count
+    if handled is REDELIVERED:
         log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name,
                  record.partition, record.offset)
-    for name, count in handled.counts.items():  # (Counter.update's Mapping check costs more)
-        metrics[name] += count
     for out in handled.outputs:
         metrics[f"records_out:{out.topic}"] += 1
         kind = type(out.value).__name__
