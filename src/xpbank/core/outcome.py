@@ -38,3 +38,15 @@ def rejected(reason: str, detail: str, event_id: str | None) -> Outcome:
 
 def counted(name: str, amount: int = 1) -> Outcome:
     return Outcome(counts=((name, amount),))
+
+
+_ACCEPTED: dict[int, Outcome] = {0: NOTHING}
+
+
+def accepted_only(heartbeats: int) -> Outcome:
+    """The outcome of heartbeats accepted and nothing else, one shared per number (an
+    Outcome is immutable; a record holds at most SPEC §2.5's events)."""
+    outcome = _ACCEPTED.get(heartbeats)
+    if outcome is None:
+        outcome = _ACCEPTED[heartbeats] = Outcome(counts=(("time_spent_accepted", heartbeats),))
+    return outcome

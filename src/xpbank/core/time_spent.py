@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from xpbank.contract.heartbeats import Heartbeat
 from xpbank.contract.times import format_time, from_micros
 from xpbank.core.banking import EMPTY_PAIR, PairState, redecide
-from xpbank.core.outcome import NOTHING, Outcome, Rejection
+from xpbank.core.outcome import Outcome, Rejection, accepted_only
 from xpbank.core.read_time import credit, entry, entry_id, has_event, with_entry
 from xpbank.core.rules import Rules
 
@@ -58,8 +58,8 @@ def record_time_spent(
         accepted += 1
         if explains:
             evidence += tuple((user, exercise, t_us, entry_id(event_id)) for exercise in explains)
-    if not (accepted or duplicates or rejections):
-        return watermark_us, changed, NOTHING
+    if not (duplicates or rejections or clamped_ms or late or evidence):  # the usual outcome: shared
+        return watermark_us, changed, accepted_only(accepted)
     counts = (("time_spent_accepted", accepted),) if accepted else ()
     if duplicates:
         counts += (("duplicates", duplicates),)
