@@ -193,9 +193,10 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     ids, stop = payloads.Ids(), asyncio.Event()
-    sent_banked: dict[str, float] = {}
+    sent_banked: dict[str, tuple[float, int]] = {}  # fact id -> (sent at, sequence number)
     sent_exercise: dict[str, float] = {}
     banked: list[float] = []
+    slowest: list[tuple[float, int]] = []  # (seconds, sequence number): where in the run the tail falls
     exercise: list[float] = []
     heartbeats = 0
 
@@ -223,7 +224,9 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
                 for m in messages:
                     fid = orjson.loads(m.value)["factId"]
                     if fid in sent_banked:
-                        banked.append(seen - sent_banked.pop(fid))
+                        sent_at, number = sent_banked.pop(fid)
+                        banked.append(seen - sent_at)
+                        slowest.append((seen - sent_at, number))
                     elif fid in sent_exercise:
                         exercise.append(seen - sent_exercise.pop(fid))
             if stop.is_set() and time.monotonic() > deadline:
@@ -243,7 +246,8 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
             await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=value, timestamp_ms=payloads.ms(at))
         await producer.flush()
         await asyncio.sleep(pace_s / 2)
-        sent_banked[f"bank:{user}:video-0"] = sent_exercise[f"exercise:{user}:exercise-0:1"] = time.time()
+        sent_banked[f"bank:{user}:video-0"] = (time.time(), n)
+        sent_exercise[f"exercise:{user}:exercise-0:1"] = sent_banked[f"bank:{user}:video-0"][0]
         await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize, timestamp_ms=payloads.ms(at))
         await asyncio.sleep(pace_s / 2)
     deadline = time.monotonic() + 60
@@ -252,7 +256,8 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await producer.stop()
     await tail.stop()
     return {"sequences": sequences, "banked_s": banked, "exercise_s": exercise, "missing": len(sent_banked),
-            "background_heartbeats": heartbeats}
+            "background_heartbeats": heartbeats,
+            "slowest": [[number, round(seconds * 1000, 1)] for seconds, number in sorted(slowest, reverse=True)[:5]]}
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -275,10 +280,12 @@ def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per:
             result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s, run))
             out = {"banked": percentiles(result["banked_s"]), "exercise": percentiles(result["exercise_s"]),
                    "sequences": sequences, "measured": len(result["banked_s"]), "missing": result["missing"],
+                   "slowest": result["slowest"],  # [sequence number, ms]: the tail's place in the run
                    "loadavg": round(os.getloadavg()[0], 2)}
             say(f"latency ({settings.engine}) run {run + 1}/{runs}: AttemptFinalized -> banked fact "
                 f"p50 {out['banked']['p50']:.0f} ms, p95 {out['banked']['p95']:.0f} ms, p99 {out['banked']['p99']:.0f} ms "
-                f"({out['measured']}/{sequences} measured, load average {out['loadavg']})")
+                f"({out['measured']}/{sequences} measured, load average {out['loadavg']}; slowest, sequence: ms "
+                f"{', '.join(f'{n}: {ms:.0f}' for n, ms in out['slowest'])})")
             measured.append(out | {"background_heartbeats": result["background_heartbeats"]})
     finally:
         worker.stop()
