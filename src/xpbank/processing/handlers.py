@@ -137,24 +137,24 @@ def _all_of(user: str, beats: list[Heartbeat]) -> bool:
 
 
 def _decode_and_apply(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,
-                      handled: _Collected, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
+                      collected: _Collected, kind: str, time_spent: dict[str, list[Heartbeat]]) -> None:
     """Every other record, through the contract models: dead letters, ignored events,
     submissions, masteries and courses are applied here in order; TimeSpent events are
     collected by learner."""
     for result in codec.decode(kind, record.value, record.key, record.timestamp, rules):
         if isinstance(result, codec.Ignored):
             if not rekeyed:
-                _count(handled, f"ignored_caliper_type:{result.event_type}")
+                _count(collected, f"ignored_caliper_type:{result.event_type}")
         elif isinstance(result, codec.Invalid):
             if not rekeyed:
-                _dead_letter(handled, record, result.reason, result.detail, result.event_id)
+                _dead_letter(collected, record, result.reason, result.detail, result.event_id)
         elif owner is not None and (user := learner_of(result.event)) not in (None, owner):
             if not rekeyed:
-                handled.foreign_users.add(user)
+                collected.foreign_users.add(user)
         elif isinstance(result.event, TimeSpentEvent):
             time_spent.setdefault(result.event.user, []).append(heartbeat_of(result.event))
         else:
-            _collect(handled, record, _apply(store, result.event, rules))
+            _collect(collected, record, _apply(store, result.event, rules))
 
 
 def record_source(record: InputRecord) -> str | None:
@@ -235,7 +235,7 @@ def _collect(collected: _Collected, record: InputRecord, outcome: Outcome) -> No
     collected.counted += counted
 
 
-def _dead_letter(handled: _Collected, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
+def _dead_letter(collected: _Collected, record: InputRecord, reason: str, detail: str, event_id: str | None) -> None:
     payload, encoding = codec.payload_text(record.value)
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
     letter = DeadLetter(
@@ -250,5 +250,5 @@ def _dead_letter(handled: _Collected, record: InputRecord, reason: str, detail: 
         payload=payload,
         payloadEncoding=encoding,
     )
-    handled.outputs.append(OutputRecord(DEAD_LETTERS, key, letter, record.timestamp))
-    _count(handled, f"dead_letters:{reason}")
+    collected.outputs.append(OutputRecord(DEAD_LETTERS, key, letter, record.timestamp))
+    _count(collected, f"dead_letters:{reason}")
