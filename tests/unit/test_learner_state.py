@@ -223,8 +223,10 @@ def test_a_learners_pairs_read_and_written_together_are_the_pairs_one_at_a_time(
         store.keep()
     pairs = store.pairs("ada")
     assert pairs.get("r1", EMPTY_PAIR) == one and pairs.get("r2", EMPTY_PAIR) is EMPTY_PAIR
+    store.set_pair("bob", "r2", one)  # the current record's write, not yet kept
+    assert store.pairs("bob").get("r2", EMPTY_PAIR) == one
     assert store.pairs("cyd").get("r1", EMPTY_PAIR) is EMPTY_PAIR
     store.set_pairs("ada", {"r1": two, "r2": one})
     store.set_pairs("cyd", {"r3": one})
     assert [store.pair("ada", r) for r in ("r1", "r2")] == [two, one]
-    assert (store.pair("bob", "r1"), store.pair("cyd", "r3"), store.pair("bob", "r2")) == (two, one, None)
+    assert (store.pair("bob", "r1"), store.pair("cyd", "r3"), store.pair("cyd", "r1")) == (two, one, None)

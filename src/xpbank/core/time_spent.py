@@ -1,13 +1,15 @@
 """Accepting TimeSpent events for one user (SPEC §3.1, §3.4.6, §3.6 lateness).
 
-Takes the user's watermark and the (user, resource) pairs the events touch, so the
-shell reads and writes each touched pair once per record, however many events it has.
-The loop runs once per heartbeat, so it keeps its tallies in locals and builds one
+Takes the user's watermark and a view of the user's pairs by resource (read once per
+resource: the events' changes are kept in the result), and returns the pairs it
+changed, so the shell writes each touched pair once per record, however many events it
+has. The loop runs once per heartbeat, so it keeps its tallies in locals and builds one
 Outcome at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import Protocol
 
 from xpbank.contract.heartbeats import Heartbeat
 from xpbank.contract.times import format_time, from_micros
@@ -17,9 +19,15 @@ from xpbank.core.read_time import credit, entry, entry_id, has_event, with_entry
 from xpbank.core.rules import Rules
 
 
+class PairsView(Protocol):
+    """A learner's pairs by resource, read only (a dict, or a store's view)."""
+
+    def get(self, resource: str, default: PairState, /) -> PairState: ...
+
+
 def record_time_spent(
     watermark_us: int | None,
-    pairs: Mapping[str, PairState],
+    pairs: PairsView,
     beats: Iterable[Heartbeat],
     rules: Rules,
     user: str,

@@ -308,13 +308,14 @@ class LearnerState:
 
 
 class _LearnerPairs:
-    """A learner's pairs as `LearnerState.pairs` reads them (each read as `pair` reads it)."""
+    """A learner's pairs as `LearnerState.pairs` reads them: each read as `pair` reads it,
+    the current record's writes included."""
 
     __slots__ = ("state", "user")
 
     def __init__(self, state: LearnerState, user: str) -> None:
         self.state, self.user = state, user
 
-    def get(self, resource: str, default: PairState | None = None) -> PairState | None:
+    def get(self, resource: str, default: PairState) -> PairState:
         pair = self.state.pair(self.user, resource)
         return default if pair is None else pair

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from xpbank.core.attempts import AttemptState
 from xpbank.core.banking import MasteryRef, PairState
+from xpbank.core.time_spent import PairsView
 from xpbank.contract.events import CourseUpserted
 from xpbank.contract.identifiers import store_part
 
@@ -19,7 +20,9 @@ class StateStore(Protocol):
     def set_watermark(self, user: str, micros: int) -> None: ...
     def pair(self, user: str, resource: str) -> PairState | None: ...
     def set_pair(self, user: str, resource: str, pair: PairState) -> None: ...
-    def pairs(self, user: str) -> Mapping[str, PairState]: ...  # read only: `.get(resource, default)`
+    # a learner's pairs to read (before any `set_pairs` of theirs: it may or may not
+    # show later writes), never to change
+    def pairs(self, user: str) -> PairsView: ...
     def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None: ...
     def attempts(self, user: str, exercise: str) -> AttemptState | None: ...
     def set_attempts(self, user: str, exercise: str, state: AttemptState) -> None: ...
@@ -74,7 +77,7 @@ class MemoryStore:
         else:
             pairs[resource] = pair
 
-    def pairs(self, user: str) -> Mapping[str, PairState]:
+    def pairs(self, user: str) -> PairsView:
         return self.learner_pairs.get(user, _NO_PAIRS)
 
     def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None:

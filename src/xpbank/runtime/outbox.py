@@ -18,6 +18,7 @@ consumer keeps (the same ids and values, still the latest for their keys)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import orjson
 
@@ -31,7 +32,7 @@ _VERSION = 1
 Item = tuple[str, bytes | None, bytes, int | None]  # (topic on the broker, key, value, timestamp in ms)
 
 
-def pending(outputs: list[OutputRecord], prefix: str) -> list[Item]:
+def pending(outputs: Sequence[OutputRecord], prefix: str) -> list[Item]:
     """Outputs as they are sent: (topic on the broker, key, value, timestamp in ms)."""
     return [(prefix + out.topic, None if out.key is None else out.key.encode("utf-8"), codec.encode(out.value),
              None if out.timestamp is None else int(out.timestamp.timestamp() * 1000)) for out in outputs]

@@ -89,7 +89,7 @@ def observe(metrics: Counter, record: InputRecord, handled: Handled, rekeyed: bo
     metrics["records_in:rekeyed" if rekeyed else f"records_in:{record.topic}"] += 1
     if owner is MISPLACED:
         metrics["records_misplaced"] += 1
-    for name, count in handled.counted:  # (Counter.update's Mapping check costs more)
+    for name, count in handled.counted:  # (name, amount) pairs, a name possibly twice
         metrics[name] += count
     if handled is REDELIVERED:
         log.info("redelivered record skipped topic=%s partition=%s offset=%s", record.topic_full_name,
