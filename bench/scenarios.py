@@ -195,8 +195,7 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     ids, stop = payloads.Ids(), asyncio.Event()
     sent_banked: dict[str, tuple[float, int]] = {}  # fact id -> (sent at, sequence number)
     sent_exercise: dict[str, float] = {}
-    banked: list[float] = []
-    slowest: list[tuple[float, int]] = []  # (seconds, sequence number): where in the run the tail falls
+    banked: list[tuple[float, int]] = []  # (seconds, sequence number): where in the run the tail falls
     exercise: list[float] = []
     heartbeats = 0
 
@@ -225,8 +224,7 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
                     fid = orjson.loads(m.value)["factId"]
                     if fid in sent_banked:
                         sent_at, number = sent_banked.pop(fid)
-                        banked.append(seen - sent_at)
-                        slowest.append((seen - sent_at, number))
+                        banked.append((seen - sent_at, number))
                     elif fid in sent_exercise:
                         exercise.append(seen - sent_exercise.pop(fid))
             if stop.is_set() and time.monotonic() > deadline:
@@ -246,8 +244,8 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
             await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=value, timestamp_ms=payloads.ms(at))
         await producer.flush()
         await asyncio.sleep(pace_s / 2)
-        sent_banked[f"bank:{user}:video-0"] = (time.time(), n)
-        sent_exercise[f"exercise:{user}:exercise-0:1"] = sent_banked[f"bank:{user}:video-0"][0]
+        sent_at = time.time()
+        sent_banked[f"bank:{user}:video-0"], sent_exercise[f"exercise:{user}:exercise-0:1"] = (sent_at, n), sent_at
         await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize, timestamp_ms=payloads.ms(at))
         await asyncio.sleep(pace_s / 2)
     deadline = time.monotonic() + 60
@@ -255,9 +253,9 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await asyncio.gather(*tasks)
     await producer.stop()
     await tail.stop()
-    return {"sequences": sequences, "banked_s": banked, "exercise_s": exercise, "missing": len(sent_banked),
-            "background_heartbeats": heartbeats,
-            "slowest": [[number, round(seconds * 1000, 1)] for seconds, number in sorted(slowest, reverse=True)[:5]]}
+    return {"sequences": sequences, "banked_s": [seconds for seconds, _ in banked], "exercise_s": exercise,
+            "missing": len(sent_banked), "background_heartbeats": heartbeats,
+            "slowest": [[number, round(seconds * 1000, 1)] for seconds, number in sorted(banked, reverse=True)[:5]]}
 
 
 def percentiles(samples: list[float]) -> dict:
