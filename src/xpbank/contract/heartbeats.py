@@ -17,8 +17,9 @@ events. For anything else (a bad or other-typed event, a size or clock problem, 
 msgspec error) it returns None and `codec.decode` decides with the models, so dead
 letters and their details never depend on this module. tests/unit/test_heartbeats.py
 proves on generated and damaged records that it is never looser than the models. Work
-that does not change within a record (parsing a repeated time, checking an actor,
-activity or course id equal to the previous event's) is done once per record, the last
+that does not change within a record (parsing a window's end again as the event's time or
+the next event's start, checking an actor, activity or course id equal to the previous
+event's) is done once per record, the last
 segment of an actor or activity id once while that id recurs, and a time in the shape
 apps send is read as a second and a fraction seen before (`_micros`)."""
 
@@ -293,21 +294,22 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
             if course not in segments:
                 _checked_segment(segments, course, max_id)
             last_course = course
-        text = doc.eventTime
-        time_us = times.get(text)
-        if time_us is None:
-            time_us = times[text] = _micros(text)
+        text = doc.eventTime  # rarely seen before in the record: no lookup in `times`
+        time_us = _micros(text)
         if timestamp_us is not None and time_us - timestamp_us > skew_us:
             raise _Decline  # future_event_time: the models word the dead letter
         items = doc.generated.items  # one active item with a window, as apps send it, inline
         if len(items) == 1 and (item := items[0]).type == "active" and (start := item.startDate) is not None \
                 and (end := item.endDate) is not None:
-            start_us = times.get(start)
+            start_us = times.get(start)  # often the previous event's end
             if start_us is None:
-                start_us = times[start] = _micros(start)
-            end_us = times.get(end)
-            if end_us is None:
-                end_us = times[end] = _micros(end)
+                start_us = _micros(start)
+            if end == text:  # as apps send it
+                end_us = times[end] = time_us
+            else:
+                end_us = times.get(end)
+                if end_us is None:
+                    end_us = times[end] = _micros(end)
             if end_us < start_us:
                 raise _Decline  # endDate before startDate
             active = ((item.value, end_us - start_us),)
