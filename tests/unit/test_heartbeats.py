@@ -225,6 +225,15 @@ ACCEPTED = {
     "inactive with dates": beat(generated={"items": [{"type": "inactive", "value": 3, "startDate": "2026-11-21T10:00:00Z"}]}),
     "an envelope": envelope(beat(), beat(id="urn:uuid:3f1c2a40-0000-4000-8000-000000000002"), beat(actor={"id": "u2"})),
     "an empty envelope": envelope(),
+    # each window starts where the one before ended (the decoder keeps a window's end for
+    # the next start), its end the event's time or not
+    "contiguous windows": envelope(*(
+        beat(id=f"urn:uuid:3f1c2a40-0000-4000-8000-00000000001{n}", eventTime=event_time,
+             generated={"items": [{"type": "active", "value": 30, "startDate": start, "endDate": end}]})
+        for n, (start, end, event_time) in enumerate([
+            ("2026-11-21T10:00:00.000Z", "2026-11-21T10:00:30.000Z", "2026-11-21T10:00:30.000Z"),
+            ("2026-11-21T10:00:30.000Z", "2026-11-21T10:01:00.000Z", "2026-11-21T10:01:00.500Z"),
+            ("2026-11-21T10:01:00.000Z", "2026-11-21T10:01:30.000Z", "2026-11-21T10:01:30.000Z")]))),
     "extra fields": beat(**{"@context": ["a", {"b": 1e300}], "extensions": {"x": [None, True]}}),
     "the Timeback shape": beat(profile="TimebackProfile", edApp={"id": "https://app.example.org"},
                                actor={"id": "u1", "type": "TimebackUser", "email": "a@b.org"},
@@ -251,6 +260,10 @@ DECLINED = {
     "items null": beat(generated={"items": None}),
     "an envelope with a navigation event": envelope(beat(), {"id": "x", "type": "NavigationEvent"}),
     "an envelope with a bad sendTime": envelope(beat()) | {"sendTime": "yesterday"},
+    "a window ending before the previous event's end, where it starts": envelope(beat(), beat(
+        id="urn:uuid:3f1c2a40-0000-4000-8000-000000000002",
+        generated={"items": [{"type": "active", "value": 1, "startDate": "2026-11-21T10:00:30.000Z",
+                              "endDate": "2026-11-21T10:00:29.999Z"}]})),
     "data not a list": {"data": {"a": 1}},
     "underflow once in UTC": beat(eventTime="0001-01-01T00:00:00+01:00"),
     "a 24:00 time": beat(eventTime="2026-11-21T24:00:00Z"),
