@@ -4,6 +4,8 @@ plain numbers; `bench.__main__` puts them together."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import shutil
 import subprocess
@@ -265,6 +267,30 @@ def percentiles(samples: list[float]) -> dict:
     return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
 
 
+@contextlib.contextmanager
+def client_collections(over_ms: float = 5.0):
+    """This process's heap out of its collector's sight while it measures (gc.freeze):
+    by the latency runs it holds what the runs before them left, and a full collection
+    of that took 30-50 ms, a pause in the client's clock, not in the worker. Yields the
+    collections over `over_ms` that still happen, in ms, for the report."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timed(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (ms := (time.perf_counter() - started[0]) * 1000) > over_ms:
+            pauses.append(round(ms, 1))
+    gc.collect()
+    gc.freeze()
+    gc.callbacks.append(timed)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(timed)
+        gc.unfreeze()
+
+
 def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per: int, pace_s: float,
             timeout: float, runs: int = 3) -> dict:
     """`runs` measurements in a row against one worker, each under its own background load
@@ -275,15 +301,17 @@ def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per:
     try:
         worker.wait_log(READY, timeout)
         for run in range(runs):
-            result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s, run))
+            with client_collections() as pauses:
+                result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s, run))
             out = {"banked": percentiles(result["banked_s"]), "exercise": percentiles(result["exercise_s"]),
                    "sequences": sequences, "measured": len(result["banked_s"]), "missing": result["missing"],
                    "slowest": result["slowest"],  # [sequence number, ms]: the tail's place in the run
-                   "loadavg": round(os.getloadavg()[0], 2)}
+                   "client_collections_ms": pauses, "loadavg": round(os.getloadavg()[0], 2)}
             say(f"latency ({settings.engine}) run {run + 1}/{runs}: AttemptFinalized -> banked fact "
                 f"p50 {out['banked']['p50']:.0f} ms, p95 {out['banked']['p95']:.0f} ms, p99 {out['banked']['p99']:.0f} ms "
                 f"({out['measured']}/{sequences} measured, load average {out['loadavg']}; slowest, sequence: ms "
-                f"{', '.join(f'{n}: {ms:.0f}' for n, ms in out['slowest'])})")
+                f"{', '.join(f'{n}: {ms:.0f}' for n, ms in out['slowest'])}; "
+                f"the client's own collections over 5 ms: {len(pauses)})")
             measured.append(out | {"background_heartbeats": result["background_heartbeats"]})
     finally:
         worker.stop()
