@@ -281,6 +281,7 @@ def client_collections(over_ms: float = 5.0):
             started[0] = time.perf_counter()
         elif (ms := (time.perf_counter() - started[0]) * 1000) > over_ms:
             pauses.append(round(ms, 1))
+
     gc.collect()
     gc.freeze()
     gc.callbacks.append(timed)

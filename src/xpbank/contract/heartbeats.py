@@ -17,11 +17,11 @@ events. For anything else (a bad or other-typed event, a size or clock problem, 
 msgspec error) it returns None and `codec.decode` decides with the models, so dead
 letters and their details never depend on this module. tests/unit/test_heartbeats.py
 proves on generated and damaged records that it is never looser than the models. Work
-that does not change within a record (parsing a window's end again as the event's time or
-the next event's start, checking an actor, activity or course id equal to the previous
-event's) is done once per record, the last
-segment of an actor or activity id once while that id recurs, and a time in the shape
-apps send is read as a second and a fraction seen before (`_micros`)."""
+that does not change within a record (parsing a window's end again as the event's time
+or the next event's start, checking an actor, activity or course id equal to the
+previous event's) is done once per record, the last segment of an actor or activity id
+once while that id recurs, and a time in the shape apps send is read as a second and a
+fraction seen before (`_micros`)."""
 
 from __future__ import annotations
 
