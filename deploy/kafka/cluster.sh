@@ -192,7 +192,9 @@ wait_ready() {
   local n deadline=$((SECONDS + START_TIMEOUT))
   for n in "$@"; do
     while ! (port_open "$(port_of "$n")" && broker_ready "$n"); do
-      if ! our_pid "$n" >/dev/null; then
+      # the process it started is alive: not `our_pid`, whose cmdline check reads an empty
+      # cmdline, or this script's, until setsid, nohup and java have exec'd
+      if ! kill -0 "$(cat "$(pid_file_of "$n")" 2>/dev/null)" 2>/dev/null; then
         tail -n 40 "$(log_of "$n")" >&2 || true
         die "broker $n exited during startup"
       fi
