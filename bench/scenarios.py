@@ -12,7 +12,7 @@ import subprocess
 import sys
 import statistics
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -196,7 +196,9 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await producer.start()
     ids, stop = payloads.Ids(), asyncio.Event()
     sent_banked: dict[str, tuple[float, int]] = {}  # fact id -> (sent at, sequence number)
+    sent: dict[int, float] = {}  # sequence number -> its finalize's send, wall clock
     sent_exercise: dict[str, float] = {}
+    acked: dict[int, float] = {}  # sequence number -> the broker's ack of its finalize, seconds after the send
     banked: list[tuple[float, int]] = []  # (seconds, sequence number): where in the run the tail falls
     exercise: list[float] = []
     heartbeats = 0
@@ -248,7 +250,10 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
         await asyncio.sleep(pace_s / 2)
         sent_at = time.time()
         sent_banked[f"bank:{user}:video-0"], sent_exercise[f"exercise:{user}:exercise-0:1"] = (sent_at, n), sent_at
-        await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize, timestamp_ms=payloads.ms(at))
+        sent[n] = sent_at
+        sending = await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize,
+                                      timestamp_ms=payloads.ms(at))
+        sending.add_done_callback(lambda _, n=n, sent_at=sent_at: acked.__setitem__(n, time.time() - sent_at))
         await asyncio.sleep(pace_s / 2)
     deadline = time.monotonic() + 60
     stop.set()
@@ -257,7 +262,10 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await tail.stop()
     return {"sequences": sequences, "banked_s": [seconds for seconds, _ in banked], "exercise_s": exercise,
             "missing": len(sent_banked), "background_heartbeats": heartbeats,
-            "slowest": [[number, round(seconds * 1000, 1)] for seconds, number in sorted(banked, reverse=True)[:5]]}
+            # [sequence, ms, of which until the broker acked the finalize, when (to find in logs)]
+            "slowest": [[number, round(seconds * 1000, 1), round(acked.get(number, float("nan")) * 1000, 1),
+                         datetime.fromtimestamp(sent[number], UTC).strftime("%H:%M:%S.%f")[:-3]]
+                        for seconds, number in sorted(banked, reverse=True)[:5]]}
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -306,12 +314,12 @@ def latency(env: dict[str, str], tmp: Path, sequences: int, rate_hz: float, per:
                 result = asyncio.run(_latency(settings, sequences, rate_hz, per, pace_s, run))
             out = {"banked": percentiles(result["banked_s"]), "exercise": percentiles(result["exercise_s"]),
                    "sequences": sequences, "measured": len(result["banked_s"]), "missing": result["missing"],
-                   "slowest": result["slowest"],  # [sequence number, ms]: the tail's place in the run
+                   "slowest": result["slowest"],  # [sequence, ms, finalize acked ms, UTC]: the tail's place
                    "client_collections_ms": pauses, "loadavg": round(os.getloadavg()[0], 2)}
             say(f"latency ({settings.engine}) run {run + 1}/{runs}: AttemptFinalized -> banked fact "
                 f"p50 {out['banked']['p50']:.0f} ms, p95 {out['banked']['p95']:.0f} ms, p99 {out['banked']['p99']:.0f} ms "
                 f"({out['measured']}/{sequences} measured, load average {out['loadavg']}; slowest, sequence: ms "
-                f"{', '.join(f'{n}: {ms:.0f}' for n, ms in out['slowest'])}; "
+                f"{', '.join(f'{n}: {ms:.0f} (acked {ack:.0f}) at {at}' for n, ms, ack, at in out['slowest'])}; "
                 f"the client's own collections over 5 ms: {len(pauses)})")
             measured.append(out | {"background_heartbeats": result["background_heartbeats"]})
     finally:
