@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from bench import payloads
-from bench.broker import delete_prefix, ensure_broker
+from bench.broker import delete_prefix, ensure_broker, topics_held
 from bench.cluster import replication
 from bench.read_models import redis_per_learner
 from bench.core import core
@@ -66,12 +66,14 @@ def main() -> int:
     timeout = 900.0
     started = time.monotonic()
     say(f"run {run}: scale {scale}, {events:,} events per shape, {pairs:,} pairs, engines {engines}, broker {broker}")
+    held = asyncio.run(topics_held(broker.split("://", 1)[-1]))
+    say(f"the broker holds {held} topics before this run")
 
     def env(part: str, **extra: str) -> dict[str, str]:
         return {**os.environ, "XPBANK_BROKER": broker, "XPBANK_TOPIC_PREFIX": f"{run}{part}.",
                 "XPBANK_PARTITIONS": os.environ.get("BENCH_PARTITIONS", "4"), **extra}
 
-    figures: dict = {"scale": scale, "run": run, "engines": {e: {} for e in engines}}
+    figures: dict = {"scale": scale, "run": run, "engines": {e: {} for e in engines}, "broker_topics_before": held}
     figures["core"] = core(scale, say=say)  # in-process, before any worker loads the machine
     figures["read_models"] = redis_per_learner(max(int(200 * scale), 50), say)  # issue 22: docs/scaling.md
     with tempfile.TemporaryDirectory(prefix=f"{run}-") as tmp_name:

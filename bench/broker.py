@@ -175,12 +175,30 @@ async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
     return len(latest), sum(latest.values())
 
 
-async def delete_prefix(bootstrap: str, prefix: str) -> list[str]:
-    """Delete the topics this run created (every name starts with its own prefix)."""
+def created_by(topic: str, prefix: str) -> bool:
+    """Whether a run with this prefix created `topic`: its own names start with it, and
+    Quix Streams names the peer's internal topics `<kind>__<consumer group>--…` (the group
+    starts with it), which were left on the broker run after run before this."""
+    return topic.startswith(prefix) or topic.partition("__")[2].startswith(prefix)
+
+
+async def topics_held(bootstrap: str) -> int:
+    """Topics on the broker besides its own (`__…`): a condition of the run, as the
+    machine's load is (other runs' leftovers are kept in the broker's memory)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        return sum(1 for t in await admin.list_topics() if not t.startswith("__"))
+    finally:
+        await admin.close()
+
+
+async def delete_prefix(bootstrap: str, prefix: str) -> list[str]:
+    """Delete the topics this run created (`created_by`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if created_by(t, prefix)]
         if mine:
             await admin.delete_topics(mine)
         return mine
