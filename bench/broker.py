@@ -177,8 +177,8 @@ async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
 
 def created_by(topic: str, prefix: str) -> bool:
     """Whether a run with this prefix created `topic`: its own names start with it, and
-    Quix Streams names the peer's internal topics `<kind>__<consumer group>--…` (the group
-    starts with it), which were left on the broker run after run before this."""
+    so does the group in the Quix peer's internal topics, `<kind>__<consumer group>--…`
+    (matched by the prefix alone, every run left them on the broker)."""
     return topic.startswith(prefix) or topic.partition("__")[2].startswith(prefix)
 
 
