@@ -196,10 +196,9 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await producer.start()
     ids, stop = payloads.Ids(), asyncio.Event()
     sent_banked: dict[str, tuple[float, int]] = {}  # fact id -> (sent at, sequence number)
-    sent: dict[int, float] = {}  # sequence number -> its finalize's send, wall clock
     sent_exercise: dict[str, float] = {}
     acked: dict[int, float] = {}  # sequence number -> the broker's ack of its finalize, seconds after the send
-    banked: list[tuple[float, int]] = []  # (seconds, sequence number): where in the run the tail falls
+    banked: list[tuple[float, int, float]] = []  # (seconds, sequence number, sent at): where the tail falls
     exercise: list[float] = []
     heartbeats = 0
 
@@ -228,7 +227,7 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
                     fid = orjson.loads(m.value)["factId"]
                     if fid in sent_banked:
                         sent_at, number = sent_banked.pop(fid)
-                        banked.append((seen - sent_at, number))
+                        banked.append((seen - sent_at, number, sent_at))
                     elif fid in sent_exercise:
                         exercise.append(seen - sent_exercise.pop(fid))
             if stop.is_set() and time.monotonic() > deadline:
@@ -250,7 +249,6 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
         await asyncio.sleep(pace_s / 2)
         sent_at = time.time()
         sent_banked[f"bank:{user}:video-0"], sent_exercise[f"exercise:{user}:exercise-0:1"] = (sent_at, n), sent_at
-        sent[n] = sent_at
         sending = await producer.send(prefix + SUBMISSIONS, key=user.encode(), value=finalize,
                                       timestamp_ms=payloads.ms(at))
         sending.add_done_callback(lambda _, n=n, sent_at=sent_at: acked.__setitem__(n, time.time() - sent_at))
@@ -260,12 +258,12 @@ async def _latency(settings: Settings, sequences: int, rate_hz: float, per: int,
     await asyncio.gather(*tasks)
     await producer.stop()
     await tail.stop()
-    return {"sequences": sequences, "banked_s": [seconds for seconds, _ in banked], "exercise_s": exercise,
+    return {"sequences": sequences, "banked_s": [seconds for seconds, _, _ in banked], "exercise_s": exercise,
             "missing": len(sent_banked), "background_heartbeats": heartbeats,
             # [sequence, ms, of which until the broker acked the finalize, when (to find in logs)]
             "slowest": [[number, round(seconds * 1000, 1), round(acked.get(number, float("nan")) * 1000, 1),
-                         datetime.fromtimestamp(sent[number], UTC).strftime("%H:%M:%S.%f")[:-3]]
-                        for seconds, number in sorted(banked, reverse=True)[:5]]}
+                         datetime.fromtimestamp(sent_at, UTC).strftime("%H:%M:%S.%f")[:-3]]
+                        for seconds, number, sent_at in sorted(banked, reverse=True)[:5]]}
 
 
 def percentiles(samples: list[float]) -> dict:
