@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from xpbank.contract import codec, heartbeats
+from xpbank.contract import times as times_module
 from xpbank.contract.codec import Accepted
 from xpbank.contract.heartbeats import decode_heartbeats, heartbeat_of
 from xpbank.core.read_time import ENTRY, TimeEntry, entry, entry_id, event_key, has_event, pack, unpack, with_entry
@@ -176,15 +177,14 @@ def test_a_record_gives_the_same_outputs_counters_and_state_with_or_without_the_
     def run(fast: bool):
         store = MemoryStore()
         store.set_watermark("u1", int((T0 - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)))
-        original = heartbeats.decode_heartbeats
-        if not fast:
-            import xpbank.processing.handlers as handlers
-            handlers.decode_heartbeats = lambda *a: None
+        import xpbank.processing.handlers as handlers
+        decoder, hot = handlers.decode_heartbeats, handlers.owner_heartbeats
+        if not fast:  # the models alone
+            handlers.decode_heartbeats = handlers.owner_heartbeats = lambda *a: None
         try:
             handled = handle_record(store, rec, RULES, owner=owner, rekeyed=rekeyed)
         finally:
-            import xpbank.processing.handlers as handlers
-            handlers.decode_heartbeats = original
+            handlers.decode_heartbeats, handlers.owner_heartbeats = decoder, hot
         outputs = [(o.topic, o.key, o.value.model_dump(mode="json")) for o in handled.outputs]
         return outputs, dict(handled.counts), handled.foreign_users, store.learner_pairs, store.watermarks, store.positions
 
@@ -378,8 +378,8 @@ def reference_micros(text: str) -> int | None:
 
 def decoded_micros(text: str) -> int | None:
     try:
-        return heartbeats._micros(text)
-    except heartbeats._Decline:
+        return times_module.text_micros(text)
+    except ValueError:
         return None
 
 
@@ -396,7 +396,7 @@ def near_millis_times(moment: datetime) -> list[str]:
                           near.flatmap(lambda m: st.sampled_from(near_millis_times(m))), times), min_size=1, max_size=12),
        st.randoms(use_true_random=False))
 def test_a_time_is_read_as_the_models_read_it_whatever_was_read_before(texts, random):
-    """The decoder keeps the seconds and fractions of times it parsed (contract/heartbeats.py):
+    """The decoders keep the seconds and fractions of times they parsed (contract/times.text_micros):
     a text read again, or made of parts read before, gives the models' value or declines
     as they refuse, in any order."""
     mixed = texts + [a[:19] + b[19:] for a in texts for b in texts if len(a) == len(b) == 24]
@@ -406,12 +406,12 @@ def test_a_time_is_read_as_the_models_read_it_whatever_was_read_before(texts, ra
 
 
 def test_times_parsed_in_two_parts_are_forgotten_past_the_bound(monkeypatch):
-    monkeypatch.setattr(heartbeats, "_SECONDS", {})
+    monkeypatch.setattr(times_module, "_SECONDS", {})
     start = datetime(2026, 11, 21, tzinfo=UTC)
-    for second in range(heartbeats._SECONDS_KEPT + 10):
+    for second in range(times_module._SECONDS_KEPT + 10):
         text = (start + timedelta(seconds=second, milliseconds=second % 1000)).isoformat(timespec="milliseconds")
         assert decoded_micros(text.replace("+00:00", "Z")) == reference_micros(text)
-    assert 0 < len(heartbeats._SECONDS) <= heartbeats._SECONDS_KEPT
+    assert 0 < len(times_module._SECONDS) <= times_module._SECONDS_KEPT
     assert decoded_micros("2026-11-21T00:00:01.001Z") == reference_micros("2026-11-21T00:00:01.001Z")
 
 

@@ -21,12 +21,12 @@ that does not change within a record (parsing a window's end again as the event'
 or the next event's start, checking an actor, activity or course id equal to the
 previous event's) is done once per record, the last segment of an actor or activity id
 once while that id recurs, and a time in the shape apps send is read as a second and a
-fraction seen before (`_micros`)."""
+fraction seen before (times.text_micros). processing/hot_path.py makes the same checks
+with the helpers here for the common record, in one loop with the rule."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -34,13 +34,12 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from xpbank.contract.events import TimeSpentEvent, last_segment
 from xpbank.contract.identifiers import MAX_EVENTS_PER_ENVELOPE, MAX_ID_LENGTH, id_problem
-from xpbank.contract.times import to_micros
+from xpbank.contract.times import text_micros, to_micros
 
-_fromisoformat = datetime.fromisoformat
 _fromhex = bytes.fromhex
 
 
-class _Decline(Exception):
+class Decline(Exception):
     """Not the common case: the models decide."""
 
 
@@ -52,12 +51,12 @@ _SEGMENTS: dict[int, dict[str, str]] = {}
 _SEGMENTS_KEPT = 1 << 16
 
 
-def _checked_segment(segments: dict[str, str], ref: str, max_id: int) -> str:
+def checked_segment(segments: dict[str, str], ref: str, max_id: int) -> str:
     """The last segment of an id not in `segments` (events.Id: non-empty, within SPEC
-    §2.5's limits; msgspec checked it is a string), kept there; raises _Decline (never
+    §2.5's limits; msgspec checked it is a string), kept there; raises Decline (never
     kept) for any other."""
     if not ref or id_problem(ref, max_id) is not None:
-        raise _Decline
+        raise Decline
     if len(segments) >= _SEGMENTS_KEPT:
         segments.clear()
     segment = segments[ref] = last_segment(ref)
@@ -174,49 +173,9 @@ class _Record(_Extras):
     dataVersion: str | None = None
 
 
-_decode_record = msgspec.json.Decoder(_Record).decode
-_decode_event = msgspec.json.Decoder(_Event).decode  # a record that is exactly one event
-
-
-# Times in the shape apps send, "YYYY-MM-DDTHH:MM:SS.mmmZ", are looked up in two parts
-# once seen: the second (it recurs across heartbeats and learners) and the fraction (one
-# of a thousand), at about half the cost of parsing. A part is learnt only from a text of
-# exactly that shape that parsed, so a text whose two parts are both known has that shape
-# and its value is their sum (UTC: no offset to apply). Seconds are forgotten past
-# _SECONDS_KEPT; the result never depends on what is known.
-_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> µs
-_FRACTIONS: dict[str, int] = {}  # ".mmmZ" -> µs
-_SECONDS_KEPT = 1 << 12
-_MILLIS_Z = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z").fullmatch
-
-
-def _micros(text: str) -> int:
-    """times.parse_time then to_micros; raises _Decline where parse_time fails."""
-    if len(text) == 24:
-        second = _SECONDS.get(text[:19])
-        if second is not None and (fraction := _FRACTIONS.get(text[19:])) is not None:
-            return second + fraction
-        micros = _parsed_micros(text)
-        if _MILLIS_Z(text):
-            if len(_SECONDS) >= _SECONDS_KEPT:
-                _SECONDS.clear()
-            fraction = _FRACTIONS[text[19:]] = int(text[20:23]) * 1000
-            _SECONDS[text[:19]] = micros - fraction
-        return micros
-    return _parsed_micros(text)
-
-
-def _parsed_micros(text: str) -> int:
-    try:
-        moment = _fromisoformat(text)
-        if moment.tzinfo is not UTC:  # "Z" and "+00:00" give UTC itself
-            offset = moment.utcoffset()
-            if offset is None:
-                raise _Decline
-            moment = moment.astimezone(UTC)  # may overflow: the models reject that
-    except (ValueError, OverflowError):
-        raise _Decline from None
-    return to_micros(moment)
+decode_record = msgspec.json.Decoder(_Record).decode
+decode_event = msgspec.json.Decoder(_Event).decode  # a record that is exactly one event
+DECODE_ERRORS = (msgspec.DecodeError, RecursionError)  # msgspec nests as deep as Python's recursion limit
 
 
 def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_payload_bytes: int,
@@ -227,11 +186,11 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
     if value is None or len(value) > max_payload_bytes:
         return None
     try:  # first as one event: its Struct checks the fields an event requires, in C
-        doc = _decode_event(value)
-    except (msgspec.DecodeError, RecursionError):  # an envelope fails at its first field (~0.4 µs)
+        doc = decode_event(value)
+    except DECODE_ERRORS:  # an envelope fails at its first field (~0.4 µs)
         try:
-            doc = _decode_record(value)
-        except (msgspec.DecodeError, RecursionError):  # not JSON, or not the shapes above: the models say which
+            doc = decode_record(value)
+        except DECODE_ERRORS:  # not JSON, or not the shapes above: the models say which
             return None  # (msgspec nests as deep as Python's recursion limit, 1000, below orjson's 1024)
     if timestamp is None:
         timestamp_us = None
@@ -244,19 +203,34 @@ def decode_heartbeats(value: bytes | None, timestamp: datetime | None, max_paylo
         if type(doc) is _Event:
             return _events((doc,), times, timestamp_us, max_clock_skew_us, max_id_length)
         if doc.type is UNSET:
-            if (data := doc.data) is UNSET or len(data) > max_events:
-                return None
-            if (sensor := doc.sensor) is not None and id_problem(sensor, max_id_length) is not None:  # may be empty
-                return None
-            if (send_time := doc.sendTime) is not None:
-                times[send_time] = _micros(send_time)
-            return _events(data, times, timestamp_us, max_clock_skew_us, max_id_length)
+            data = envelope_events(doc, max_events, max_id_length)
+            return None if data is None else _events(data, times, timestamp_us, max_clock_skew_us, max_id_length)
         if (doc.id is UNSET or doc.action is UNSET or doc.actor is UNSET or doc.object is UNSET
                 or doc.eventTime is UNSET or doc.generated is UNSET):
             return None
         return _events((doc,), times, timestamp_us, max_clock_skew_us, max_id_length)
-    except _Decline:
+    except (Decline, ValueError):  # ValueError: a time parse_time refuses
         return None
+
+
+def envelope_events(doc: _Record, max_events: int, max_id: int) -> list[_Event] | None:
+    """The events of an envelope (a record decoded with `data` and no `type`) after the
+    envelope's own checks; None, or a ValueError for its sendTime, where the models decide."""
+    if (data := doc.data) is UNSET or len(data) > max_events:
+        return None
+    if (sensor := doc.sensor) is not None and id_problem(sensor, max_id) is not None:  # may be empty
+        return None
+    if (send_time := doc.sendTime) is not None:
+        text_micros(send_time)
+    return data
+
+
+def known_segments(max_id: int) -> dict[str, str]:
+    """The checked ids' last segments kept for an id length limit."""
+    segments = _SEGMENTS.get(max_id)
+    if segments is None:
+        segments = _SEGMENTS[max_id] = {}
+    return segments
 
 
 def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int, max_id: int) -> list[Heartbeat]:
@@ -265,61 +239,59 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
     beats: list[Heartbeat] = []
     last_actor = last_activity = last_course = None  # ids: the checks below read nothing else
     user = resource = ""
-    segments = _SEGMENTS.get(max_id)
-    if segments is None:
-        segments = _SEGMENTS[max_id] = {}
+    segments = known_segments(max_id)
     for doc in docs:
         # events.URN_UUID, in steps: 45 characters, the prefix, four dashes in place (17, 22,
         # 27, 32) and 32 hex digits between them (whitespace or more dashes would leave
         # fewer than 16 bytes)
         event_id = doc.id
         if len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17:33:5] != "----":
-            raise _Decline
+            raise Decline
         try:
             key = _fromhex(event_id[9:].replace("-", ""))
         except ValueError:
-            raise _Decline from None
+            raise Decline from None
         if len(key) != 16:
-            raise _Decline
+            raise Decline
         if (actor := doc.actor.id) != last_actor:
             if (user := segments.get(actor)) is None:
-                user = _checked_segment(segments, actor, max_id)
+                user = checked_segment(segments, actor, max_id)
             last_actor = actor
         obj = doc.object
         if (activity := obj.activity.id) != last_activity:
             if (resource := segments.get(activity)) is None:
-                resource = _checked_segment(segments, activity, max_id)
+                resource = checked_segment(segments, activity, max_id)
             last_activity = activity
         if (course := obj.course) is not None and (course := course.id) != last_course:
             if course not in segments:
-                _checked_segment(segments, course, max_id)
+                checked_segment(segments, course, max_id)
             last_course = course
         text = doc.eventTime  # rarely seen before in the record: no lookup in `times`
-        time_us = _micros(text)
+        time_us = text_micros(text)
         if timestamp_us is not None and time_us - timestamp_us > skew_us:
-            raise _Decline  # future_event_time: the models word the dead letter
+            raise Decline  # future_event_time: the models word the dead letter
         items = doc.generated.items  # one active item with a window, as apps send it, inline
         if len(items) == 1 and (item := items[0]).type == "active" and (start := item.startDate) is not None \
                 and (end := item.endDate) is not None:
             start_us = times.get(start)  # often the previous event's end
             if start_us is None:
-                start_us = _micros(start)
+                start_us = text_micros(start)
             if end == text:  # as apps send it
                 end_us = times[end] = time_us
             else:
                 end_us = times.get(end)
                 if end_us is None:
-                    end_us = times[end] = _micros(end)
+                    end_us = times[end] = text_micros(end)
             if end_us < start_us:
-                raise _Decline  # endDate before startDate
+                raise Decline  # endDate before startDate
             active = ((item.value, end_us - start_us),)
         else:
-            active = _active(items, times)
+            active = active_of(items, times)
         beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, active, key)))
     return beats
 
 
-def _active(items: list[_Item], times: dict[str, int]) -> tuple[tuple[float, int | None], ...]:
+def active_of(items: list[_Item], times: dict[str, int]) -> tuple[tuple[float, int | None], ...]:
     """Heartbeat.active of an event's items, after the checks of its items' windows (of
     every type: an inactive item with a window out of order declines too). `_events`
     reads a lone active item with both dates itself, saving a call per heartbeat."""
@@ -329,20 +301,20 @@ def _active(items: list[_Item], times: dict[str, int]) -> tuple[tuple[float, int
         if start is not None:
             start_us = times.get(start)
             if start_us is None:
-                start_us = times[start] = _micros(start)
+                start_us = times[start] = text_micros(start)
         if end is not None:
             end_us = times.get(end)
             if end_us is None:
-                end_us = times[end] = _micros(end)
+                end_us = times[end] = text_micros(end)
         if item.type == "active":
             if start is None or end is None:
                 active += ((item.value, None),)
             elif end_us < start_us:
-                raise _Decline  # endDate before startDate
+                raise Decline  # endDate before startDate
             else:
                 active += ((item.value, end_us - start_us),)
         elif start is not None and end is not None and end_us < start_us:
-            raise _Decline
+            raise Decline
     return active
 
 

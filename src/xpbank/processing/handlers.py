@@ -14,12 +14,13 @@ from xpbank.contract.heartbeats import Heartbeat, decode_heartbeats, heartbeat_o
 from xpbank.core.attempts import EMPTY, apply_submission
 from xpbank.core.banking import EMPTY_PAIR, bank_mastery, mastery_ref, window_resources
 from xpbank.core.evidence import banking_decided, changes_evidence
-from xpbank.core.outcome import Outcome
+from xpbank.core.outcome import Outcome, accepted_only
 from xpbank.core.rules import Rules
 from xpbank.core.time_spent import record_time_spent
 from xpbank.contract.events import CourseDeleted, CourseUpserted, ExerciseMastered, TimeSpentEvent
 from xpbank.contract.outputs import DeadLetter
 from xpbank.contract.records import InputRecord, OutputRecord
+from xpbank.processing.hot_path import owner_heartbeats
 from xpbank.processing.state import StateStore
 from xpbank.contract.topics import DEAD_LETTERS, INPUT_KINDS, route
 
@@ -87,23 +88,34 @@ def handle_record(
         last = store.position(owner, source)
         if last is not None and record.offset <= last:
             return REDELIVERED
-    beats = None if kind != "caliper" else decode_heartbeats(
-        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
-        rules.max_id_length, rules.max_events_per_envelope)
-    if beats is not None and owner is not None and _all_of(owner, beats):
-        # the hot path: one learner's valid TimeSpent events on time, on its own partition
-        outcome = _apply_time_spent(store, owner, beats, rules)
-        if not outcome.outputs and not outcome.rejections:
-            handled = _new_handled(Handled, ((), outcome.counts, NO_USERS))
-        else:
-            collected = _Collected()
-            _collect(collected, record, outcome)
-            handled = collected.handled()
-    else:
-        handled = _general(store, record, rules, owner, rekeyed, kind, beats)
+    handled = None
+    if kind == "caliper" and owner is not None:  # the common record, in one pass (hot_path.py)
+        accepted = owner_heartbeats(store, record, rules, owner)
+        if accepted is not None:
+            handled = _new_handled(Handled, ((), accepted_only(accepted).counts, NO_USERS))
+    if handled is None:
+        handled = layered(store, record, rules, owner, rekeyed, kind)
     if source is not None:
         store.set_position(owner, source, record.offset)
     return handled
+
+
+def layered(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool,
+            kind: str) -> Handled:
+    """Every record through the layers: the decoder's heartbeats, or the models. The
+    reference the hot path is tested against (tests/unit/test_hot_path.py)."""
+    beats = None if kind != "caliper" else decode_heartbeats(
+        record.value, record.timestamp, rules.max_payload_bytes, rules.max_clock_skew_seconds * 1_000_000,
+        rules.max_id_length, rules.max_events_per_envelope)
+    if beats is None or owner is None or not _all_of(owner, beats):
+        return _general(store, record, rules, owner, rekeyed, kind, beats)
+    # one learner's valid TimeSpent events on time, on its own partition
+    outcome = _apply_time_spent(store, owner, beats, rules)
+    if not outcome.outputs and not outcome.rejections:
+        return _new_handled(Handled, ((), outcome.counts, NO_USERS))
+    collected = _Collected()
+    _collect(collected, record, outcome)
+    return collected.handled()
 
 
 def _general(store: StateStore, record: InputRecord, rules: Rules, owner: str | None, rekeyed: bool, kind: str,
