@@ -19,7 +19,7 @@ from tests.generated_classrooms import classrooms
 from xpbank.cli.records import read_lines
 from xpbank.contract.records import InputRecord
 from xpbank.contract.times import format_time, parse_time
-from xpbank.contract.topics import CURRICULUM
+from xpbank.contract.topics import CURRICULUM, INPUT_KINDS
 from xpbank.core.banking import EMPTY_PAIR
 from xpbank.core.rules import Rules
 from xpbank.processing import handlers
@@ -110,8 +110,8 @@ def prepared(lines: list[dict]) -> MemoryStore:
     """A learner's state after `lines` (and the course), applied through the layers."""
     store = MemoryStore()
     for record in records([COURSE, *lines]):
-        handled = handlers.layered(store, record, RULES, None if record.topic == CURRICULUM else "u1", False,
-                                   "curriculum" if record.topic == CURRICULUM else record.topic.split(".")[1])
+        owner = None if record.topic == CURRICULUM else "u1"
+        handled = handlers.layered(store, record, RULES, owner, False, INPUT_KINDS[record.topic])
         assert not handled.foreign_users
     return store
 

@@ -286,12 +286,12 @@ def _events(docs, times: dict[str, int], timestamp_us: int | None, skew_us: int,
                 raise Decline  # endDate before startDate
             active = ((item.value, end_us - start_us),)
         else:
-            active = active_of(items, times)
+            active = _active(items, times)
         beats.append(_heartbeat(Heartbeat, (event_id, user, resource, time_us, active, key)))
     return beats
 
 
-def active_of(items: list[_Item], times: dict[str, int]) -> tuple[tuple[float, int | None], ...]:
+def _active(items: list[_Item], times: dict[str, int]) -> tuple[tuple[float, int | None], ...]:
     """Heartbeat.active of an event's items, after the checks of its items' windows (of
     every type: an inactive item with a window out of order declines too). `_events`
     reads a lone active item with both dates itself, saving a call per heartbeat."""
