@@ -195,6 +195,16 @@ def beat_at(end: datetime, *, start: datetime | None = None, value: float = 30, 
     return line("learning.caliper.v1", "u1", doc | event, format_time(timestamp or end))
 
 
+def chained(value: float) -> dict:
+    """An envelope of two heartbeats on v1, the second's window starting where the
+    first's ended (at 990 s), 10 s after the first's eventTime: the second's window is
+    10 s (its cap 11 s), not 20."""
+    first = time_spent_event("u1", "v1", 30, 990, event_id=eid("chained", 1, value)) | {"eventTime": at(980)}
+    second = time_spent_event("u1", "v1", value, 1000, event_id=eid("chained", 2, value))
+    second["generated"]["items"][0]["startDate"] = at(990)
+    return envelope("u1", [first, second], 1000)
+
+
 T = parse_time(at(1000))
 LATE, SKEW = timedelta(seconds=RULES.lateness_seconds), timedelta(seconds=RULES.max_clock_skew_seconds)
 WATERMARK = [heartbeat("u1", "a1", 30, 1000)]  # u1's watermark: T
@@ -215,6 +225,8 @@ EDGES = {  # name: (records before, the record, taken by the hot path)
     "an id with a dash out of place": ([], beat_at(T, id="urn:uuid:3f1c2a4-00000-4000-8000-000000000001"), False),
     "an id with spaces for two digits": ([], beat_at(T, id="urn:uuid:3f1c2a  -0000-4000-8000-000000000001"), False),
     "a record without a timestamp": ([], beat_at(T), True),  # (the timestamp is taken away below)
+    "a window from the previous one's end, at its cap": ([], chained(11), True),
+    "a millisecond over it, from there": ([], chained(11.001), False),
 }
 
 
@@ -230,8 +242,9 @@ def test_each_check_has_the_layers_edge(name):
     if name == "a record without a timestamp":
         record = record._replace(timestamp=None)
     if taken:
-        assert owner_heartbeats(hot, record, RULES, "u1") == 1
-        assert handlers.layered(layered, record, RULES, "u1", False, "caliper").counted == (("time_spent_accepted", 1),)
+        count = len(doc["value"].get("data", [doc]))
+        assert owner_heartbeats(hot, record, RULES, "u1") == count
+        assert handlers.layered(layered, record, RULES, "u1", False, "caliper").counted == (("time_spent_accepted", count),)
         assert vars(hot) == vars(layered)
     else:
         assert owner_heartbeats(hot, record, RULES, "u1") is None and vars(hot) == state

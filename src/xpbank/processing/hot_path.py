@@ -64,30 +64,31 @@ def owner_heartbeats(store: StateStore, record: InputRecord, rules: Rules, owner
 
 
 def _accepted(store: StateStore, events, latest_us: int, rules: Rules, owner: str):
-    """(watermark before, watermark after, changed pairs) when every event passes the
-    decoder's checks (contract/heartbeats._events) and the rule (core/time_spent) accepts
-    it with nothing else to say; else None. Raises Decline or ValueError where the
-    decoder declines."""
+    """(watermark before, watermark after, changed pairs) when every event passes the decoder's
+    checks (heartbeats._events, raising where it declines) and time_spent accepts it, else None."""
     max_id, lateness_us = rules.max_id_length, rules.lateness_seconds * 1_000_000
     segments = known_segments(max_id)
     before = watermark = store.watermark(owner)
-    pairs, changed, times = store.pairs(owner), {}, {}
-    last_actor = last_activity = last_course = None
-    resource = ""
+    pairs, changed = store.pairs(owner), {}
+    last_actor = last_activity = last_course = last_end = None
+    resource, last_end_us, (entries, decision, explains) = "", 0, EMPTY_PAIR
     for event in events:
         event_id = event.id  # events.URN_UUID, in the decoder's steps
-        if len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17:33:5] != "----":
-            return None
-        key = _fromhex(event_id[9:].replace("-", ""))
-        if len(key) != 16:
+        if len(event_id) != 45 or event_id[:9] != "urn:uuid:" or event_id[17:33:5] != "----" \
+                or len(key := _fromhex(event_id[9:].replace("-", ""))) != 16:
             return None
         if (actor := event.actor.id) != last_actor:
             if (segments.get(actor) or checked_segment(segments, actor, max_id)) != owner:
                 return None  # another learner's: routed by the layers
             last_actor = actor
         obj = event.object
-        if (activity := obj.activity.id) != last_activity:
+        if (activity := obj.activity.id) != last_activity:  # a pair read once per run of its events
+            if last_activity is not None:
+                changed[resource] = _new_pair(PairState, (entries, decision, explains))
             resource = segments.get(activity) or checked_segment(segments, activity, max_id)
+            entries, decision, explains = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
+            if explains:
+                return None  # evidence to publish again
             last_activity = activity
         if (course := obj.course) is not None and (course := course.id) != last_course:
             if course not in segments:
@@ -101,24 +102,24 @@ def _accepted(store: StateStore, events, latest_us: int, rules: Rules, owner: st
         if len(items) != 1 or (item := items[0]).type != "active" or (start := item.startDate) is None \
                 or (end := item.endDate) is None:
             return None
-        start_us = times.get(start)  # often the previous event's end
-        if start_us is None:
-            start_us = text_micros(start)
-        end_us = times[end] = time_us if end == text else text_micros(end)
+        start_us = last_end_us if start == last_end else text_micros(start)  # often the previous event's end
+        end_us = time_us if end == text else text_micros(end)
+        last_end, last_end_us = end, end_us
         claimed = item.value * 1000  # read_time.credit, unclamped
         credited = int((claimed if claimed < MAX_CLAIM_MS else MAX_CLAIM_MS) + 0.5)
         if end_us < start_us or credited > (end_us - start_us) // 1000 + 1000:
             return None  # endDate before startDate, or clamped
-        entries, decision, explains = changed.get(resource) or pairs.get(resource, EMPTY_PAIR)
-        if explains or (decision is not None and time_us <= decision.decided_us) \
+        if (decision is not None and time_us <= decision.decided_us) \
                 or (entries and entries.find(key) != -1 and has_event(entries, key)):
-            return None  # evidence to publish again, a decision to revisit, a duplicate
+            return None  # a decision to revisit, a duplicate
         new = entry(time_us, credited, key)
-        if entries and new[0] < 0x80 and entries[-ENTRY_SIZE] < 0x80 and new > entries[-ENTRY_SIZE:]:
-            entries += new  # in time order, the usual case: read_time.with_entry without the call
+        if not entries:  # read_time.with_entry without the call: a first entry
+            entries = new
+        elif new[0] < 0x80 and entries[-ENTRY_SIZE] < 0x80 and new > entries[-ENTRY_SIZE:]:
+            entries += new  # and one in time order, the usual case
         else:
             entries = with_entry(entries, new)
-        changed[resource] = _new_pair(PairState, (entries, decision, explains))
         if watermark is None or time_us > watermark:
             watermark = time_us
+    changed[resource] = _new_pair(PairState, (entries, decision, explains))
     return before, watermark, changed
