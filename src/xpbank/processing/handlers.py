@@ -4,6 +4,7 @@ state, and return what to publish. `xpbank simulate` and the Faust agents both c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence, Set as AbstractSet
 from typing import NamedTuple
 
@@ -60,12 +61,11 @@ class _Collected:
 _new_handled = tuple.__new__  # Handled(...) without its Python-level __new__: one per record
 NO_USERS: frozenset[str] = frozenset()
 REDELIVERED = _new_handled(Handled, ((), (("redelivered", 1),), NO_USERS))  # the one a redelivered copy gives
-_ACCEPTED_ONLY: dict[int, Handled] = {}  # the hot path's, one shared per number (a Handled is immutable)
 
 
+@functools.cache  # one shared per number, as accepted_only shares its Outcome (both immutable)
 def _accepted_only(heartbeats: int) -> Handled:
-    handled = _ACCEPTED_ONLY[heartbeats] = _new_handled(Handled, ((), accepted_only(heartbeats).counts, NO_USERS))
-    return handled
+    return _new_handled(Handled, ((), accepted_only(heartbeats).counts, NO_USERS))
 
 
 def _count(collected: _Collected, name: str) -> None:
@@ -98,7 +98,7 @@ def handle_record(
     if kind == "caliper" and owner is not None:  # the common record, in one pass (hot_path.py)
         accepted = owner_heartbeats(store, record, rules, owner)
         if accepted is not None:
-            handled = _ACCEPTED_ONLY.get(accepted) or _accepted_only(accepted)
+            handled = _accepted_only(accepted)
     if handled is None:
         handled = layered(store, record, rules, owner, rekeyed, kind)
     if source is not None:
