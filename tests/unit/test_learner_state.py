@@ -212,21 +212,26 @@ def test_decisions_do_not_depend_on_when_checkpoints_fall_or_what_is_bundled(eve
 
 
 @pytest.mark.parametrize("make", [lambda: LearnerState(DictPort(), {}), MemoryStore], ids=["LearnerState", "MemoryStore"])
-def test_a_learners_pairs_read_and_written_together_are_the_pairs_one_at_a_time(make):
-    """`pairs(user)` reads as `pair` does (a default where there is none) and `set_pairs`
-    writes as `set_pair` does, on both stores; other learners' pairs are untouched."""
+def test_a_learners_time_spent_read_and_written_together_is_its_values_one_at_a_time(make):
+    """`time_spent(user)` reads the watermark as `watermark` does and the pairs as `pair`
+    does (a default where there is none); `set_time_spent` writes as `set_pair` and
+    `set_watermark` do, the watermark only when given, on both stores; other learners'
+    values are untouched."""
     store = make()
     one, two = PairState(entry(1, 1000, b"\x01" * 16), None, ()), PairState(entry(2, 2000, b"\x02" * 16), None, ())
     store.set_pair("ada", "r1", one)
     store.set_pair("bob", "r1", two)
+    store.set_watermark("ada", 5)
     if isinstance(store, LearnerState):
         store.keep()
-    pairs = store.pairs("ada")
-    assert pairs.get("r1", EMPTY_PAIR) == one and pairs.get("r2", EMPTY_PAIR) is EMPTY_PAIR
+    watermark, pairs = store.time_spent("ada")
+    assert watermark == 5 and pairs.get("r1", EMPTY_PAIR) == one and pairs.get("r2", EMPTY_PAIR) is EMPTY_PAIR
     store.set_pair("bob", "r2", one)  # the current record's write, not yet kept
-    assert store.pairs("bob").get("r2", EMPTY_PAIR) == one
-    assert store.pairs("cyd").get("r1", EMPTY_PAIR) is EMPTY_PAIR
-    store.set_pairs("ada", {"r1": two, "r2": one})
-    store.set_pairs("cyd", {"r3": one})
+    assert store.time_spent("bob")[1].get("r2", EMPTY_PAIR) == one and store.time_spent("bob")[0] is None
+    assert store.time_spent("cyd")[1].get("r1", EMPTY_PAIR) is EMPTY_PAIR
+    store.set_time_spent("ada", None, {"r1": two, "r2": one})
+    store.set_time_spent("cyd", 9, {"r3": one})
+    store.set_time_spent("dan", 3, {})
     assert [store.pair("ada", r) for r in ("r1", "r2")] == [two, one]
     assert (store.pair("bob", "r1"), store.pair("cyd", "r3"), store.pair("cyd", "r1")) == (two, one, None)
+    assert [store.watermark(user) for user in ("ada", "bob", "cyd", "dan")] == [5, None, 9, 3]

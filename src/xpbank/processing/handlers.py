@@ -234,12 +234,10 @@ def _evidence(store: StateStore, outcome: Outcome, rules: Rules) -> Outcome:
 
 
 def _apply_time_spent(store: StateStore, user: str, beats: list[Heartbeat], rules: Rules) -> Outcome:
-    before = store.watermark(user)
-    watermark, changed, outcome = record_time_spent(before, store.pairs(user), beats, rules, user)
-    if changed:
-        store.set_pairs(user, changed)
-    if watermark is not None and watermark != before:
-        store.set_watermark(user, watermark)
+    before, pairs = store.time_spent(user)
+    watermark, changed, outcome = record_time_spent(before, pairs, beats, rules, user)
+    if changed or watermark != before:
+        store.set_time_spent(user, None if watermark == before else watermark, changed)
     return outcome + _evidence(store, outcome, rules) if outcome.evidence else outcome
 
 

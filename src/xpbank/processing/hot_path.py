@@ -57,9 +57,7 @@ def owner_heartbeats(store: StateStore, record: InputRecord, rules: Rules, owner
     if changes is None:
         return None
     before, watermark, changed = changes
-    store.set_pairs(owner, changed)
-    if watermark != before:
-        store.set_watermark(owner, watermark)
+    store.set_time_spent(owner, None if watermark == before else watermark, changed)
     return len(events)
 
 
@@ -68,8 +66,8 @@ def _accepted(store: StateStore, events, latest_us: int, rules: Rules, owner: st
     checks (heartbeats._events, raising where it declines) and time_spent accepts it, else None."""
     max_id, lateness_us = rules.max_id_length, rules.lateness_seconds * 1_000_000
     segments = known_segments(max_id)
-    before = watermark = store.watermark(owner)
-    pairs, changed = store.pairs(owner), {}
+    before, pairs = store.time_spent(owner)
+    watermark, changed = before, {}
     last_actor = last_activity = last_course = last_end = None
     resource, last_end_us, (entries, decision, explains) = "", 0, EMPTY_PAIR
     for event in events:

@@ -274,11 +274,13 @@ class LearnerState:
     def set_pair(self, user: str, resource: str, pair: PairState) -> None:
         self.record[(PAIR, user, resource)] = pair
 
-    def pairs(self, user: str) -> _LearnerPairs:
-        return _LearnerPairs(self, user)
+    def time_spent(self, user: str) -> tuple[int | None, _LearnerPairs]:
+        return self._get(WATERMARK, user, ""), _LearnerPairs(self, user)
 
-    def set_pairs(self, user: str, pairs: Mapping[str, PairState]) -> None:
+    def set_time_spent(self, user: str, watermark: int | None, pairs: Mapping[str, PairState]) -> None:
         record = self.record
+        if watermark is not None:
+            record[(WATERMARK, user, "")] = watermark
         for resource, pair in pairs.items():
             record[(PAIR, user, resource)] = pair
 
@@ -308,7 +310,7 @@ class LearnerState:
 
 
 class _LearnerPairs:
-    """A learner's pairs as `LearnerState.pairs` reads them: each read as `pair` reads it,
+    """A learner's pairs as `LearnerState.time_spent` reads them: each read as `pair` reads it,
     the current record's writes included."""
 
     __slots__ = ("state", "user")
