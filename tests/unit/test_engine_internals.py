@@ -136,3 +136,36 @@ def test_no_other_module_touches_a_library_private_name_or_subclasses_a_library_
                 if bases & library and private:
                     found.append(f"{relative}:{node.lineno}: class {node.name} overrides {private} of {bases & library}")
     assert found == [], "library internals outside the internals modules:\n" + "\n".join(found)
+
+
+def test_a_faust_agents_channel_queue_holds_the_records_delivered_and_not_yet_read():
+    """The Faust engine checkpoints held outputs at once when its agent's channel queue is
+    empty (runtime/faust/app.py `learners`): that queue is the one the stream reads, so it
+    is empty exactly when no delivered record waits behind the current one."""
+    import asyncio
+
+    import faust
+
+    app = faust.App("xpbank-queue-check", broker="kafka://127.0.0.1:1", store="memory://")  # never connected
+    seen: list[tuple[int, bool]] = []
+    gate: list[asyncio.Event] = []
+
+    @app.agent()
+    async def agent(stream):
+        waiting = stream.channel.queue
+        async for value in stream:
+            await gate[0].wait()  # the first read waits until three were delivered
+            seen.append((value, waiting.empty()))
+
+    async def run() -> None:
+        gate.append(asyncio.Event())
+        async with agent.test_context() as tested:
+            for n in range(3):
+                await tested.put(n, wait=False)
+            gate[0].set()
+            while len(seen) < 3:
+                await asyncio.sleep(0.01)
+            await tested.put(3)  # one alone
+
+    asyncio.run(asyncio.wait_for(run(), 30))
+    assert seen == [(0, False), (1, False), (2, True), (3, True)]

@@ -171,6 +171,7 @@ class FaustEngine:
     # ---- learner records -------------------------------------------------------------------
     async def learners(self, stream) -> None:
         checkpoint, failpoint = self.checkpoint, self.unit.outbox.failpoint
+        waiting = stream.channel.queue  # the records delivered to this agent, not yet read
         async for event in stream.events():
             # decisions need the curriculum: a replay would otherwise race its own courses.
             # (Waited for here, not before iterating: faust delivers meanwhile.)
@@ -183,7 +184,7 @@ class FaustEngine:
                 if failpoint.stalled_partition is not None and failpoint.stalls(
                         message.topic, message.partition, self.caliper_name):
                     self.app.consumer.pause_partitions({message.tp})  # (tests) fetched no more
-                if checkpoint.due:
+                if checkpoint.due(idle=waiting.empty()):  # held outputs leave at once when none follows
                     await keep_running("checkpoint", checkpoint.flush, self.metrics)
                 elif self.unit.outbox.held and self.publishing_soon is None:
                     self.publishing_soon = self.app.add_future(self.publish_soon())  # (crashes the worker if it fails)

@@ -1,9 +1,9 @@
 """Faust's table writes, made cheap the way Quix Streams makes them: the processing unit
 keeps each learner partition's values decoded between checkpoints (runtime/unit.py), and
-at a checkpoint (every few hundred records or a fraction of a second, within 10 ms of a
-record with outputs, when the stream goes idle, before partitions are revoked, and at
-shutdown) writes each changed key once: one changelog record, then one RocksDB batch per
-partition. A Faust table write costs a changelog record and two RocksDB writes per call
+at a checkpoint (every few hundred records or a fraction of a second; after a record with
+outputs, at once if no record waits behind it, else within 10 ms; when the stream goes
+idle, before partitions are revoked, and at shutdown) writes each changed key once: one
+changelog record, then one RocksDB batch per partition. A Faust table write costs a changelog record and two RocksDB writes per call
 (faust-streaming's `Table.__setitem__`); a checkpoint costs one changelog record per
 changed key, and none for a key written again.
 
@@ -105,9 +105,10 @@ class Checkpoint:
         if self.since is None:
             self.since = time.monotonic()
 
-    @property
-    def due(self) -> bool:
-        if self.outbox.due():
+    def due(self, idle: bool = False) -> bool:
+        """A checkpoint to write now: held outputs past the outbox's window, or at once
+        when `idle` (no record waits behind this one); else by the records or time since the last."""
+        if self.outbox.due(idle):
             return True
         return self.since is not None and (
             self.records >= self.every_records or time.monotonic() - self.since >= self.every_seconds)
