@@ -3,9 +3,9 @@ keeps each learner partition's values decoded between checkpoints (runtime/unit.
 at a checkpoint (every few hundred records or a fraction of a second; after a record with
 outputs, at once if no record waits behind it, else within 10 ms; when the stream goes
 idle, before partitions are revoked, and at shutdown) writes each changed key once: one
-changelog record, then one RocksDB batch per partition. A Faust table write costs a changelog record and two RocksDB writes per call
-(faust-streaming's `Table.__setitem__`); a checkpoint costs one changelog record per
-changed key, and none for a key written again.
+changelog record, then one RocksDB batch per partition. A Faust table write costs a
+changelog record and two RocksDB writes per call (faust-streaming's `Table.__setitem__`);
+a checkpoint costs one changelog record per changed key, and none for a key written again.
 
 A checkpoint is durable once the broker acknowledged its changelog records; the local
 store is written after, so it is never ahead of what another worker would recover. A
@@ -107,7 +107,8 @@ class Checkpoint:
 
     def due(self, idle: bool = False) -> bool:
         """A checkpoint to write now: held outputs past the outbox's window, or at once
-        when `idle` (no record waits behind this one); else by the records or time since the last."""
+        when `idle` (no record waits behind this one); else by the records or the time
+        since the last one."""
         if self.outbox.due(idle):
             return True
         return self.since is not None and (
