@@ -88,7 +88,7 @@ class Outbox:
             if self.held_since is None:
                 self.held_since = time.monotonic()
 
-    def due(self, idle: bool = False) -> bool:
+    def due(self, idle: bool) -> bool:
         return bool(self.held) and (idle or time.monotonic() - self.held_since >= self.within)
 
     @property

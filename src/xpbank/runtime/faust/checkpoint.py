@@ -105,7 +105,7 @@ class Checkpoint:
         if self.since is None:
             self.since = time.monotonic()
 
-    def due(self, idle: bool = False) -> bool:
+    def due(self, idle: bool) -> bool:
         """A checkpoint to write now: held outputs past the outbox's window, or at once
         when `idle` (no record waits behind this one); else by the records or the time
         since the last one."""
