@@ -10,7 +10,8 @@ BENCH_SCALE (default 1.0) shrinks every size for a quick smoke run; BENCH_ENGINE
 (default "faust,quix") and BENCH_PEERS (default "quix,faust_floor,faust_table") choose;
 BENCH_CLUSTER=0 leaves the cluster out (BENCH_CLUSTER_ENGINE: its engine, default the first);
 BENCH_LONG=0 leaves out the long envelope run (the Quix peer and engine over 5 times the
-envelope events)."""
+envelope events); BENCH_SINGLE_ROUNDS (default 2) is how many rounds of the single shape
+run, each with its own topics, the peers and engines in turn (`best_of`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ PAIRS = 100_000  # (user, resource) pairs built by shape (b): 5,000 learners x 2
 RESOURCES = 20
 PER_RESOURCE = 2  # an envelope's 20 heartbeats: 2 on each of 10 resources (10 pair writes)
 LONG = 5  # the long envelope run: 5 times the events, the same learners and pairs
+SINGLE_ROUNDS = int(os.environ.get("BENCH_SINGLE_ROUNDS", "2"))  # the single shape's rounds (best_of)
 EXACTLY_ONCE = {"XPBANK_ENGINE": "quix", "XPBANK_PROCESSING_GUARANTEE": "exactly-once", "XPBANK_GENERATION": "3"}
 
 
@@ -50,6 +52,39 @@ def long_envelopes(env: dict[str, str], tmp: Path, events: int, learners: int, s
     del records
     out["peers"] = {"quix": peer(env, tmp, "c", "quix", settings, count, timeout)}
     out["quix"], _ = worker(env | {"XPBANK_ENGINE": "quix"}, tmp, "quix-c", count, 20, timeout)
+    return out
+
+
+def side_by_side(env, tmp: Path, part: str, records: list, per: int, peers: list[str], engines: list[str],
+                 timeout: float) -> tuple[dict, dict]:
+    """One round of a shape: its records produced to the topics of `part`, then the raw
+    ceiling, each peer and each engine over them, one after another. (figures, the
+    engines' stopped workers)."""
+    settings, out = produce_shape(env(part), part, records, per, RESOURCES)
+    out["peers"] = {name: peer(env(part), tmp, part, name, settings, len(records), timeout) for name in peers}
+    procs = {}
+    for engine in engines:
+        out[engine], procs[engine] = worker(env(part, XPBANK_ENGINE=engine), tmp, f"{engine}-{part}", len(records),
+                                            per, timeout)
+    return out, procs
+
+
+def best_of(runs: list[dict], engines: list[str]) -> dict:
+    """A shape's figures over its rounds: the raw ceiling's, each peer's and each engine's
+    fastest run (an engine's profile with it), every round's rates kept under `rounds`.
+    The rounds alternate the programs, so a slower spell of the shared machine falls on
+    all of them rather than on one (issue 25: the same code measured 55-66 % of the
+    floor from one run to the next)."""
+    if len(runs) == 1:
+        return runs[0]
+    fastest = lambda figures: max(figures, key=lambda f: f["records_per_s"])  # noqa: E731
+    out = dict(runs[0])
+    out["raw"] = fastest(run["raw"] for run in runs)
+    out["peers"] = {name: fastest(run["peers"][name] for run in runs) for name in runs[0]["peers"]}
+    out.update({engine: fastest(run[engine] for run in runs) for engine in engines})
+    out["rounds"] = [{"peers": {name: round(p["records_per_s"]) for name, p in run["peers"].items()},
+                      "engines": {engine: round(run[engine]["records_per_s"]) for engine in engines}}
+                     for run in runs]
     return out
 
 
@@ -91,17 +126,15 @@ def main() -> int:
             workers = {}
             for shape, (part, make, per) in shapes.items():
                 records = make()
-                settings, out = produce_shape(env(part), part, records, per, RESOURCES)
-                count = len(records)
+                programs = peers if shape == "single" else [p for p in peers if p == "quix"]
+                runs = [side_by_side(env, tmp, f"{part}{r + 1}" if r else part, records, per, programs, engines,
+                                     timeout) for r in range(SINGLE_ROUNDS if shape == "single" else 1)]
                 del records
-                out["peers"] = {name: peer(env(part), tmp, part, name, settings, count, timeout)
-                                for name in (peers if shape == "single" else [p for p in peers if p == "quix"])}
-                for engine in engines:
-                    out[engine], workers[(engine, shape)] = worker(env(part, XPBANK_ENGINE=engine), tmp,
-                                                                   f"{engine}-{part}", count, per, timeout)
+                out = best_of([figures_ for figures_, _ in runs], engines)
+                workers.update({(engine, shape): proc for engine, proc in runs[-1][1].items()})
                 if "quix" in engines:
                     out["quix_exactly_once"], _ = worker(env(part, **EXACTLY_ONCE), tmp, f"quix-eos-{part}",
-                                                         count, per, timeout)
+                                                         out["records"], per, timeout)
                 figures[shape] = out
             if "quix" in engines and "quix" in peers and os.environ.get("BENCH_LONG", "1") != "0":
                 figures["envelope_long"] = long_envelopes(env("c"), tmp, events * LONG, learners, start, timeout)

@@ -74,6 +74,8 @@ def results(f: dict, host: dict) -> dict:
         "engines": {engine: _engine(f, engine) for engine in f["engines"]},
         "machine": host,
     }
+    if "rounds" in single:  # the single shape measured in rounds (bench/__main__.py best_of)
+        out["single_rounds"] = single["rounds"]
     if "envelope_long" in f:  # the long run (bench/__main__.py long_envelopes)
         long = f["envelope_long"]
         out["peers"]["quix_envelope_long_events_per_s"] = round(long["peers"]["quix"]["records_per_s"] * 20)
@@ -122,6 +124,7 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str, dict | None]]:
                     "", "", None))
     for engine, e in engines.items():
         out += _engine_rows(engine, e, peers, check)
+    out += [(*row, None) for row in _round_rows(s.get("single_rounds", []))]
     out += [(*row, None) for row in gateway_rows(s)] if "gateway_single_requests_per_s" in s else []
     out += [(*row, None) for row in sink_rows(s)] if "sink_oneroster_results_per_s" in s else []
     if "read_models" in s:
@@ -132,6 +135,22 @@ def rows(s: dict, f: dict) -> list[tuple[str, str, str, str, dict | None]]:
         out.append(("read models: upserts applied per second (one Redis, batches of 2,000)",
                     f"{r['upserts_per_s']:,} upserts/s", "", "", None))
     return out + ([(*row, None) for row in replication_rows(s)] if "replication" in s else [])
+
+
+def _round_rows(rounds: list[dict]) -> list[tuple[str, str, str, str]]:
+    """Each round of the single shape with its ratios read within the round (the rows
+    above take each program's fastest round)."""
+    out = []
+    for number, r in enumerate(rounds, 1):
+        peers, engines = r["peers"], r["engines"]
+        ratios = [f"{engine} {rate / peers[peer]:.0%} of the {name}"
+                  for engine, peer, name in (("faust", "faust_floor", "floor"), ("quix", "quix", "peer"))
+                  if (rate := engines.get(engine)) and peers.get(peer)]
+        rates = [*(f"peer {name} {rate:,}" for name, rate in peers.items()),
+                 *(f"{name} {rate:,}" for name, rate in engines.items())]
+        out.append((f"singles, round {number} of {len(rounds)} (records/s)", "; ".join([", ".join(rates), *ratios]),
+                    "", ""))
+    return out
 
 
 def _engine_rows(engine: str, e: dict, peers: dict, check) -> list[tuple[str, str, str, str, dict | None]]:
