@@ -69,19 +69,22 @@ def side_by_side(env, tmp: Path, part: str, records: list, per: int, peers: list
     return out, procs
 
 
+def _fastest(figures) -> dict:
+    return max(figures, key=lambda f: f["records_per_s"])
+
+
 def best_of(runs: list[dict], engines: list[str]) -> dict:
     """A shape's figures over its rounds: the raw ceiling's, each peer's and each engine's
     fastest run (an engine's profile with it), every round's rates kept under `rounds`.
-    The rounds alternate the programs, so a slower spell of the shared machine falls on
-    all of them rather than on one (issue 25: the same code measured 55-66 % of the
-    floor from one run to the next)."""
+    Each round runs every program in turn, so a slower spell of the shared machine
+    falls on each of them in one round or the other rather than on one alone (issue 25:
+    the same code measured 55-66 % of the floor from one run to the next)."""
     if len(runs) == 1:
         return runs[0]
-    fastest = lambda figures: max(figures, key=lambda f: f["records_per_s"])  # noqa: E731
     out = dict(runs[0])
-    out["raw"] = fastest(run["raw"] for run in runs)
-    out["peers"] = {name: fastest(run["peers"][name] for run in runs) for name in runs[0]["peers"]}
-    out.update({engine: fastest(run[engine] for run in runs) for engine in engines})
+    out["raw"] = _fastest(run["raw"] for run in runs)
+    out["peers"] = {name: _fastest(run["peers"][name] for run in runs) for name in runs[0]["peers"]}
+    out.update({engine: _fastest(run[engine] for run in runs) for engine in engines})
     out["rounds"] = [{"peers": {name: round(p["records_per_s"]) for name, p in run["peers"].items()},
                       "engines": {engine: round(run[engine]["records_per_s"]) for engine in engines}}
                      for run in runs]
