@@ -37,7 +37,7 @@ PAIRS = 100_000  # (user, resource) pairs built by shape (b): 5,000 learners x 2
 RESOURCES = 20
 PER_RESOURCE = 2  # an envelope's 20 heartbeats: 2 on each of 10 resources (10 pair writes)
 LONG = 5  # the long envelope run: 5 times the events, the same learners and pairs
-SINGLE_ROUNDS = int(os.environ.get("BENCH_SINGLE_ROUNDS", "2"))  # the single shape's rounds (best_of)
+SINGLE_ROUNDS = max(int(os.environ.get("BENCH_SINGLE_ROUNDS", "2")), 1)  # the single shape's rounds (best_of)
 EXACTLY_ONCE = {"XPBANK_ENGINE": "quix", "XPBANK_PROCESSING_GUARANTEE": "exactly-once", "XPBANK_GENERATION": "3"}
 
 
