@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -28,8 +29,15 @@ def machine() -> dict:
     kafka = re.search(r"<kafka.version>(.+?)</kafka.version>", pom)
     return {"cpus": os.cpu_count(), "cpu_model": model.group(1).strip() if model else platform.processor(),
             "ram_gb": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
-            "python": platform.python_version(), "kafka": kafka.group(1) if kafka else None,
+            "python": platform.python_version(), "interpreter": interpreter(), "kafka": kafka.group(1) if kafka else None,
             "os": f"{platform.system()} {platform.release()}"}
+
+
+def interpreter() -> str:
+    """The CPython build running the benchmark: builds of one version differ in speed by
+    how they were compiled (docs/benchmarks.md, "The interpreter")."""
+    linked = "a shared libpython" if "libpython" in Path("/proc/self/maps").read_text() else "libpython built in"
+    return f"{os.path.realpath(sys.executable)}, {linked}"
 
 
 def _recovery(state: dict, startup_s: float, pairs: int) -> float:
@@ -200,7 +208,8 @@ def markdown(s: dict, f: dict) -> str:
     table = rows(s, f)
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d, _ in table]
     lines.append("")
-    lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
+    lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']} "
+                 f"({m.get('interpreter', 'build not recorded')}), "
                  f"Kafka {m['kafka']} (single local broker; the replication rows: also three local brokers); "
                  f"BENCH_SCALE={f['scale']}; run {f['run']} took "
                  f"{f['total_s'] / 60:.1f} min.")
