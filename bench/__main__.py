@@ -126,7 +126,7 @@ def main() -> int:
                 "envelope": ("b", lambda: payloads.envelopes(events, learners, RESOURCES, start,
                                                              per_resource=PER_RESOURCE), 20),
             }
-            workers = {}
+            envelope_workers = {}  # each engine's stopped worker of the envelope shape: its state is measured below
             for shape, (part, make, per) in shapes.items():
                 records = make()
                 programs = peers if shape == "single" else [p for p in peers if p == "quix"]
@@ -134,7 +134,8 @@ def main() -> int:
                                      timeout) for r in range(SINGLE_ROUNDS if shape == "single" else 1)]
                 del records
                 out = best_of([figures_ for figures_, _ in runs], engines)
-                workers.update({(engine, shape): proc for engine, proc in runs[-1][1].items()})
+                if shape == "envelope":
+                    envelope_workers = runs[-1][1]
                 if "quix" in engines:
                     out["quix_exactly_once"], _ = worker(env(part, **EXACTLY_ONCE), tmp, f"quix-eos-{part}",
                                                          out["records"], per, timeout)
@@ -144,7 +145,7 @@ def main() -> int:
             for engine in engines:
                 from xpbank.config import Settings
 
-                proc = workers[(engine, "envelope")]
+                proc = envelope_workers[engine]
                 figures["engines"][engine]["state"] = state_and_recovery(
                     Settings.from_env(proc.env), proc, tmp, pairs, figures["envelope"]["records"], events, timeout)
                 figures["engines"][engine]["latency"] = latency(
