@@ -29,8 +29,8 @@ def machine() -> dict:
     kafka = re.search(r"<kafka.version>(.+?)</kafka.version>", pom)
     return {"cpus": os.cpu_count(), "cpu_model": model.group(1).strip() if model else platform.processor(),
             "ram_gb": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
-            "python": platform.python_version(), "interpreter": interpreter(), "kafka": kafka.group(1) if kafka else None,
-            "os": f"{platform.system()} {platform.release()}"}
+            "python": platform.python_version(), "interpreter": interpreter(),
+            "kafka": kafka.group(1) if kafka else None, "os": f"{platform.system()} {platform.release()}"}
 
 
 def interpreter() -> str:
