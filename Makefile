@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # The venv's interpreter: Debian's CPython 3.11 where the machine has it with venv (built
 # with PGO and LTO, as the python:3.11 image of the Dockerfile is), else python3 on the
 # PATH; `make PYTHON=...` picks another. An existing .venv keeps the one it was made with
-# (docs/benchmarks.md, "The interpreter").
+# (docs/benchmarks.md, "The interpreter: the build the image ships").
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 && echo /usr/bin/python3.11 || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python

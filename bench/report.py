@@ -35,7 +35,7 @@ def machine() -> dict:
 
 def interpreter() -> str:
     """The CPython build running the benchmark: builds of one version differ in speed by
-    how they were compiled (docs/benchmarks.md, "The interpreter")."""
+    how they were compiled (docs/benchmarks.md, "The interpreter: the build the image ships")."""
     linked = "a shared libpython" if "libpython" in Path("/proc/self/maps").read_text() else "libpython built in"
     return f"{os.path.realpath(sys.executable)}, {linked}"
 
@@ -209,7 +209,7 @@ def markdown(s: dict, f: dict) -> str:
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d, _ in table]
     lines.append("")
     lines.append(f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']} "
-                 f"({m.get('interpreter', 'build not recorded')}), "
+                 f"({m['interpreter']}), "
                  f"Kafka {m['kafka']} (single local broker; the replication rows: also three local brokers); "
                  f"BENCH_SCALE={f['scale']}; run {f['run']} took "
                  f"{f['total_s'] / 60:.1f} min.")
